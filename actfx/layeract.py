@@ -1,0 +1,203 @@
+"""LayerAct: layer-level activation (Yoon & Lim, AAAI 2025)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+from jaxtyping import Array, ArrayLike
+
+from actfx._checks import check_floating, check_positive, normalize_axes
+
+Kind = Literal["silu", "hardsilu"]
+_KINDS = ("silu", "hardsilu")
+_GRADS = ("autodiff", "paper")
+
+
+def _scale(n: Array, kind: str) -> Array:
+    """The gate ``s(n)``: sigmoid for LA-SiLU, ``clip(n/6 + 1/2, 0, 1)`` for LA-HardSiLU."""
+    if kind == "silu":
+        return jax.nn.sigmoid(n)
+    return jnp.clip(n / 6 + 0.5, 0.0, 1.0)
+
+
+def _scale_grad(n: Array, kind: str) -> Array:
+    """Derivative ``s'(n)`` of :func:`_scale`."""
+    if kind == "silu":
+        s = jax.nn.sigmoid(n)
+        return s * (1 - s)
+    return jnp.where(jnp.abs(n) < 3, 1.0 / 6, 0.0).astype(n.dtype)
+
+
+def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
+    """``(n, std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``."""
+    count = 1
+    for a in axes:
+        count *= x.shape[a]
+    mu = jnp.mean(x, axis=axes, keepdims=True)
+    xc = x - mu
+    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
+    std = jnp.sqrt(var + alpha)
+    return xc / std, std
+
+
+def _forward(x, kind, axes, alpha, ddof):
+    n, std = _normalize(x, axes, alpha, ddof)
+    return x * _scale(n, kind), (n, std)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _layeract_paper(x, kind, axes, alpha, ddof):
+    return _forward(x, kind, axes, alpha, ddof)[0]
+
+
+def _paper_fwd(x, kind, axes, alpha, ddof):
+    out, (n, std) = _forward(x, kind, axes, alpha, ddof)
+    return out, (x, n, std)
+
+
+def _paper_bwd(kind, axes, alpha, ddof, res, g):
+    # The backward of the paper's reference code (a LayerNorm-style formula):
+    #   dn = g * x * s'(n) / std;  dx = g*s + dn - mean(dn) - mean(dn*n) * n
+    x, n, std = res
+    dn = g * x * _scale_grad(n, kind) / std
+    dx = (
+        g * _scale(n, kind)
+        + dn
+        - jnp.mean(dn, axis=axes, keepdims=True)
+        - jnp.mean(dn * n, axis=axes, keepdims=True) * n
+    )
+    return (dx,)
+
+
+_layeract_paper.defvjp(_paper_fwd, _paper_bwd)
+
+
+def layeract(
+    x: ArrayLike,
+    *,
+    kind: Kind = "silu",
+    alpha: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    ddof: int = 1,
+    grad: Literal["autodiff", "paper"] = "autodiff",
+) -> Array:
+    r"""Layer-level activation: the gate comes from the layer-normalised input.
+
+    For each sample, with statistics over the layer axes (``axis``):
+
+    .. math::
+        \mu = \operatorname{mean}(x), \quad
+        \sigma^2 = \frac{1}{N - \mathrm{ddof}} \sum (x - \mu)^2, \quad
+        n = \frac{x - \mu}{\sqrt{\sigma^2 + \alpha}}, \quad
+        \mathrm{LayerAct}(x) = x \cdot s(n)
+
+    with ``s = sigmoid`` (``kind="silu"``, LA-SiLU) or ``s(n) = clip(n/6 + 1/2, 0, 1)``
+    (``kind="hardsilu"``, LA-HardSiLU). The output keeps the un-normalised ``x``; there
+    are no parameters and no running statistics, so train and eval behave the same.
+
+    Statistics are computed in at least float32 (bfloat16/float16 inputs are upcast for the
+    mean and variance); the output has ``x``'s dtype.
+
+    Args:
+      x: input with a leading batch axis, e.g. ``(N, H, W, C)`` or ``(N, D)``.
+      kind: ``"silu"`` or ``"hardsilu"``.
+      alpha: stabiliser added to the variance, ``>= 0`` (paper: 1e-5 CIFAR, 0.1 ImageNet).
+      axis: axes of one layer's statistics; ``None`` means every axis but the first.
+        (The paper's ``cal_dim_count=k`` is ``axis=tuple(range(-k, 0))``.)
+      ddof: delta degrees of freedom of the variance (1, the paper's unbiased estimate).
+      grad: ``"autodiff"`` (default) is the exact gradient through mean and variance;
+        ``"paper"`` reproduces the reference code's hand-written LayerNorm-style backward,
+        which is exact only for ``ddof=0`` and ``alpha -> 0`` (an ``O(1/N + alpha/var)``
+        approximation otherwise).
+
+    Returns:
+      Array of the same shape and dtype as ``x``.
+
+    Raises:
+      ValueError: unknown ``kind``/``grad``, ``alpha`` negative or non-finite, an ``axis``
+        out of range, or a layer with ``N - ddof <= 0`` entries.
+
+    References:
+      K. Yoon, J. Lim, *LayerAct: Advanced Activation Mechanism for Robust Inference of
+      CNNs*, AAAI 2025, arXiv:2306.04940.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> x = jnp.array([[-1.0, 0.0, 1.0, 2.0]])
+      >>> actfx.layeract(x, kind="silu")
+      Array([[-0.2202..., 0.     , 0.6046..., 1.6549...]], dtype=float32)
+    """
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if grad not in _GRADS:
+        raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
+    check_floating("x", x)
+    check_positive("alpha", alpha, allow_zero=True)
+    if not isinstance(ddof, int) or ddof < 0:
+        raise ValueError(f"ddof must be a non-negative int, got {ddof!r}")
+    x = jnp.asarray(x)
+    if axis is None:
+        if x.ndim < 2:
+            raise ValueError(
+                f"x must have a batch axis and at least one layer axis when axis=None, "
+                f"got shape {x.shape}"
+            )
+        axes = tuple(range(1, x.ndim))
+    else:
+        axes = normalize_axes("axis", axis, x.ndim)
+    count = 1
+    for a in axes:
+        count *= x.shape[a]
+    if count - ddof <= 0:
+        raise ValueError(
+            f"axis={axis!r} gives layers of {count} entries, too few for ddof={ddof} "
+            f"(need more than {ddof})"
+        )
+    compute_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    xc = x.astype(compute_dtype)
+    alpha = float(alpha)
+    if grad == "paper":
+        out = _layeract_paper(xc, kind, axes, alpha, ddof)
+    else:
+        out = _forward(xc, kind, axes, alpha, ddof)[0]
+    return out.astype(x.dtype)
+
+
+def layeract_silu(
+    x: ArrayLike,
+    *,
+    alpha: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    ddof: int = 1,
+    grad: Literal["autodiff", "paper"] = "autodiff",
+) -> Array:
+    r"""LA-SiLU: :func:`layeract` with the sigmoid gate, ``x * sigmoid(n)``.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> actfx.layeract_silu(jnp.array([[-1.0, 0.0, 1.0, 2.0]])).shape
+      (1, 4)
+    """
+    return layeract(x, kind="silu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)
+
+
+def layeract_hardsilu(
+    x: ArrayLike,
+    *,
+    alpha: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    ddof: int = 1,
+    grad: Literal["autodiff", "paper"] = "autodiff",
+) -> Array:
+    r"""LA-HardSiLU: :func:`layeract` with the gate ``clip(n/6 + 1/2, 0, 1)``.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> actfx.layeract_hardsilu(jnp.array([[-1.0, 0.0, 1.0, 2.0]]))
+      Array([[-0.3728..., 0.     , 0.6271..., 1.5876...]], dtype=float32)
+    """
+    return layeract(x, kind="hardsilu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)
