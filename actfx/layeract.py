@@ -76,6 +76,17 @@ def _paper_bwd(kind, axes, alpha, ddof, res, g):
 _layeract_paper.defvjp(_paper_fwd, _paper_bwd)
 
 
+def validate_layeract_args(*, kind: str, alpha: float, ddof: int, grad: str) -> None:
+    """Raise ``ValueError`` for a bad static argument of :func:`layeract`."""
+    if kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if grad not in _GRADS:
+        raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
+    check_positive("alpha", alpha, allow_zero=True)
+    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+        raise ValueError(f"ddof must be a non-negative int, got {ddof!r}")
+
+
 def layeract(
     x: ArrayLike,
     *,
@@ -129,16 +140,10 @@ def layeract(
       >>> import jax.numpy as jnp, actfx
       >>> x = jnp.array([[-1.0, 0.0, 1.0, 2.0]])
       >>> actfx.layeract(x, kind="silu")
-      Array([[-0.2202..., 0.     , 0.6046..., 1.6549...]], dtype=float32)
+      Array([[-0.2383...,  0. ,  0.5956...,  1.5233...]], dtype=float32)
     """
-    if kind not in _KINDS:
-        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-    if grad not in _GRADS:
-        raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
+    validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
     check_floating("x", x)
-    check_positive("alpha", alpha, allow_zero=True)
-    if not isinstance(ddof, int) or ddof < 0:
-        raise ValueError(f"ddof must be a non-negative int, got {ddof!r}")
     x = jnp.asarray(x)
     if axis is None:
         if x.ndim < 2:
@@ -198,6 +203,6 @@ def layeract_hardsilu(
     Example:
       >>> import jax.numpy as jnp, actfx
       >>> actfx.layeract_hardsilu(jnp.array([[-1.0, 0.0, 1.0, 2.0]]))
-      Array([[-0.3728..., 0.     , 0.6271..., 1.5876...]], dtype=float32)
+      Array([[-0.3063...,  0. ,  0.5645...,  1.3872...]], dtype=float32)
     """
     return layeract(x, kind="hardsilu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)

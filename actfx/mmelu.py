@@ -38,7 +38,7 @@ def mmelu(x: ArrayLike, c: ArrayLike, lam: ArrayLike, gamma: ArrayLike) -> Array
     Example:
       >>> import jax.numpy as jnp, actfx
       >>> actfx.mmelu(jnp.array([-2.0, 0.0, 0.5, 2.0]), c=0.5, lam=1.0, gamma=0.0)
-      Array([0.  , 0.5 , 0.5 , 1.  ], dtype=float32)
+      Array([0. , 0.5, 0.5, 1. ], dtype=float32)
     """
     check_floating("x", x)
     for name, p in (("c", c), ("lam", lam), ("gamma", gamma)):

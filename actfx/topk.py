@@ -41,6 +41,15 @@ def _check_k(k) -> None:
         raise ValueError(f"k must be a fraction in (0, 1], got {k!r}")
 
 
+def validate_topk_args(*, k: float, by: str, method: str) -> None:
+    """Raise ``ValueError`` for a bad static argument of :func:`topk`."""
+    _check_k(k)
+    if by not in _BY:
+        raise ValueError(f"by must be one of {_BY}, got {by!r}")
+    if method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+
+
 def _sortable_bits(x: Array, by: str) -> Array:
     """Unsigned integers whose order is the order of ``|x|`` (by="abs") or ``x``."""
     utype = _UINT[x.dtype.itemsize]
@@ -173,11 +182,7 @@ def topk(
       >>> actfx.topk(x, 0.5, axis=-1, by="value")
       Array([[3. , 0. , 0.5, 0. ]], dtype=float32)
     """
-    _check_k(k)
-    if by not in _BY:
-        raise ValueError(f"by must be one of {_BY}, got {by!r}")
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+    validate_topk_args(k=k, by=by, method=method)
     check_floating("x", x)
     x = jnp.asarray(x)
     if x.ndim == 0:
