@@ -7,6 +7,7 @@ Flax NNX modules live in :mod:`actfx.nn`, NumPyro models in :mod:`actfx.bayes`.
 
 from actfx.layeract import layeract, layeract_hardsilu, layeract_silu
 from actfx.mmelu import mmelu
+from actfx.nelu import nelu
 from actfx.topk import topk
 
 __version__ = "0.1.0"
@@ -16,5 +17,6 @@ __all__ = [
     "layeract_hardsilu",
     "layeract_silu",
     "mmelu",
+    "nelu",
     "topk",
 ]
