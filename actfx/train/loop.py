@@ -196,10 +196,10 @@ def fit(
       >>> from actfx.nn.models import MLP
       >>> ds = load_digits()
       >>> m = MLP(64, 10, hidden=(32,), rngs=nnx.Rngs(0))
-      >>> cfg = TrainConfig(steps=20, batch_size=64, learning_rate=0.05, progress=False)
+      >>> cfg = TrainConfig(steps=40, batch_size=64, schedule="constant", progress=False)
       >>> r = fit(m, ds, cfg)
-      >>> r.final["step"], r.final["test_accuracy"] > 0.5
-      (20, True)
+      >>> r.final["step"], r.final["test_accuracy"] > 0.8
+      (40, True)
     """
     if isinstance(data, ImageDataset):
         x_train, y_train, x_test, y_test = data.x_train, data.y_train, data.x_test, data.y_test

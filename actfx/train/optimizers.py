@@ -100,10 +100,11 @@ def make_optimizer(
 
     Example:
       >>> import jax.numpy as jnp
-      >>> tx = make_optimizer("sgd", 0.1, momentum=0.0, weight_decay=0.0)
-      >>> upd, _ = tx.update(jnp.ones(2), tx.init(jnp.zeros(2)))
+      >>> tx = make_optimizer("sgd", 0.1, momentum=0.0, weight_decay=0.5)
+      >>> w = jnp.ones(2)
+      >>> upd, _ = tx.update(jnp.ones(2), tx.init(w), w)  # -lr * (g + wd * w)
       >>> upd
-      Array([-0.1, -0.1], dtype=float32)
+      Array([-0.15, -0.15], dtype=float32)
     """
     if weight_decay < 0:
         raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")

@@ -15,8 +15,8 @@ def make_data_mesh(num_devices: int | None = None) -> Mesh:
     devices via ``jax.config.update("jax_num_cpu_devices", 8)``).
 
     Example:
-      >>> make_data_mesh(1).shape
-      OrderedDict({'data': 1})
+      >>> dict(make_data_mesh(1).shape)
+      {'data': 1}
     """
     devices = jax.devices()
     n = len(devices) if num_devices is None else num_devices

@@ -125,7 +125,7 @@ class ResNet(nnx.Module):
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
       >>> m = ResNet(20, num_classes=10, act=lambda: jax.nn.relu, rngs=nnx.Rngs(0))
-      >>> m(jnp.ones((2, 32, 32, 3))).shape
+      >>> m(jnp.ones((2, 8, 8, 3))).shape
       (2, 10)
     """
 
