@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Literal
@@ -209,19 +210,25 @@ def nelu(
         raise ValueError(f"step must be a finite float > 0, got {step!r}")
     axes = normalize_axes("axis", axis, x.ndim)
     _check_lam(lam, x.shape)
-    lam = jnp.broadcast_to(jnp.asarray(lam, x.dtype), x.shape)
+    return _nelu(x, jnp.asarray(lam, x.dtype), axes, bool(two_sided), method, int(iters), float(step))
 
+
+@functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
+def _nelu(
+    x: Array, lam: Array, axes: tuple[int, ...], two_sided: bool, method: str, iters: int, step: float
+) -> Array:
+    lam = jnp.broadcast_to(lam, x.shape)
     sign = jnp.sign(x) if two_sided else None
     a = jnp.abs(x) if two_sided else x
     rows, tshape, perm = _to_rows(a, axes)
     lrows, _, _ = _to_rows(lam, axes)
     if method == "unrolled":
-        z = _code_unrolled(rows, lrows, int(iters), float(step))
+        z = _code_unrolled(rows, lrows, iters, step)
     else:
         if method == "exact":
             r = _residual_exact(rows, lrows)
         else:
-            r = _residual_fixed_point(rows, lrows, int(iters))
+            r = _residual_fixed_point(rows, lrows, iters)
         z = jax.nn.relu(rows - lrows * r)
     z = jnp.transpose(z.reshape(tshape), np.argsort(perm))
     return sign * z if two_sided else z
