@@ -245,6 +245,7 @@ def fit(
     eval_cache: dict = {}
 
     history: list[dict[str, Any]] = []
+    restored_pending: list[dict] = []
     start = 0
     resumed_from = None
     ckpt = Checkpointer(c.checkpoint_dir) if c.checkpoint_dir else None
@@ -254,6 +255,7 @@ def fit(
             start, state, meta = restored
             state = jax.device_put(state, repl)
             history = list(meta.get("history", []))
+            restored_pending = list(meta.get("pending", []))
             resumed_from = start
 
     def model_of(st):
@@ -288,7 +290,9 @@ def fit(
         from tqdm.auto import tqdm
 
         bar = tqdm(total=total, initial=start, desc="train", unit="step", leave=False)
-    pending: list[dict] = []
+    # training metrics since the last evaluation (saved with checkpoints, so a resumed run
+    # reports the same running means as an uninterrupted one)
+    pending: list[dict] = restored_pending
     t0, images = time.perf_counter(), 0
     step = start
     try:
@@ -310,7 +314,8 @@ def fit(
                 if bar is not None:
                     bar.set_postfix(loss=f"{rec['train_loss']:.3f}", test_acc=f"{rec['test_accuracy']:.3f}")
             if ckpt is not None and (step % ckpt_every == 0 or step == total):
-                ckpt.save(step, state, {"history": history, "step": step})
+                pending = [{k: float(v) for k, v in p.items()} for p in pending]
+                ckpt.save(step, state, {"history": history, "step": step, "pending": pending})
     finally:
         if bar is not None:
             bar.close()
