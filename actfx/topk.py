@@ -17,8 +17,9 @@ _BY = ("abs", "value")
 _METHODS = ("exact", "approx")
 _UINT = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}
 # Bits resolved per counting pass of the radix select: 2**_RADIX_BITS - 1 comparisons per
-# element per pass, ceil(nbits / _RADIX_BITS) passes. 4 is fastest on CPU (see benchmarks).
-_RADIX_BITS = 4
+# element per pass, ceil(nbits / _RADIX_BITS) passes. Compares dominate the cost on CPU, so
+# 1 or 2 bits per pass are fastest (2 halves the number of fused passes).
+_RADIX_BITS = 2
 
 
 def pool_size(shape: Sequence[int], axis: int | Sequence[int] = (-3, -2)) -> int:

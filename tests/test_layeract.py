@@ -1,0 +1,177 @@
+"""LayerAct: NumPy reference, gradients, the paper's backward, dtypes, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import actfx
+
+
+def np_layeract(x, kind="silu", alpha=1e-5, axis=None, ddof=1):
+    """Independent float64 NumPy reference."""
+    x = np.asarray(x, np.float64)
+    axes = tuple(range(1, x.ndim)) if axis is None else axis
+    mu = x.mean(axis=axes, keepdims=True)
+    var = x.var(axis=axes, keepdims=True, ddof=ddof)
+    n = (x - mu) / np.sqrt(var + alpha)
+    s = 1 / (1 + np.exp(-n)) if kind == "silu" else np.clip(n / 6 + 0.5, 0, 1)
+    return x * s
+
+
+AXES = [None, (1, 2), -1, (1, 2, 3), (2, 3), 2]
+
+
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize("axis", AXES)
+def test_matches_numpy_reference_float64(x64, kind, axis):
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5, 6, 4)) * 2 + 0.3
+    got = actfx.layeract(jnp.asarray(x), kind=kind, axis=axis)
+    assert got.dtype == jnp.float64
+    np.testing.assert_allclose(got, np_layeract(x, kind, axis=axis), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("ddof", [0, 1, 2])
+@pytest.mark.parametrize("alpha", [0.0, 1e-5, 0.1])
+def test_ddof_and_alpha(x64, ddof, alpha):
+    x = np.random.default_rng(1).normal(size=(4, 7))
+    got = actfx.layeract_silu(jnp.asarray(x), alpha=alpha, ddof=ddof)
+    np.testing.assert_allclose(got, np_layeract(x, alpha=alpha, ddof=ddof), rtol=1e-12)
+
+
+def test_named_variants_are_kinds():
+    x = jax.random.normal(jax.random.key(0), (2, 3, 3, 5))
+    np.testing.assert_array_equal(actfx.layeract_silu(x), actfx.layeract(x, kind="silu"))
+    np.testing.assert_array_equal(
+        actfx.layeract_hardsilu(x), actfx.layeract(x, kind="hardsilu")
+    )
+
+
+def test_per_sample_independence():
+    # Statistics are per sample: changing sample 1 leaves sample 0's output unchanged.
+    x = jax.random.normal(jax.random.key(1), (2, 4, 4, 3))
+    y = x.at[1].multiply(10.0).at[1].add(3.0)
+    np.testing.assert_array_equal(actfx.layeract_silu(x)[0], actfx.layeract_silu(y)[0])
+
+
+def test_hardsilu_saturates_like_hardsilu_of_n():
+    # Where n >= 3 the gate is 1 (identity); where n <= -3 it is 0.
+    x = jnp.concatenate([jnp.zeros((1, 99)), jnp.full((1, 1), 100.0)], axis=1)
+    out = actfx.layeract_hardsilu(x)
+    assert out[0, -1] == 100.0
+    np.testing.assert_array_equal(out[0, :-1], 0.0)
+
+
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize("axis", [None, -1])
+def test_gradients_check_grads(x64, kind, axis):
+    x = jax.random.normal(jax.random.key(2), (2, 3, 5), jnp.float64)
+    f = lambda v: actfx.layeract(v, kind=kind, axis=axis, alpha=1e-3)  # noqa: E731
+    check_grads(f, (x,), order=2 if kind == "silu" else 1, modes=("fwd", "rev"), eps=1e-4)
+
+
+def test_gradient_matches_numpy_finite_differences(x64):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(2, 6))
+    w = rng.normal(size=(2, 6))
+    loss = lambda v: jnp.sum(w * actfx.layeract_silu(v))  # noqa: E731
+    g = np.asarray(jax.grad(loss)(jnp.asarray(x)))
+    fd = np.zeros_like(x)
+    h = 1e-6
+    for idx in np.ndindex(*x.shape):
+        e = np.zeros_like(x)
+        e[idx] = h
+        fd[idx] = (np.sum(w * np_layeract(x + e)) - np.sum(w * np_layeract(x - e))) / (2 * h)
+    np.testing.assert_allclose(g, fd, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+def test_paper_backward_reproduces_reference_formula(x64, kind):
+    # grad="paper" must reproduce the reference code's hand-written backward exactly.
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(2, 10))
+    g = rng.normal(size=(2, 10))
+    _, vjp = jax.vjp(lambda v: actfx.layeract(v, kind=kind, grad="paper"), jnp.asarray(x))
+    (dx,) = vjp(jnp.asarray(g))
+    mu = x.mean(1, keepdims=True)
+    std = np.sqrt(x.var(1, ddof=1, keepdims=True) + 1e-5)
+    n = (x - mu) / std
+    if kind == "silu":
+        s = 1 / (1 + np.exp(-n))
+        ds = s * (1 - s)
+    else:
+        s = np.clip(n / 6 + 0.5, 0, 1)
+        ds = np.where(np.abs(n) < 3, 1 / 6, 0.0)
+    dn = g * x * ds / std
+    ref = g * s + dn - dn.mean(1, keepdims=True) - (dn * n).mean(1, keepdims=True) * n
+    np.testing.assert_allclose(dx, ref, rtol=1e-12, atol=1e-14)
+    # Same forward values as autodiff mode.
+    np.testing.assert_allclose(
+        actfx.layeract(jnp.asarray(x), kind=kind, grad="paper"),
+        actfx.layeract(jnp.asarray(x), kind=kind),
+    )
+
+
+def test_paper_backward_agrees_with_true_gradient_on_large_layers(x64):
+    # The paper's backward is exact only for ddof=0, alpha->0; its error is O(1/N).
+    errs = []
+    for n in (64, 1024, 16384):
+        x = jax.random.normal(jax.random.key(5), (2, n), jnp.float64)
+        g = jax.random.normal(jax.random.key(6), (2, n), jnp.float64)
+        true = jax.vjp(lambda v: actfx.layeract_silu(v, alpha=0.0), x)[1](g)[0]
+        paper = jax.vjp(lambda v: actfx.layeract_silu(v, alpha=0.0, grad="paper"), x)[1](g)[0]
+        errs.append(float(jnp.max(jnp.abs(true - paper)) / jnp.max(jnp.abs(true))))
+    assert errs[0] > errs[1] > errs[2]
+    assert errs[2] < 5e-3
+    # With ddof=0 and alpha=0 the two agree to round-off.
+    x = jax.random.normal(jax.random.key(7), (2, 50), jnp.float64)
+    true = jax.grad(lambda v: jnp.sum(jnp.sin(actfx.layeract_silu(v, alpha=0.0, ddof=0))))(x)
+    paper = jax.grad(
+        lambda v: jnp.sum(jnp.sin(actfx.layeract_silu(v, alpha=0.0, ddof=0, grad="paper")))
+    )(x)
+    np.testing.assert_allclose(true, paper, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+def test_dtype_preserved_and_close_to_float32(dtype):
+    x = jax.random.normal(jax.random.key(8), (2, 8, 8, 4))
+    out = actfx.layeract_silu(x.astype(dtype))
+    assert out.dtype == dtype
+    ref = actfx.layeract_silu(x.astype(dtype).astype(jnp.float32))
+    np.testing.assert_allclose(out.astype(jnp.float32), ref, rtol=2e-2, atol=2e-2)
+
+
+def test_jit_and_vmap_parity():
+    x = jax.random.normal(jax.random.key(9), (3, 2, 6, 6, 4))
+    f = lambda v: actfx.layeract_hardsilu(v)  # noqa: E731
+    eager = jnp.stack([f(v) for v in x])
+    np.testing.assert_allclose(jax.vmap(f)(x), eager, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(jax.jit(f)(x[0]), eager[0], rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"kind": "relu"}, "kind"),
+        ({"alpha": -1.0}, "alpha"),
+        ({"alpha": float("nan")}, "alpha"),
+        ({"ddof": -1}, "ddof"),
+        ({"axis": 4}, "axis"),
+        ({"axis": (1, 1)}, "axis"),
+        ({"grad": "approx"}, "grad"),
+    ],
+)
+def test_bad_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        actfx.layeract(jnp.ones((2, 3, 3, 2)), **kwargs)
+
+
+def test_too_small_layer_raises_instead_of_nan():
+    with pytest.raises(ValueError, match="ddof"):
+        actfx.layeract(jnp.ones((4, 1)))  # one entry per layer, unbiased variance
+    with pytest.raises(ValueError, match="batch axis"):
+        actfx.layeract(jnp.ones((5,)))
+    with pytest.raises(ValueError, match="floating"):
+        actfx.layeract(jnp.ones((2, 3), jnp.int32))
