@@ -1,5 +1,60 @@
-"""Hierarchical Bayesian sparse networks with trainable activations, sampled by MCMC (NumPyro)."""
+"""Hierarchical Bayesian sparse networks with trainable activations, sampled by MCMC (NumPyro).
 
+Build a model with :class:`SparseMLP`, sample it with :func:`run_mcmc` (NUTS with MAP
+initialisation by default; block Gibbs; :class:`ProximalHMC` for exact Laplace priors), then
+summarise with :func:`posterior_predictive`, :func:`diagnostics_table`, the calibration metrics
+and the sparsity utilities.
+"""
+
+from actfx.bayes.activation_priors import ACTIVATIONS, activation_prior, apply_activation
+from actfx.bayes.calibration import (
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+    reliability_curve,
+)
+from actfx.bayes.diagnostics import diagnostics_table, format_table
+from actfx.bayes.inference import KERNELS, MCMCResult, default_chain_method, map_estimate, run_mcmc
+from actfx.bayes.likelihoods import LIKELIHOODS, check_data
+from actfx.bayes.model import SparseMLP
+from actfx.bayes.posterior import (
+    network_params,
+    posterior_predictive,
+    predictive_draws,
+    prob_small,
+    prune_masks,
+    pruned_accuracy,
+)
+from actfx.bayes.priors import PRIORS, weight_prior
 from actfx.bayes.proximal_hmc import ProximalHMC, ProximalHMCState, moreau_envelope_abs
 
-__all__ = ["ProximalHMC", "ProximalHMCState", "moreau_envelope_abs"]
+__all__ = [
+    "ACTIVATIONS",
+    "KERNELS",
+    "LIKELIHOODS",
+    "PRIORS",
+    "MCMCResult",
+    "ProximalHMC",
+    "ProximalHMCState",
+    "SparseMLP",
+    "activation_prior",
+    "apply_activation",
+    "brier_score",
+    "check_data",
+    "default_chain_method",
+    "diagnostics_table",
+    "expected_calibration_error",
+    "format_table",
+    "map_estimate",
+    "moreau_envelope_abs",
+    "negative_log_likelihood",
+    "network_params",
+    "posterior_predictive",
+    "predictive_draws",
+    "prob_small",
+    "prune_masks",
+    "pruned_accuracy",
+    "reliability_curve",
+    "run_mcmc",
+    "weight_prior",
+]

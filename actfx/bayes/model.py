@@ -153,9 +153,3 @@ class SparseMLP:
                 params.update({f"layer{l}/act/{k}": v for k, v in act.items()})
         observe(self.likelihood, self.forward(params, x), y)
 
-
-def posterior_forward(model: SparseMLP, samples: Mapping[str, Array], x: ArrayLike) -> Array:
-    """Predictive means ``(S, N, ...)`` for ``S`` posterior draws (leading axis of ``samples``)."""
-    keys = [k for k in samples if k.startswith("layer") and not k.endswith(("w_z", "scale", "tau", "w_lambda"))]
-    sub = {k: samples[k] for k in keys}
-    return jax.vmap(lambda p: model.predict_mean(p, x))(sub)

@@ -1,0 +1,170 @@
+"""SparseMLP: site names, shapes, priors, likelihoods and input validation."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro.distributions as dist
+import pytest
+from numpyro import handlers
+from numpyro.infer.util import log_density
+
+from actfx import mmelu
+from actfx.bayes import PRIORS, SparseMLP, check_data
+
+
+def _trace(model, x, y=None, seed=0):
+    return handlers.trace(handlers.seed(model, seed)).get_trace(x, y)
+
+
+X = np.random.default_rng(0).normal(size=(7, 3)).astype("float32")
+YB = (X[:, 0] > 0).astype("float32")
+
+
+@pytest.mark.parametrize("prior", PRIORS)
+def test_site_names_and_shapes(prior):
+    m = SparseMLP((3, 5, 4, 1), prior=prior)
+    tr = _trace(m, X, YB)
+    scale = "tau" if prior == "horseshoe" else "scale"
+    for l, (i, o) in enumerate([(3, 5), (5, 4), (4, 1)]):
+        assert tr[f"layer{l}/w"]["value"].shape == (i, o)
+        assert tr[f"layer{l}/b"]["value"].shape == (o,)
+        assert tr[f"layer{l}/{scale}"]["value"].shape == ()
+        assert tr[f"layer{l}/w"]["type"] == "deterministic"  # non-centred by default
+        assert tr[f"layer{l}/w_z"]["value"].shape == (i, o)
+    for l in (0, 1):
+        for p in ("c", "lam", "gamma"):
+            assert tr[f"layer{l}/act/{p}"]["value"].shape == ()
+    assert "layer2/act/c" not in tr  # output layer is linear
+    assert tr["y"]["is_observed"] and tr["y"]["value"].shape == (7,)
+    assert m.activation_sites() == [f"layer{l}/act/{p}" for l in (0, 1) for p in ("c", "lam", "gamma")]
+    assert m.scale_sites() == [f"layer{l}/{scale}" for l in range(3)]
+
+
+def test_per_unit_and_prelu_shapes():
+    tr = _trace(SparseMLP((3, 5, 1), activation="prelu", per_unit=True), X, YB)
+    assert tr["layer0/act/slope"]["value"].shape == (5,)
+    tr = _trace(SparseMLP((3, 5, 1), per_unit=True), X, YB)
+    assert tr["layer0/act/lam"]["value"].shape == (5,)
+    assert "layer0/act/c" not in _trace(SparseMLP((3, 5, 1), activation="relu"), X, YB)
+
+
+def test_centred_weights_are_sample_sites_with_scale():
+    tr = _trace(SparseMLP((3, 2, 1), prior="laplace", centered=True), X, YB)
+    w = tr["layer0/w"]
+    assert w["type"] == "sample" and "layer0/w_z" not in tr
+    base = w["fn"].base_dist.base_dist
+    assert isinstance(base, dist.Laplace)
+    np.testing.assert_allclose(base.scale, tr["layer0/scale"]["value"])
+
+
+def test_non_centred_w_is_scale_times_z():
+    tr = _trace(SparseMLP((3, 2, 1), prior="soft_laplace"), X, YB)
+    np.testing.assert_allclose(tr["layer0/w"]["value"], tr["layer0/scale"]["value"] * tr["layer0/w_z"]["value"], rtol=1e-6)
+    tr = _trace(SparseMLP((3, 2, 1), prior="horseshoe"), X, YB)
+    np.testing.assert_allclose(
+        tr["layer0/w"]["value"],
+        tr["layer0/tau"]["value"] * tr["layer0/w_lambda"]["value"] * tr["layer0/w_z"]["value"],
+        rtol=1e-6,
+    )
+
+
+def test_forward_matches_numpy_reference_and_likelihood():
+    m = SparseMLP((3, 4, 1))
+    tr = _trace(m, X, YB, seed=3)
+    v = {k: np.asarray(s["value"], np.float64) for k, s in tr.items()}
+    h = X @ v["layer0/w"] + v["layer0/b"]
+    c, lam, g = v["layer0/act/c"], v["layer0/act/lam"], v["layer0/act/gamma"]
+    h = (1 - c) * np.maximum(h, 0) + c * np.maximum(lam - np.abs(h - g), 0)
+    logits = (h @ v["layer1/w"] + v["layer1/b"])[:, 0]
+    params = {k: s["value"] for k, s in tr.items()}
+    np.testing.assert_allclose(m.forward(params, X)[:, 0], logits, rtol=1e-5, atol=1e-6)
+    # the observation log-density is the Bernoulli log-likelihood of those logits
+    ll_ref = np.sum(YB * logits - np.logaddexp(0, logits))
+    np.testing.assert_allclose(tr["y"]["fn"].log_prob(YB).sum(), ll_ref, rtol=1e-5)
+
+
+def test_log_density_matches_independent_prior_sum():
+    m = SparseMLP((3, 2, 1), prior="laplace", activation="prelu")
+    tr = _trace(m, X, YB, seed=1)
+    params = {k: s["value"] for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+    lp, _ = log_density(m, (X, YB), {}, params)
+    from scipy import stats
+
+    ref = 0.0
+    for l in (0, 1):
+        s = float(params[f"layer{l}/scale"])
+        ref += stats.invgamma(2.0, scale=0.2).logpdf(s)
+        ref += stats.laplace.logpdf(np.asarray(params[f"layer{l}/w_z"])).sum()
+        ref += stats.norm.logpdf(np.asarray(params[f"layer{l}/b"])).sum()
+    ref += stats.norm(0, 0.5).logpdf(float(params["layer0/act/slope"]))
+    allv = {k: s["value"] for k, s in tr.items()}
+    logits = np.asarray(m.forward(allv, X)[:, 0], np.float64)
+    ref += np.sum(YB * logits - np.logaddexp(0, logits))
+    np.testing.assert_allclose(lp, ref, rtol=1e-4)
+
+
+def test_categorical_and_normal_likelihoods():
+    yc = np.array([0, 1, 2, 2, 1, 0, 1])
+    tr = _trace(SparseMLP((3, 4, 3), likelihood="categorical"), X, yc)
+    assert tr["y"]["fn"].probs.shape == (7, 3)
+    yn = X[:, 1] * 2.0
+    tr = _trace(SparseMLP((3, 4, 1), likelihood="normal"), X, yn)
+    assert tr["noise/scale"]["value"] > 0
+    np.testing.assert_allclose(tr["y"]["fn"].scale, tr["noise/scale"]["value"])
+    tr = _trace(SparseMLP((3, 4, 2), likelihood="normal"), X, np.stack([yn, yn], 1))
+    assert tr["y"]["value"].shape == (7, 2)
+
+
+def test_prior_predictive_when_y_is_none():
+    tr = _trace(SparseMLP((3, 2, 1)), X, None)
+    assert not tr["y"]["is_observed"] and set(np.unique(tr["y"]["value"])) <= {0.0, 1.0}
+
+
+@pytest.mark.parametrize(
+    "x, y, match",
+    [
+        (X[:5], YB, "y must have 5 rows"),
+        (X, YB[:4], "y must have 7 rows"),
+        (X[:, :2], YB, r"x must have shape \(N, 3\)"),
+        (X, YB + 1, "y must hold binary labels"),
+        (X, np.full(7, 0.5), "y must hold binary labels"),
+        (X.astype(int), YB, "x must have a floating dtype"),
+        (np.where(X > 1, np.nan, X), YB, "x must be finite"),
+    ],
+)
+def test_bad_data_raises_naming_the_argument(x, y, match):
+    m = SparseMLP((3, 2, 1))
+    with pytest.raises(ValueError, match=match):
+        _trace(m, x, y)
+    with pytest.raises(ValueError, match=match):
+        m.check_data(x, y)
+
+
+def test_bad_categorical_and_normal_targets():
+    with pytest.raises(ValueError, match=r"y must hold integer classes in \[0, 3\)"):
+        check_data(X, np.array([0, 1, 3, 0, 0, 0, 0]), "categorical", 3, 3)
+    with pytest.raises(ValueError, match="y must have shape"):
+        check_data(X, np.zeros((7, 3)), "normal", 3, 2)
+
+
+@pytest.mark.parametrize(
+    "kw, match",
+    [
+        ({"layer_sizes": (3,)}, "layer_sizes"),
+        ({"layer_sizes": (3, 0, 1)}, "layer_sizes"),
+        ({"layer_sizes": (3, 2, 2)}, "layer_sizes must end in 1"),
+        ({"layer_sizes": (3, 2, 1), "likelihood": "categorical"}, "layer_sizes must end in >= 2"),
+        ({"layer_sizes": (3, 2, 1), "prior": "cauchy"}, "prior must be one of"),
+        ({"layer_sizes": (3, 2, 1), "activation": "gelu"}, "activation must be one of"),
+        ({"layer_sizes": (3, 2, 1), "likelihood": "poisson"}, "likelihood must be one of"),
+        ({"layer_sizes": (3, 2, 1), "prior": "horseshoe", "centered": True}, "centered"),
+        ({"layer_sizes": (3, 2, 1), "scale_rate": 0.0}, "scale_rate"),
+    ],
+)
+def test_bad_config_raises(kw, match):
+    with pytest.raises(ValueError, match=match):
+        SparseMLP(**kw)
+
+
+def test_model_is_hashable_static_config():
+    assert hash(SparseMLP((3, 2, 1))) == hash(SparseMLP([3, 2, 1]))
