@@ -1,0 +1,62 @@
+"""How experiments report: a plain-text table, a JSON of the numbers, a PNG path.
+
+Every experiment writes under ``results/<name>/`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def results_dir(name: str, root: str | os.PathLike = "results") -> Path:
+    """``results/<name>/``, created if missing."""
+    path = Path(root) / name
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def mean_std(values: Sequence[float], fmt: str = "{:.4f}") -> str:
+    """``"mean ± std"`` of ``values`` (sample std; just the mean for one value)."""
+    v = np.asarray(values, dtype=float)
+    if v.size == 1:
+        return fmt.format(v[0])
+    return f"{fmt.format(v.mean())} ± {fmt.format(v.std(ddof=1))}"
+
+
+def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A Markdown table (readable in a terminal and pasteable into an issue)."""
+    cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        f = float(obj)
+        return None if math.isnan(f) else f
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def save_json(path: str | os.PathLike, record: dict) -> Path:
+    """Write ``record`` (NumPy scalars/arrays allowed, NaN -> null) as indented JSON."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(record), indent=2))
+    return path
