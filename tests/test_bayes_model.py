@@ -96,7 +96,7 @@ def test_log_density_matches_independent_prior_sum():
         ref += stats.invgamma(2.0, scale=0.2).logpdf(s)
         ref += stats.laplace.logpdf(np.asarray(params[f"layer{l}/w_z"])).sum()
         ref += stats.norm.logpdf(np.asarray(params[f"layer{l}/b"])).sum()
-    ref += stats.norm(0, 0.5).logpdf(float(params["layer0/act/slope"]))
+    ref += stats.uniform(-1, 2).logpdf(float(params["layer0/act/slope"]))
     allv = {k: s["value"] for k, s in tr.items()}
     logits = np.asarray(m.forward(allv, X)[:, 0], np.float64)
     ref += np.sum(YB * logits - np.logaddexp(0, logits))

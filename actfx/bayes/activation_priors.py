@@ -26,8 +26,10 @@ def activation_prior(name: str, activation: str, width: int, *, per_unit: bool =
 
     * ``"mmelu"`` (:func:`actfx.mmelu`): ``c ~ Uniform(0, 1)``, ``lam ~ Exponential(1)``,
       ``gamma ~ Normal(0, 1)``; sites ``{name}/c``, ``{name}/lam``, ``{name}/gamma``.
-    * ``"prelu"``: :math:`f(x) = \max(x, 0) + a \min(x, 0)` with ``a ~ Normal(0, 0.5)``;
-      site ``{name}/slope``.
+    * ``"prelu"``: :math:`f(x) = \max(x, 0) + a \min(x, 0)` with ``a ~ Uniform(-1, 1)``;
+      site ``{name}/slope``. Bounding :math:`|a| < 1` removes the sign-flip symmetry
+      :math:`(w_{in}, a, w_{out}) \to (-w_{in}, 1/a, -a\,w_{out})` that otherwise makes the
+      slope bimodal.
     * ``"relu"``: no parameters.
 
     Args:
@@ -64,7 +66,7 @@ def activation_prior(name: str, activation: str, width: int, *, per_unit: bool =
             "gamma": site("gamma", dist.Normal(0.0, 1.0)),
         }
     if activation == "prelu":
-        return {"slope": site("slope", dist.Normal(0.0, 0.5))}
+        return {"slope": site("slope", dist.Uniform(-1.0, 1.0))}
     return {}
 
 

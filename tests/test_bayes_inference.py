@@ -1,0 +1,123 @@
+"""Inference drivers and posterior summaries on tiny problems with a planted truth."""
+
+import numpy as np
+import pytest
+from sklearn.metrics import brier_score_loss, log_loss
+
+from actfx.bayes import (
+    SparseMLP,
+    brier_score,
+    default_chain_method,
+    diagnostics_table,
+    expected_calibration_error,
+    negative_log_likelihood,
+    posterior_predictive,
+    prob_small,
+    prune_masks,
+    pruned_accuracy,
+    reliability_curve,
+    run_mcmc,
+)
+
+rng = np.random.default_rng(0)
+XP = rng.uniform(-3, 3, size=(60, 1)).astype("float32")
+# planted PReLU teacher: y = prelu(x; slope 0.3) + noise 0.1
+YP = (np.maximum(XP[:, 0], 0) + 0.3 * np.minimum(XP[:, 0], 0) + 0.1 * rng.normal(size=60)).astype("float32")
+PRELU = SparseMLP((1, 1, 1), activation="prelu", prior="normal", likelihood="normal")
+
+
+@pytest.fixture(scope="module")
+def prelu_run():
+    return run_mcmc(PRELU, XP, YP, num_warmup=150, num_samples=150, num_chains=2, map_steps=150, seed=1)
+
+
+def test_nuts_recovers_planted_activation_slope(prelu_run):
+    s = np.asarray(prelu_run.samples["layer0/act/slope"])
+    assert s.shape == (2, 150)
+    lo, hi = np.quantile(s, [0.005, 0.995])  # 99 % credible interval
+    assert lo < 0.3 < hi, (lo, hi)
+    assert hi - lo < 0.3  # and the data pin it down (prior 99 % width is 1.98)
+    sig = np.asarray(prelu_run.samples["noise/scale"])
+    lo, hi = np.quantile(sig, [0.005, 0.995])
+    assert lo < 0.1 < hi, (lo, hi)
+
+
+def test_diagnostics_table_reports_rhat_on_identifiable_quantities(prelu_run, capsys):
+    d = diagnostics_table(prelu_run, PRELU, XP, YP)
+    names = [r["name"] for r in d["rows"]]
+    assert names == ["layer0/act/slope", "layer0/scale", "layer1/scale", "noise/scale", "log_lik", "predictive[worst]"]
+    assert all(np.isfinite(r["r_hat"]) and r["ess"] > 0 for r in d["rows"])
+    assert d["max_r_hat"] == max(r["r_hat"] for r in d["rows"])
+    assert np.isfinite(d["max_r_hat"]) and d["max_r_hat"] < 1.2
+    assert 0 <= d["divergence_rate"] <= 1 and d["wall_time"] > 0
+    assert "r_hat" in capsys.readouterr().out
+    # posterior predictive mean tracks the teacher
+    pp = posterior_predictive(PRELU, prelu_run.samples, XP, grouped=True)
+    teacher = np.maximum(XP[:, 0], 0) + 0.3 * np.minimum(XP[:, 0], 0)
+    assert np.sqrt(np.mean((pp["mean"] - teacher) ** 2)) < 0.08
+    assert np.all(pp["lower"] <= pp["mean"]) and np.all(pp["mean"] <= pp["upper"])
+    assert np.mean((pp["lower"] <= teacher) & (teacher <= pp["upper"])) > 0.7
+
+
+def test_bad_input_to_drivers_raises():
+    with pytest.raises(ValueError, match="y must have 60 rows"):
+        run_mcmc(PRELU, XP, YP[:10])
+    with pytest.raises(ValueError, match="y must hold binary labels"):
+        run_mcmc(SparseMLP((1, 2, 1)), XP, YP)
+    with pytest.raises(ValueError, match="kernel must be one of"):
+        run_mcmc(PRELU, XP, YP, kernel="slice")
+    with pytest.raises(ValueError, match="init must be"):
+        run_mcmc(PRELU, XP, YP, init="zeros")
+    with pytest.raises(ValueError, match="kernel='gibbs' needs activation parameters"):
+        run_mcmc(SparseMLP((1, 2, 1), activation="relu", likelihood="normal"), XP, YP, kernel="gibbs", init="median")
+
+
+def test_default_chain_method_single_device():
+    assert default_chain_method(4) == "vectorized"
+
+
+def test_calibration_metrics_match_independent_references():
+    p = rng.uniform(size=200)
+    y = (rng.uniform(size=200) < p).astype(int)
+    assert np.isclose(brier_score(p, y), 2 * brier_score_loss(y, p))
+    assert np.isclose(negative_log_likelihood(p, y), log_loss(y, p))
+    pk = rng.dirichlet(np.ones(4), size=200)
+    yk = rng.integers(0, 4, size=200)
+    assert np.isclose(negative_log_likelihood(pk, yk), log_loss(yk, pk, labels=range(4)))
+    # ECE by an explicit loop over bins
+    conf, pred = np.maximum(p, 1 - p), (p > 0.5).astype(int)
+    ece = 0.0
+    for lo in np.arange(10) / 10:
+        inb = (conf > lo) & (conf <= lo + 0.1)
+        if inb.any():
+            ece += inb.mean() * abs((pred[inb] == y[inb]).mean() - conf[inb].mean())
+    assert np.isclose(expected_calibration_error(p, y), ece)
+    assert reliability_curve(p, y)["count"].sum() == 200
+    with pytest.raises(ValueError, match="y must hold integer labels"):
+        brier_score(p, y + 2)
+
+
+def test_sparsity_utilities():
+    w = np.zeros((100, 2, 3))
+    w[:, 0, :] = 1.0
+    w[:50, 1, 0] = 1.0  # P(|w| < eps) = 0.5 exactly: kept at threshold 0.5
+    np.testing.assert_allclose(prob_small(w, 0.1), [[0, 0, 0], [0.5, 1, 1]])
+    m = SparseMLP((2, 3, 1), activation="relu")
+    s = {"layer0/w": w, "layer0/b": np.zeros((100, 3)), "layer1/w": np.ones((100, 3, 1)), "layer1/b": np.zeros((100, 1))}
+    masks = prune_masks(m, s, eps=0.1)
+    assert masks["layer0/w"].tolist() == [[True] * 3, [True, False, False]] and masks["layer1/w"].all()
+    x = rng.normal(size=(50, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype(int)  # relu(x0) summed: logit > 0 iff x0 > 0 (when x1 part pruned or not)
+    out = pruned_accuracy(m, s, x, y, eps=0.1)
+    assert np.isclose(out["fraction_pruned"], 2 / 9)
+    with pytest.raises(ValueError, match="eps must be > 0"):
+        prob_small(w, 0.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kernel, prior", [("gibbs", "soft_laplace"), ("proximal", "laplace"), ("hmc", "soft_laplace")])
+def test_other_kernels_run_and_recover_slope(kernel, prior):
+    m = SparseMLP((1, 1, 1), activation="prelu", prior=prior, likelihood="normal")
+    r = run_mcmc(m, XP, YP, kernel=kernel, num_warmup=300, num_samples=300, num_chains=2, map_steps=300)
+    lo, hi = np.quantile(np.asarray(r.samples["layer0/act/slope"]), [0.005, 0.995])
+    assert lo < 0.3 < hi
