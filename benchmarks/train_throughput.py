@@ -1,0 +1,124 @@
+"""Training throughput (images/s) of ResNet-20 with each activation, ratio vs ReLU.
+
+Times the jit-compiled train step that :func:`actfx.train.fit` uses (forward, backward,
+SGD+momentum update, BatchNorm in training mode) on a fixed device-resident batch of
+CIFAR-shaped images, so the numbers measure the model and activation, not the input
+pipeline. Each activation is compiled and warmed up first (excluded), then timed as the
+median over ``--repeats`` runs of ``--steps`` steps each, ``block_until_ready`` at the end.
+
+    python -m benchmarks.train_throughput             # quick CPU config
+    python -m benchmarks.train_throughput --full      # GPU/TPU: batch 128, more repeats
+    python -m benchmarks.train_throughput --acts relu,la_silu --dtype bfloat16
+
+Writes ``results/benchmarks/train_throughput.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+import actfx.nn
+from actfx.nn.models import ResNet
+from actfx.train import make_optimizer, make_train_step
+
+ACTIVATIONS = {
+    "relu": lambda: jax.nn.relu,
+    "silu": lambda: jax.nn.silu,
+    "la_silu": lambda: actfx.nn.LayerAct("silu"),
+    "la_hardsilu": lambda: actfx.nn.LayerAct("hardsilu"),
+    "mmelu": lambda: actfx.nn.MMeLU(),
+}
+
+
+def measure(
+    act: str, *, depth: int, batch: int, size: int, steps: int, repeats: int, dtype, topk=None
+) -> dict:
+    """Median images/s of ``steps`` train steps of ResNet-``depth`` with activation ``act``."""
+    model = ResNet(depth, act=ACTIVATIONS[act], num_classes=10, in_channels=3, dtype=dtype,
+                   topk=topk, rngs=nnx.Rngs(0))
+    opt = nnx.Optimizer(model, make_optimizer("sgd", 0.1), wrt=nnx.Param)
+    graphdef, state = nnx.split((model, opt))
+    step = jax.jit(make_train_step(graphdef), donate_argnums=0)
+    kx, ky = jax.random.split(jax.random.key(0))
+    x = jax.random.uniform(kx, (batch, size, size, 3), jnp.float32)
+    y = jax.random.randint(ky, (batch,), 0, 10)
+    key = jax.random.key(1)
+    t0 = time.perf_counter()
+    state, m = step(state, x, y, key)
+    jax.block_until_ready(m)
+    compile_s = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            state, m = step(state, x, y, key)
+        jax.block_until_ready((state, m))
+        times.append(time.perf_counter() - t0)
+    med = statistics.median(times)
+    return {
+        "activation": act if topk is None else f"{act}+topk{topk}",
+        "images_per_s": batch * steps / med,
+        "ms_per_step": 1000 * med / steps,
+        "compile_s": compile_s,
+        "loss_finite": bool(np.isfinite(float(m["loss"]))),
+    }
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--full", action="store_true", help="accelerator config: batch 128, 20 steps x 10")
+    p.add_argument("--depth", type=int, default=20)
+    p.add_argument("--batch", type=int, default=None)
+    p.add_argument("--size", type=int, default=32, help="image side (CIFAR: 32)")
+    p.add_argument("--steps", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=None)
+    p.add_argument("--acts", default="relu,silu,la_silu,la_hardsilu,mmelu")
+    p.add_argument("--topk", type=float, default=None, help="also time ReLU + Top-K after stage 3")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    p.add_argument("--out", default="results/benchmarks/train_throughput.json")
+    a = p.parse_args(argv)
+    batch = a.batch or (128 if a.full else 32)
+    steps = a.steps or (20 if a.full else 3)
+    repeats = a.repeats or (10 if a.full else 3)
+    dtype = jnp.bfloat16 if a.dtype == "bfloat16" else jnp.float32
+    acts = [s.strip() for s in a.acts.split(",") if s.strip()]
+    unknown = [s for s in acts if s not in ACTIVATIONS]
+    if unknown:
+        p.error(f"unknown activation(s) {unknown}; choose from {sorted(ACTIVATIONS)}")
+    dev = jax.devices()[0]
+    print(f"ResNet-{a.depth} train step, batch {batch}, {a.size}x{a.size}x3, {a.dtype}, "
+          f"{len(jax.devices())} x {dev.platform} ({dev.device_kind}); median of {repeats} x {steps} steps")
+    rows = []
+    runs = [(act, None) for act in acts] + ([("relu", a.topk)] if a.topk else [])
+    for act, k in runs:
+        rows.append(measure(act, depth=a.depth, batch=batch, size=a.size, steps=steps,
+                            repeats=repeats, dtype=dtype, topk=k))
+    base = next((r["images_per_s"] for r in rows if r["activation"] == "relu"), rows[0]["images_per_s"])
+    print(f"{'activation':<16}{'images/s':>12}{'ms/step':>10}{'vs relu':>9}{'compile s':>11}")
+    for r in rows:
+        r["ratio_vs_relu"] = r["images_per_s"] / base
+        print(f"{r['activation']:<16}{r['images_per_s']:>12.1f}{r['ms_per_step']:>10.1f}"
+              f"{r['ratio_vs_relu']:>9.3f}{r['compile_s']:>11.1f}")
+    record = {
+        "device": f"{dev.platform}:{dev.device_kind}", "num_devices": len(jax.devices()),
+        "depth": a.depth, "batch": batch, "size": a.size, "dtype": a.dtype, "steps": steps,
+        "repeats": repeats, "rows": rows,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(record, f, indent=2)
+    print(f"wrote {a.out}")
+    return record
+
+
+if __name__ == "__main__":
+    main()
