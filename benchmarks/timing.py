@@ -1,0 +1,50 @@
+"""Timing helpers for benchmarks: compiled fwd+bwd of an activation, median wall time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import jax
+import numpy as np
+
+
+def fwd_bwd(f: Callable) -> Callable:
+    """``jit`` of ``(x, g) -> (f(x), vjp(g))``: one forward and one backward pass."""
+
+    def run(x, g):
+        y, vjp = jax.vjp(f, x)
+        return y, vjp(g)[0]
+
+    return jax.jit(run)
+
+
+def median_time(fn: Callable, *args, repeats: int = 20, warmup: int = 2, min_time: float = 0.0) -> float:
+    """Median seconds of ``fn(*args)`` (outputs blocked on), after ``warmup`` calls.
+
+    Compilation happens in the warm-up calls and is excluded. With ``min_time`` the
+    number of repeats grows until at least that many seconds were measured.
+    """
+    for _ in range(warmup):
+        jax.block_until_ready(fn(*args))
+    times: list[float] = []
+    while len(times) < repeats or sum(times) < min_time:
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn(*args))
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def interleaved_medians(fns: dict[str, Callable], *args, rounds: int = 7, repeats: int = 5) -> dict[str, float]:
+    """Median seconds of each function, measured in interleaved rounds.
+
+    Interleaving (A B C A B C ...) makes the ratios robust to slow drifts in machine load,
+    which matter more than the absolute times on a shared machine.
+    """
+    for fn in fns.values():
+        jax.block_until_ready(fn(*args))
+    samples: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            samples[name].append(median_time(fn, *args, repeats=repeats, warmup=0))
+    return {k: float(np.median(v)) for k, v in samples.items()}
