@@ -1,0 +1,247 @@
+"""DiTAC: a trainable activation built from a CPAB diffeomorphism (Chelly et al., ECCV'24)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from actfx._checks import check_finite, check_floating
+from actfx.cpab import Tessellation, transform
+
+MODES = ("exact", "table")
+VARIANTS = ("gelu_cpab", "gelu_cpab_relu", "gelu_cpab_gelu")
+
+
+def _interval(variant: str, a, b) -> tuple[float, float]:
+    """The interval [a, b] on which the CPAB transform acts, validated."""
+    if variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    for name, v in (("a", a), ("b", b)):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+            raise ValueError(f"{name} must be a Python/NumPy real number, got {v!r}")
+        check_finite(name, v)
+    a, b = float(a), float(b)
+    if variant == "gelu_cpab_relu":
+        a = 0.0
+    elif variant == "gelu_cpab_gelu":
+        b = 0.0
+    if not a < b:
+        raise ValueError(f"the interval must satisfy a < b, got a={a}, b={b} (variant={variant!r})")
+    return a, b
+
+
+def _check_tess_theta(theta, tess) -> Tessellation:
+    if tess is None:
+        if theta.ndim == 0 or theta.shape[-1] < 1:
+            raise ValueError(f"theta must have shape (d,) or (C, d) with d >= 1, got {theta.shape}")
+        tess = Tessellation(theta.shape[-1] + 1)
+    if not isinstance(tess, Tessellation):
+        raise ValueError(f"tess must be an actfx.cpab.Tessellation or None, got {type(tess).__name__}")
+    if not tess.zero_boundary:
+        raise ValueError(
+            "tess must have zero_boundary=True (otherwise T does not fix the ends of [a, b] "
+            "and DiTAC is discontinuous at a and b)"
+        )
+    if theta.ndim not in (1, 2) or theta.shape[-1] != tess.theta_dim:
+        raise ValueError(
+            f"theta must have shape (d,) or (C, d) with d = tess.theta_dim = {tess.theta_dim} "
+            f"(nc={tess.nc}), got {theta.shape}"
+        )
+    return tess
+
+
+def _residual_exact(u: Array, theta: Array, tess: Tessellation) -> Array:
+    """``T(u) - u`` for flat ``u`` (..., M): theta (d,) on u (M,), or (C, d) on u (C, M)."""
+    if theta.ndim == 1:
+        return transform(u, theta, tess) - u
+    return jax.vmap(lambda ui, ti: transform(ui, ti, tess) - ui)(u, theta)
+
+
+def _residual_table(u: Array, theta: Array, tess: Tessellation, size: int) -> Array:
+    """Linear interpolation of ``T(g) - g`` tabulated on ``size`` grid points of [0, 1]."""
+    grid = jnp.linspace(0.0, 1.0, size, dtype=u.dtype)
+    if theta.ndim == 1:
+        table = (transform(grid, theta, tess) - grid)[None]  # (1, K)
+    else:
+        table = jax.vmap(lambda ti: transform(grid, ti, tess) - grid)(theta)  # (C, K)
+    pos = u * (size - 1)
+    i = jnp.clip(jnp.floor(pos), 0, size - 2).astype(jnp.int32)
+    w = pos - i.astype(u.dtype)
+    # One gather of (value, slope) pairs per point: rows of a (C * (K - 1), 2) table.
+    pairs = jnp.stack([table[:, :-1], jnp.diff(table, axis=1)], axis=-1).reshape(-1, 2)
+    if theta.ndim == 2:
+        i = i + (size - 1) * jnp.arange(theta.shape[0], dtype=jnp.int32)[:, None]
+    vs = pairs[i]
+    return vs[..., 0] + w * vs[..., 1]
+
+
+@partial(jax.jit, static_argnames=("tess", "a", "b", "mode", "table_size"))
+def _ditac(x, theta, tess, a, b, mode, table_size):
+    ct = jnp.result_type(x.dtype, theta.dtype)
+    xc = x.astype(ct)
+    th = theta.astype(ct)
+    u = jnp.clip((xc - a) / (b - a), 0.0, 1.0)
+    if theta.ndim == 2:  # per-channel: channels (last axis of x) first, flattened
+        u = jnp.moveaxis(u, -1, 0).reshape(theta.shape[0], -1)
+    else:
+        u = u.reshape(-1)
+    if mode == "exact":
+        r = _residual_exact(u, th, tess)
+    else:
+        r = _residual_table(u, th, tess, table_size)
+    if theta.ndim == 2:
+        r = jnp.moveaxis(r.reshape((x.shape[-1],) + x.shape[:-1]), 0, -1)
+    else:
+        r = r.reshape(x.shape)
+    inside = (xc >= a) & (xc <= b)
+    # T~(x) = a + (b - a) T(u) = x + delta with delta = (b - a) (T(u) - u) inside [a, b], 0
+    # outside, and DiTAC = gelu(x) + delta Phi(x): exactly gelu(x) wherever delta = 0
+    # (outside [a, b], and at theta = 0 where T(u) = u exactly).
+    delta = jnp.where(inside, (b - a) * r, 0.0).astype(x.dtype)
+    phi = 0.5 * jax.lax.erfc(-x * np.sqrt(0.5).astype(x.dtype))
+    return jax.nn.gelu(x, approximate=False) + delta * phi
+
+
+def ditac(
+    x: ArrayLike,
+    theta: ArrayLike,
+    tess: Tessellation | None = None,
+    *,
+    a: float = -0.5,
+    b: float = 2.0,
+    mode: str = "exact",
+    table_size: int = 2048,
+    variant: str = "gelu_cpab",
+) -> Array:
+    r"""DiTAC activation: a CPAB diffeomorphism of [a, b] times the normal CDF.
+
+    .. math::
+        \tilde T(x) = \begin{cases} a + (b - a)\, T_\theta\!\left(\frac{x - a}{b - a}\right)
+          & a \le x \le b \\ x & \text{otherwise} \end{cases}, \qquad
+        \mathrm{DiTAC}(x) = \tilde T(x)\, \Phi(x)
+
+    where :math:`T_\theta` is the CPAB transform of [0, 1] (:func:`actfx.cpab.transform`,
+    zero-boundary tessellation, so T fixes 0 and 1 and DiTAC is continuous) and
+    :math:`\Phi` the standard normal CDF. Outside [a, b] and at ``theta = 0`` the result
+    is *exactly* GELU (``jax.nn.gelu(x, approximate=False)``, same dtype): the code returns
+    ``jax.nn.gelu(x, approximate=False) + delta * Phi(x)`` with
+    :math:`\delta = \tilde T(x) - x = (b - a)(T(u) - u)` (equal to the formula above in
+    exact arithmetic), and :math:`\delta` is exactly 0 there. (Compared with a *separately
+    compiled* ``jax.nn.gelu`` call, XLA may round ``erfc`` differently by an ulp depending
+    on shapes and fusion; within one program the two are bitwise equal.)
+
+    ``mode="exact"`` integrates the velocity field in closed form at every point.
+    ``mode="table"`` evaluates :math:`T(g) - g` once per call on ``table_size`` equally
+    spaced points of [0, 1] and interpolates linearly; values *and* gradients (w.r.t.
+    ``x`` and ``theta``) are those of this piecewise-linear function (exact autodiff of the
+    interpolant; the reference rounds to the nearest grid point instead). The interpolation
+    error is O(1 / table_size^2).
+
+    Variants (the reference code's names): ``"gelu_cpab"`` (above, default),
+    ``"gelu_cpab_relu"`` (interval [0, b]: ``a`` is ignored) and ``"gelu_cpab_gelu"``
+    (interval [a, 0]: ``b`` is ignored). Leaky-DiTAC and the other names in the reference
+    options have no implementation there and no unambiguous definition: not offered.
+
+    Args:
+      x: input, any shape, floating. With a per-channel ``theta`` the channels are the
+        last axis of ``x``.
+      theta: CPA parameters, ``(d,)`` (one transform for the layer) or ``(C, d)`` (one per
+        channel, ``C = x.shape[-1]``); ``d = tess.theta_dim``. Concrete NaN/inf raises.
+      tess: a zero-boundary :class:`actfx.cpab.Tessellation` (static: hashable). ``None``
+        means ``Tessellation(d + 1)`` (zero boundary, basis ``"qr"``, as in DiTAC).
+      a, b: the interval, Python floats with ``a < b`` (static).
+      mode: ``"exact"`` or ``"table"`` (static).
+      table_size: number of grid points of the table, >= 2 (static).
+      variant: see above (static).
+
+    Returns:
+      Array of ``x``'s shape and dtype. The transform is computed in
+      ``result_type(x, theta)`` (e.g. float32 for bfloat16 ``x`` with a float32 ``theta``)
+      and ``delta`` is cast to ``x.dtype`` before multiplying by :math:`\Phi(x)`.
+
+    References:
+      I. Chelly, S. Finder, S. Ifergane, O. Freifeld, *Trainable Highly-expressive
+      Activation Functions*, ECCV 2024, arXiv:2407.07564.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, actfx
+      >>> x = jnp.array([-3.0, -0.2, 0.5, 1.5, 4.0])
+      >>> theta = jnp.array([1.0, -2.0, 0.5, 0.0, 1.0, 0.3, -0.7, 0.2, 0.4])  # nc = 10
+      >>> y = actfx.ditac(x, theta)
+      >>> bool(y[0] == jax.nn.gelu(x[0], approximate=False)), bool(y[4] == jax.nn.gelu(x[4], approximate=False))
+      True True
+      >>> bool(jnp.all(actfx.ditac(x, jnp.zeros(9)) == jax.nn.gelu(x, approximate=False)))
+      True
+      >>> bool(jnp.allclose(actfx.ditac(x, theta, mode="table"), y, atol=1e-5))
+      True
+    """
+    x = jnp.asarray(x)
+    theta = jnp.asarray(theta)
+    check_floating("x", x)
+    check_floating("theta", theta)
+    check_finite("theta", theta)
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if isinstance(table_size, bool) or not isinstance(table_size, (int, np.integer)) or table_size < 2:
+        raise ValueError(f"table_size must be an int >= 2, got {table_size!r}")
+    a, b = _interval(variant, a, b)
+    tess = _check_tess_theta(theta, tess)
+    if theta.ndim == 2 and (x.ndim == 0 or x.shape[-1] != theta.shape[0]):
+        raise ValueError(
+            f"a per-channel theta of shape {theta.shape} needs x with {theta.shape[0]} channels "
+            f"on its last axis, got x of shape {x.shape}"
+        )
+    return _ditac(x, theta, tess, a, b, mode, int(table_size))
+
+
+def ditac_regularizer(theta: ArrayLike, precision: ArrayLike) -> Array:
+    r"""DiTAC's smoothness regulariser, the prior's negative log-density up to constants:
+
+    .. math::
+        R(\theta) = \theta^\top P \theta, \qquad \nabla R = (P + P^\top)\theta = 2 P \theta
+        \ (P\ \text{symmetric}).
+
+    Multiply by the weight (``lambda_reg = 0.1`` in the reference) and add it to the loss.
+    ``P`` is the prior precision over theta (e.g. ``actfx.cpab.precision_matrix``). For a
+    per-channel ``theta`` of shape ``(C, d)`` the result is the sum over channels.
+
+    The gradient here is the true one, by autodiff. The reference implementation instead
+    adds ``lambda_reg * 2 * precision_mat.mul(theta)`` inside its backward pass: an
+    *elementwise* product of the (d, d) matrix with the (1, d) theta, which PyTorch then
+    sums back to theta's shape, i.e. ``2 * theta_j * sum_i P_ij`` (the column sums of P
+    times theta), not ``2 (P theta)_j``. The two agree only for diagonal P.
+
+    Args:
+      theta: ``(d,)`` or ``(C, d)``.
+      precision: ``(d, d)``.
+
+    Returns:
+      A scalar of dtype ``result_type(theta, precision)``.
+
+    References:
+      Chelly et al., ECCV 2024, arXiv:2407.07564 (Sec. on the CPA prior).
+
+    Example:
+      >>> import jax, jax.numpy as jnp, actfx
+      >>> P = jnp.array([[2.0, 1.0], [1.0, 3.0]])
+      >>> theta = jnp.array([1.0, -1.0])
+      >>> actfx.ditac_regularizer(theta, P)
+      Array(3., dtype=float32)
+      >>> jax.grad(actfx.ditac_regularizer)(theta, P)  # 2 P theta
+      Array([ 2., -4.], dtype=float32)
+    """
+    theta = jnp.asarray(theta)
+    precision = jnp.asarray(precision)
+    check_floating("theta", theta)
+    check_floating("precision", precision)
+    check_finite("precision", precision)
+    if theta.ndim not in (1, 2):
+        raise ValueError(f"theta must have shape (d,) or (C, d), got {theta.shape}")
+    d = theta.shape[-1]
+    if precision.shape != (d, d):
+        raise ValueError(f"precision must have shape (d, d) = {(d, d)} to match theta, got {precision.shape}")
+    return jnp.sum(theta * (theta @ precision.T))

@@ -1,0 +1,262 @@
+"""DiTAC: GELU identity outside [a, b] and at theta = 0, agreement with an independent NumPy
+RK4 reference, continuity, table-mode accuracy and its convergence rate, gradients,
+per-channel thetas, jit/vmap/dtype parity, the regulariser, and error messages."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+import actfx
+from actfx.cpab import Tessellation
+
+TESS = Tessellation(10)
+THETA = np.array([1.3, -2.1, 0.7, 0.2, -1.5, 2.4, -0.6, 0.9, 1.1])  # a strongly bent T
+
+
+def gelu_exact(x):
+    return jax.nn.gelu(x, approximate=False)
+
+
+def np_cpab(u, theta, tess, steps=4000):
+    """Independent reference: RK4 on the CPA field v(x) = a_c x + b_c (NumPy, float64)."""
+    A = tess.B @ np.asarray(theta, np.float64)
+    a, b, nc = A[0::2], A[1::2], tess.nc
+
+    def v(y):
+        c = np.clip(np.floor(y * nc).astype(int), 0, nc - 1)
+        return a[c] * y + b[c]
+
+    y, h = np.array(u, np.float64), 1.0 / steps
+    for _ in range(steps):
+        k1 = v(y)
+        k2 = v(y + 0.5 * h * k1)
+        k3 = v(y + 0.5 * h * k2)
+        k4 = v(y + h * k3)
+        y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    return y
+
+
+def np_ditac(x, theta, tess, a, b):
+    x = np.asarray(x, np.float64)
+    inside = (x >= a) & (x <= b)
+    u = np.clip((x - a) / (b - a), 0, 1)
+    t = np.where(inside, a + (b - a) * np_cpab(u, theta, tess), x)
+    phi = np.array([0.5 * math.erfc(-xi / math.sqrt(2)) for xi in x])
+    return t * phi
+
+
+@pytest.mark.parametrize("a, b", [(-0.5, 2.0), (-3.0, 3.0)])
+def test_matches_numpy_rk4_reference(x64, a, b):
+    x = np.linspace(a - 1, b + 1, 301)
+    got = actfx.ditac(jnp.asarray(x), jnp.asarray(THETA), TESS, a=a, b=b)
+    np.testing.assert_allclose(got, np_ditac(x, THETA, TESS, a, b), atol=1e-8, rtol=0)
+    assert np.max(np.abs(np.asarray(got) - np.asarray(gelu_exact(jnp.asarray(x))))) > 0.05  # not GELU
+
+
+def same_program_gelu_gap(fn, x, theta):
+    """``fn(x, theta) - gelu(x)`` computed in ONE compiled program: the GELU subexpressions
+    are then identical (same XLA code), so the gap is exactly 0 wherever DiTAC's
+    correction ``delta * Phi(x)`` is exactly 0. (A separately compiled ``jax.nn.gelu`` may
+    round ``erfc`` differently by an ulp, depending on shapes and fusion.)"""
+    return jax.jit(lambda x, t: fn(x, t) - gelu_exact(x))(x, theta)
+
+
+@pytest.mark.parametrize("mode", ["exact", "table"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_gelu_outside_interval_and_at_theta_zero_exactly(x64, mode, dtype):
+    a, b = -0.5, 2.0
+    x = jnp.asarray(np.linspace(-6, 6, 2001), dtype)
+    edges = jnp.asarray([np.nextafter(a, -np.inf), np.nextafter(b, np.inf)], dtype)
+    x = jnp.concatenate([x, edges])
+    out = np.asarray((x < a) | (x > b))
+    theta = jnp.asarray(THETA, dtype)
+    f = lambda x, t: actfx.ditac(x, t, mode=mode)  # noqa: E731
+    y = f(x, theta)
+    assert y.dtype == x.dtype
+    gap = same_program_gelu_gap(f, x, theta)
+    assert np.all(np.asarray(gap)[out] == 0)
+    assert np.all(np.asarray(same_program_gelu_gap(f, x, jnp.zeros(9, dtype))) == 0)
+    xc = x.reshape(-1, 1) * jnp.ones(3, dtype)  # per-channel thetas
+    assert np.all(np.asarray(same_program_gelu_gap(f, xc, jnp.zeros((3, 9), dtype))) == 0)
+    # against a separately compiled jax.nn.gelu: equal up to the compiler's erfc rounding
+    tol = 16 * float(jnp.finfo(x.dtype).eps)
+    np.testing.assert_allclose(np.asarray(y)[out], np.asarray(gelu_exact(x))[out], rtol=tol, atol=0)
+    np.testing.assert_allclose(f(x, jnp.zeros(9, dtype)), gelu_exact(x), rtol=tol, atol=0)
+    # and not GELU inside
+    assert jnp.max(jnp.abs(y - gelu_exact(x))) > 0.05
+
+
+def test_bfloat16_dtype_and_gelu():
+    x = jnp.linspace(-6, 6, 1001, dtype=jnp.bfloat16)
+    for mode in ("exact", "table"):
+        f = lambda x, t: actfx.ditac(x, t, mode=mode)  # noqa: E731
+        y = f(x, jnp.zeros(9))
+        assert y.dtype == jnp.bfloat16
+        assert np.all(np.asarray(same_program_gelu_gap(f, x, jnp.zeros(9)).astype(np.float32)) == 0)
+        g = gelu_exact(x).astype(np.float32)
+        np.testing.assert_allclose(y.astype(np.float32), g, rtol=2.0**-7, atol=2.0**-8)  # ~1 ulp
+
+
+@pytest.mark.parametrize("mode", ["exact", "table"])
+def test_continuity_at_a_and_b(x64, mode):
+    a, b = -0.5, 2.0
+    theta = 3 * jnp.asarray(THETA)  # large deformation: steep T near the ends
+    for edge in (a, b):
+        eps = 1e-9
+        y = actfx.ditac(jnp.array([edge - eps, edge, edge + eps]), theta, mode=mode)
+        assert abs(float(y[2] - y[0])) < 1e-6
+        np.testing.assert_allclose(y[1], gelu_exact(jnp.float64(edge)), atol=1e-12)
+
+
+def theta_of_field(knot_values, tess):
+    """theta whose CPA field interpolates the given knot values (orthonormal qr basis)."""
+    k = tess.knots
+    a = np.diff(knot_values) * tess.nc
+    A = np.stack([a, knot_values[:-1] - a * k[:-1]], 1).reshape(-1)
+    theta = tess.B.T @ A
+    assert np.allclose(tess.B @ theta, A, atol=1e-12)
+    return theta
+
+
+@pytest.mark.parametrize("field", ["smooth", "bent"])
+def test_table_error_bound_and_rate(x64, field):
+    """Linear interpolation error <= (b - a) h^2 / 8 max|T''| (Phi <= 1), h = 1/(K-1).
+
+    T is C^1 with bounded T'' when v has no zero inside (0, 1) ("smooth": v > 0), and the
+    error then falls as h^2. Where v nearly vanishes at a knot ("bent", THETA) T'' is huge
+    on a tiny interval, so the h^2 regime only starts at large K; the bound still holds."""
+    k = TESS.knots
+    theta = theta_of_field(3 * k * (1 - k) * (1 + k), TESS) if field == "smooth" else THETA
+    theta = jnp.asarray(theta)
+    x = jnp.linspace(-0.5, 2.0, 40001)
+    exact = actfx.ditac(x, theta)
+    sizes = [65, 129, 257, 513, 1025, 2049, 4097]
+    errs = np.array([
+        float(jnp.max(jnp.abs(actfx.ditac(x, theta, mode="table", table_size=k) - exact)))
+        for k in sizes
+    ])
+    u = np.linspace(0, 1, 200001)
+    T = np.asarray(actfx.cpab.transform(jnp.asarray(u), theta, TESS))
+    d2 = np.max(np.abs(np.diff(T, 2))) / (u[1] - u[0]) ** 2
+    bound = 2.5 * d2 / (8 * (np.array(sizes) - 1.0) ** 2)
+    assert np.all(errs <= 1.01 * bound), (errs, bound)
+    if field == "smooth":
+        rates = np.log2(errs[:-1] / errs[1:])
+        assert np.all(rates > 1.75) and np.all(rates < 2.3), (errs, rates)
+
+
+def test_table_default_size_error_float32():
+    x = jnp.linspace(-1, 3, 4001)
+    y_exact = actfx.ditac(x, jnp.asarray(THETA, jnp.float32))
+    y_table = actfx.ditac(x, jnp.asarray(THETA, jnp.float32), mode="table")
+    assert float(jnp.max(jnp.abs(y_table - y_exact))) < 2e-4
+
+
+X_GRAD = jnp.array([-0.41, 0.03, 0.37, 0.88, 1.52, 1.93, 2.5, -1.0])
+
+
+def test_exact_gradients_check_grads(x64):
+    check_grads(lambda x, t: actfx.ditac(x, t), (X_GRAD, jnp.asarray(THETA)), order=1, modes=("fwd", "rev"))
+
+
+@pytest.mark.slow
+def test_exact_gradients_check_grads_order2(x64):
+    check_grads(lambda x, t: actfx.ditac(x, t), (X_GRAD, jnp.asarray(THETA)), order=2, modes=("fwd", "rev"))
+
+
+def test_table_gradients_are_those_of_the_table_function(x64):
+    k = 257
+    # points strictly inside grid cells (u at cell midpoints) so the table function is
+    # smooth in a neighbourhood: finite differences of the table function are meaningful
+    a, b = -0.5, 2.0
+    u = (np.array([3, 40, 101, 177, 230, 255]) + 0.37) / (k - 1)
+    x = jnp.asarray(a + (b - a) * u)
+    theta = jnp.asarray(THETA)
+    f = lambda x, t: actfx.ditac(x, t, mode="table", table_size=k)  # noqa: E731
+    check_grads(f, (x, theta), order=1, modes=("fwd", "rev"), eps=1e-7)
+    # and with the default table size they approximate the exact gradients
+    g_table = jax.grad(lambda t: actfx.ditac(x, t, mode="table").sum())(theta)
+    g_exact = jax.grad(lambda t: actfx.ditac(x, t).sum())(theta)
+    np.testing.assert_allclose(g_table, g_exact, atol=2e-3 * float(jnp.max(jnp.abs(g_exact))))
+
+
+@pytest.mark.parametrize("mode", ["exact", "table"])
+def test_per_channel_matches_channelwise_loop(mode):
+    theta = jax.random.normal(jax.random.key(0), (4, 9))
+    x = 2 * jax.random.normal(jax.random.key(1), (3, 5, 4)) + 0.5
+    y = actfx.ditac(x, theta, mode=mode)
+    ref = jnp.stack([actfx.ditac(x[..., c], theta[c], mode=mode) for c in range(4)], axis=-1)
+    np.testing.assert_allclose(y, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_jit_vmap_parity():
+    x = 2 * jax.random.normal(jax.random.key(2), (6, 7))
+    thetas = jax.random.normal(jax.random.key(3), (3, 9))
+    f = lambda x, t: actfx.ditac(x, t, mode="table")  # noqa: E731
+    np.testing.assert_allclose(jax.jit(f)(x, thetas[0]), f(x, thetas[0]), rtol=1e-6, atol=1e-7)
+    batched = jax.vmap(f, in_axes=(None, 0))(x, thetas)
+    loop = jnp.stack([f(x, t) for t in thetas])
+    np.testing.assert_allclose(batched, loop, rtol=1e-6, atol=1e-7)
+    bx = jax.vmap(lambda x: actfx.ditac(x, thetas[1]))(x)
+    np.testing.assert_allclose(bx, actfx.ditac(x, thetas[1]), rtol=1e-6, atol=1e-7)
+
+
+def test_variants_are_gelu_cpab_on_half_intervals():
+    x = jnp.linspace(-3, 3, 301)
+    theta = jnp.asarray(THETA, jnp.float32)
+    np.testing.assert_array_equal(
+        actfx.ditac(x, theta, variant="gelu_cpab_relu", a=-0.5, b=2.0),
+        actfx.ditac(x, theta, a=0.0, b=2.0),
+    )
+    np.testing.assert_array_equal(
+        actfx.ditac(x, theta, variant="gelu_cpab_gelu", a=-0.5, b=2.0),
+        actfx.ditac(x, theta, a=-0.5, b=0.0),
+    )
+
+
+def test_errors():
+    x, th = jnp.ones(4), jnp.zeros(9)
+    with pytest.raises(ValueError, match="a < b"):
+        actfx.ditac(x, th, a=1.0, b=1.0)
+    with pytest.raises(ValueError, match="a < b"):
+        actfx.ditac(x, th, variant="gelu_cpab_relu", b=-1.0)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        actfx.ditac(x, jnp.zeros(8), TESS)
+    with pytest.raises(ValueError, match="theta must be finite"):
+        actfx.ditac(x, th.at[2].set(jnp.nan))
+    with pytest.raises(ValueError, match="mode"):
+        actfx.ditac(x, th, mode="fast")
+    with pytest.raises(ValueError, match="table_size"):
+        actfx.ditac(x, th, mode="table", table_size=1)
+    with pytest.raises(ValueError, match="variant"):
+        actfx.ditac(x, th, variant="leaky_cpab")
+    with pytest.raises(ValueError, match="zero_boundary"):
+        actfx.ditac(x, jnp.zeros(11), Tessellation(10, zero_boundary=False))
+    with pytest.raises(ValueError, match="channels"):
+        actfx.ditac(jnp.ones((2, 3)), jnp.zeros((4, 9)))
+    with pytest.raises(ValueError, match="x must have a floating dtype"):
+        actfx.ditac(jnp.ones(3, jnp.int32), th)
+    with pytest.raises(ValueError, match="tess"):
+        actfx.ditac(x, th, 10)
+
+
+def test_regularizer_value_and_true_gradient(x64):
+    rng = np.random.default_rng(0)
+    M = rng.normal(size=(9, 9))
+    P = M @ M.T + 9 * np.eye(9)
+    theta = rng.normal(size=9)
+    np.testing.assert_allclose(actfx.ditac_regularizer(theta, P), theta @ P @ theta, rtol=1e-13)
+    g = jax.grad(actfx.ditac_regularizer)(jnp.asarray(theta), jnp.asarray(P))
+    np.testing.assert_allclose(g, 2 * P @ theta, rtol=1e-12)
+    # the reference's elementwise rule (column sums of P times theta) is a different vector
+    assert np.max(np.abs(2 * P.sum(0) * theta - 2 * P @ theta)) > 1.0
+    thetas = rng.normal(size=(3, 9))
+    np.testing.assert_allclose(
+        actfx.ditac_regularizer(thetas, P), sum(t @ P @ t for t in thetas), rtol=1e-12
+    )
+    with pytest.raises(ValueError, match="precision must have shape"):
+        actfx.ditac_regularizer(theta, P[:8, :8])
