@@ -102,6 +102,7 @@ def planted_study(cfg, seed: int) -> dict:
         res = run_mcmc(
             model, x, y, kernel=kernel, num_warmup=cfg.warmup, num_samples=cfg.samples,
             num_chains=cfg.chains, seed=seed, map_steps=cfg.map_steps,
+            max_tree_depth=cfg.max_tree_depth, num_steps=cfg.prox_steps,
         )
         diag = diagnostics_table(res, model, x, y, print_table=cfg.verbose)
         flat = res.flat_samples()
@@ -166,7 +167,7 @@ def breast_cancer_study(cfg, seed: int) -> dict:
                              "pruned_accuracy": float("nan"), "wall_time": t_map,
                              "min_ess_per_s": float("nan"), "max_r_hat": float("nan"), "_p": p_map}
         res = run_mcmc(model, xtr, ytr, num_warmup=cfg.warmup, num_samples=cfg.samples,
-                       num_chains=cfg.chains, seed=seed, init=point)
+                       num_chains=cfg.chains, seed=seed, init=point, max_tree_depth=cfg.max_tree_depth)
         diag = diagnostics_table(res, model, xtr, ytr, print_table=cfg.verbose)
         pp = posterior_predictive(model, res.samples, xte, grouped=True)
         pr = pruned_accuracy(model, res.samples, xte, yte, eps=cfg.eps, grouped=True)
@@ -231,6 +232,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--samples", type=int, default=None)
     ap.add_argument("--chains", type=int, default=None)
+    ap.add_argument("--max-tree-depth", type=int, default=None, help="NUTS max tree depth (quick 6, full 10)")
+    ap.add_argument("--prox-steps", type=int, default=30, help="leapfrog steps per ProximalHMC proposal")
     ap.add_argument("--no-proximal", action="store_true", help="skip the ProximalHMC row of study 1")
     ap.add_argument("--verbose", action="store_true", help="print every diagnostics table")
     ap.add_argument("--out", default="results")
@@ -240,6 +243,7 @@ def main(argv=None) -> dict:
     cfg.warmup = cfg.warmup or (1000 if full else 400)
     cfg.samples = cfg.samples or (1000 if full else 400)
     cfg.chains = cfg.chains or (4 if full else 2)
+    cfg.max_tree_depth = cfg.max_tree_depth or (10 if full else 6)
     cfg.map_steps = 2000 if full else 800
     cfg.planted_n = 400 if full else 200
     cfg.hidden = 16
@@ -248,7 +252,7 @@ def main(argv=None) -> dict:
     if not cfg.no_proximal:
         cfg.planted_runs.append(("ProximalHMC laplace", "laplace", "proximal"))
     print(f"jax devices: {jax.devices()}; {cfg.chains} chains x ({cfg.warmup} warm-up + {cfg.samples}), "
-          f"{cfg.seeds} seeds")
+          f"{cfg.seeds} seeds, NUTS max tree depth {cfg.max_tree_depth}, ProximalHMC {cfg.prox_steps} steps")
 
     planted, bcs = [], []
     for seed in tqdm(range(cfg.seeds), desc="seeds"):

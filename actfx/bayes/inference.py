@@ -164,18 +164,12 @@ def run_mcmc(
         progress_bar=progress_bar,
     )
     t0 = time.perf_counter()
-    extra = ("diverging",) if kernel != "gibbs" else ()
-    mcmc.run(jax.random.key(seed), x, y, extra_fields=extra)
+    div_fields = ("block_states.0.diverging", "block_states.1.diverging") if kernel == "gibbs" else ("diverging",)
+    mcmc.run(jax.random.key(seed), x, y, extra_fields=div_fields)
     samples = mcmc.get_samples(group_by_chain=True)
     jax.block_until_ready(samples)
     wall = time.perf_counter() - t0
-    if kernel == "gibbs":
-        div = 0
-        try:
-            div = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
-        except (KeyError, AttributeError):
-            pass
-    else:
-        div = int(np.sum(np.asarray(mcmc.get_extra_fields()["diverging"])))
+    extra = mcmc.get_extra_fields()
+    div = int(sum(np.sum(np.asarray(extra[f])) for f in div_fields))
     samples = {k_: v for k_, v in samples.items() if k_ != "y"}
     return MCMCResult(samples, wall, div, num_chains * num_samples, kernel, mcmc)
