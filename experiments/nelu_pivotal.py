@@ -16,11 +16,12 @@ Two studies (spec: nelu.md):
 Both activations are two-sided by default (soft-thresholding: NeLU's square-root-lasso
 prox vs the lasso prox ``sign(x) relu(|x| - b)``); ``--one-sided`` uses the ReLU forms.
 A ReLU + bias auto-encoder trained from a random start collapses to ``b ~ 0`` (a linear
-map) in this short training, so by default the ReLU model is *warm-started* from the
-trained NeLU model (same ``W``, ``D``; ``b`` = the NeLU threshold averaged over training
-data) and trained for the same number of steps: a strong baseline at ``sigma_train``,
-which isolates the effect of the activation away from it. ``--relu-init random`` trains it
-from scratch instead.
+map) in this short training, so by default training has two phases of ``--syn-steps`` /
+``--img-steps`` each (fresh AdamW, cosine decay): phase 1 trains the NeLU model; the ReLU
+model is then *warm-started* from it (same ``W``, ``D``; ``b`` = the NeLU threshold
+averaged over training data) and both models train phase 2 separately. Both end with the
+same number of steps and the same starting transform, which isolates the effect of the
+activation. ``--relu-init random`` trains the ReLU model from scratch instead.
 
     python -m experiments.nelu_pivotal            # quick CPU run (a few minutes)
     python -m experiments.nelu_pivotal --full     # accelerator: longer training, full images
@@ -45,6 +46,8 @@ from tqdm.auto import tqdm
 from actfx.data.denoising import (
     OFFLINE_TEST,
     OFFLINE_TRAIN,
+    extract_patches,
+    fold_patches,
     load_bsd,
     load_offline_images,
     psnr,
@@ -170,7 +173,11 @@ def run_synthetic(args) -> dict:
             if args.relu_init == "nelu":
                 c, nz = sample(jax.random.key(seed + 77), 2048, sigma_train)
                 _warm_start_relu(relu, nelu, c, nz)
-            _fit(relu, batch, sigma_train, args.syn_steps, args.lr, seed + 1, f"syn relu s={sigma_train} #{seed}")
+                # Same second phase for NeLU, so both models get the same training.
+                _fit(nelu, batch, sigma_train, args.syn_steps, args.lr, seed + 2,
+                     f"syn nelu phase 2 s={sigma_train} #{seed}")
+            _fit(relu, batch, sigma_train, args.syn_steps, args.lr, seed + 1,
+                 f"syn relu s={sigma_train} #{seed}")
             models["relu"] = relu
             out["params"].setdefault(str(sigma_train), {"nelu_lam": [], "relu_bias": []})
             out["params"][str(sigma_train)]["nelu_lam"].append(float(nelu.act.lam))
@@ -207,26 +214,43 @@ def run_images(args) -> dict:
         train_imgs, test_imgs = load_offline_images(OFFLINE_TRAIN), load_offline_images(OFFLINE_TEST)
         test_names = list(OFFLINE_TEST)
     test_imgs = [_center_crop(im, args.test_crop) for im in test_imgs]
-    pool = jnp.asarray(random_patches(train_imgs, args.patch, args.num_patches,
-                                      np.random.default_rng(0)))[..., None]
+    size = args.patch if args.image_model == "conv" else args.dense_patch
+    pool = jnp.asarray(random_patches(train_imgs, size, args.num_patches,
+                                      np.random.default_rng(0)))
+    pool = pool[..., None] if args.image_model == "conv" else pool.reshape(len(pool), -1)
     sigma_train = args.image_sigma_train / 255.0
     two_sided = not args.one_sided
+    image_batch = args.image_batch if args.image_model == "conv" else args.batch
 
     def batch(key, sigma):
         k1, k2 = jax.random.split(key)
-        clean = pool[jax.random.randint(k1, (args.image_batch,), 0, pool.shape[0])]
+        clean = pool[jax.random.randint(k1, (image_batch,), 0, pool.shape[0])]
         return clean, clean + sigma * jax.random.normal(k2, clean.shape)
 
-    predict = nnx.jit(lambda m, y: m(y))
-    out = {"psnr": {}, "test_images": test_names, "params": {"nelu_lam": [], "relu_bias": []}}
+    def build(activation, seed):
+        kw = dict(activation=activation, two_sided=two_sided, lam_init=2.0,
+                  bias_init=2 * sigma_train, rngs=nnx.Rngs(seed))
+        if args.image_model == "conv":
+            return ConvPivotalAE(1, args.features, kernel_size=args.kernel, **kw)
+        return PivotalAE(size * size, args.atoms_img, remove_mean=True, **kw)
+
+    @nnx.jit
+    def denoise(m, noisy):
+        if args.image_model == "conv":
+            return m(noisy[None, ..., None])[0, ..., 0]
+        patches = extract_patches(noisy, size, args.stride)
+        return fold_patches(m(patches), noisy.shape, size, args.stride)
+
+    out = {"psnr": {}, "test_images": test_names, "params": {"nelu_lam": [], "relu_bias": []},
+           "model": args.image_model}
     for seed in range(args.seeds):
-        kw = dict(kernel_size=args.kernel, two_sided=two_sided, rngs=nnx.Rngs(seed))
-        nelu = ConvPivotalAE(1, args.features, activation="nelu", lam_init=2.0, **kw)
+        nelu = build("nelu", seed)
         _fit(nelu, batch, sigma_train, args.img_steps, args.lr, seed, f"img nelu #{seed}")
-        relu = ConvPivotalAE(1, args.features, activation="relu", bias_init=2 * sigma_train, **kw)
+        relu = build("relu", seed)
         if args.relu_init == "nelu":
             c, nz = batch(jax.random.key(seed + 77), sigma_train)
             _warm_start_relu(relu, nelu, c, nz)
+            _fit(nelu, batch, sigma_train, args.img_steps, args.lr, seed + 2, f"img nelu phase 2 #{seed}")
         _fit(relu, batch, sigma_train, args.img_steps, args.lr, seed + 1, f"img relu #{seed}")
         out["params"]["nelu_lam"].append(float(nelu.act.lam))
         out["params"]["relu_bias"].append(_bias_of(relu))
@@ -237,7 +261,7 @@ def run_images(args) -> dict:
                 for i, img in enumerate(test_imgs):
                     key = jax.random.fold_in(jax.random.key(50_000 + seed), 1000 * s + i)
                     noisy = img + (s / 255.0) * np.asarray(jax.random.normal(key, img.shape))
-                    est = noisy if m is None else np.asarray(predict(m, noisy[None, ..., None]))[0, ..., 0]
+                    est = noisy if m is None else np.asarray(denoise(m, jnp.asarray(noisy)))
                     vals.append(psnr(img, est))
                 rec[str(s)].append(float(np.mean(vals)))
     return out
@@ -338,7 +362,7 @@ def parse_args(argv=None):
     g = p.add_argument_group("synthetic")
     g.add_argument("--dim", type=int, default=64)
     g.add_argument("--sparsity", type=int, default=4)
-    g.add_argument("--syn-steps", type=int, default=None, help="default 600 (quick) / 5000 (full)")
+    g.add_argument("--syn-steps", type=int, default=None, help="steps per phase; default 500 (quick) / 5000 (full)")
     g.add_argument("--batch", type=int, default=256)
     g.add_argument("--test-size", type=int, default=4000)
     g.add_argument("--sigma-trains", type=float, nargs="+", default=[0.05, 0.1, 0.2])
@@ -347,22 +371,29 @@ def parse_args(argv=None):
                    default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
     g = p.add_argument_group("images")
     g.add_argument("--image-sigma-train", type=float, default=25.0, help="x 1/255")
+    g.add_argument("--image-model", choices=("dense", "conv"), default="dense",
+                   help="dense AE on 8x8 patches (averaged back) or convolutional AE")
+    g.add_argument("--dense-patch", type=int, default=8)
+    g.add_argument("--atoms-img", type=int, default=None, help="dense code size; default 2 * patch^2")
+    g.add_argument("--stride", type=int, default=None, help="patch stride at test; 2 (quick) / 1 (full)")
     g.add_argument("--features", type=int, default=None, help="default 24 (quick) / 64 (full)")
     g.add_argument("--kernel", type=int, default=7)
-    g.add_argument("--patch", type=int, default=40)
-    g.add_argument("--num-patches", type=int, default=4000)
-    g.add_argument("--image-batch", type=int, default=16)
-    g.add_argument("--img-steps", type=int, default=None, help="default 300 (quick) / 5000 (full)")
+    g.add_argument("--patch", type=int, default=40, help="conv training patch size")
+    g.add_argument("--num-patches", type=int, default=20000)
+    g.add_argument("--image-batch", type=int, default=16, help="conv batch (dense uses --batch)")
+    g.add_argument("--img-steps", type=int, default=None, help="steps per phase; default 500 (quick) / 5000 (full)")
     g.add_argument("--test-crop", type=int, default=None,
                    help="centre crop of test images; default 192 (quick) / none (full)")
     args = p.parse_args(argv)
     full = args.full
-    args.syn_steps = args.syn_steps or (5000 if full else 600)
-    args.img_steps = args.img_steps or (5000 if full else 300)
+    args.syn_steps = args.syn_steps or (5000 if full else 500)
+    args.img_steps = args.img_steps or (5000 if full else 500)
     args.features = args.features or (64 if full else 24)
     if args.test_crop is None and not full:
         args.test_crop = 192
     args.atoms = args.dim
+    args.atoms_img = args.atoms_img or 2 * args.dense_patch**2
+    args.stride = args.stride or (1 if full else 2)
     if args.sigma_train_main not in args.sigma_trains:
         args.sigma_trains = sorted({*args.sigma_trains, args.sigma_train_main})
     return args

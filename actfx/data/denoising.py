@@ -158,6 +158,47 @@ def random_patches(images: Sequence[np.ndarray], size: int, num: int,
     return out
 
 
+def extract_patches(image: ArrayLike, size: int, stride: int = 1) -> Array:
+    """All ``size x size`` patches of a ``(H, W)`` image at ``stride``, flattened row-major.
+
+    Returns:
+      ``(P, size * size)`` with ``P = ((H - size) // stride + 1) * ((W - size) // stride + 1)``.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from actfx.data.denoising import extract_patches
+      >>> extract_patches(jnp.arange(12.0).reshape(3, 4), 2)[:2]
+      Array([[0., 1., 4., 5.],
+             [1., 2., 5., 6.]], dtype=float32)
+    """
+    img = jnp.asarray(image)
+    if img.ndim != 2 or img.shape[0] < size or img.shape[1] < size:
+        raise ValueError(f"image must be (H, W) with H, W >= size={size}, got {img.shape}")
+    p = jax.lax.conv_general_dilated_patches(
+        img[None, None], (size, size), (stride, stride), "VALID"
+    )  # (1, size*size, H', W')
+    return p[0].reshape(size * size, -1).T
+
+
+def fold_patches(patches: ArrayLike, shape: tuple[int, int], size: int, stride: int = 1) -> Array:
+    """Inverse of :func:`extract_patches` by averaging: each pixel gets the mean of the
+    patch values that cover it (pixels no patch covers get 0).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from actfx.data.denoising import extract_patches, fold_patches
+      >>> img = jnp.arange(12.0).reshape(3, 4)
+      >>> bool(jnp.allclose(fold_patches(extract_patches(img, 2), (3, 4), 2), img))
+      True
+    """
+    patches = jnp.asarray(patches)
+    zeros = jnp.zeros(shape, patches.dtype)
+    _, vjp = jax.vjp(lambda im: extract_patches(im, size, stride), zeros)
+    total = vjp(patches)[0]
+    count = vjp(jnp.ones_like(patches))[0]
+    return jnp.where(count > 0, total / jnp.maximum(count, 1), 0)
+
+
 def add_gaussian_noise(x: ArrayLike, sigma: float | ArrayLike, key: Array) -> Array:
     """``x + sigma * N(0, 1)`` (no clipping, as in the usual AWGN benchmarks)."""
     x = jnp.asarray(x)
