@@ -5,8 +5,10 @@ Two studies (spec: nelu.md):
 1. **synthetic** - signals ``y = A s`` with ``s`` k-sparse (signed, |s_i| in [1, 2]) in a
    random orthonormal dictionary ``A``; a dense one-layer auto-encoder is trained on
    ``y + sigma_train * noise`` (MSE to the clean ``y``) for several ``sigma_train``.
-   Reported: test MSE vs ``sigma_test`` for models trained at the main ``sigma_train``, and
-   the learned NeLU ``lam`` / ReLU bias ``b`` as ``sigma_train`` varies.
+   Reported: test MSE vs ``sigma_test`` for models trained at the main ``sigma_train``
+   (also a NeLU AE whose activation is the ``"unrolled"`` proximal-gradient solver instead
+   of the exact one), and the learned NeLU ``lam`` / ReLU bias ``b`` as ``sigma_train``
+   varies.
 2. **images** - a convolutional auto-encoder trained on random 40x40 patches of the
    grayscale photos bundled with scikit-image (``actfx.data.denoising.OFFLINE_TRAIN``) at
    ``sigma_train = 25/255``, tested on camera / astronaut / coins / moon
@@ -179,6 +181,14 @@ def run_synthetic(args) -> dict:
             _fit(relu, batch, sigma_train, args.syn_steps, args.lr, seed + 1,
                  f"syn relu s={sigma_train} #{seed}")
             models["relu"] = relu
+            if args.unrolled_iters and sigma_train == args.sigma_train_main:
+                unrolled = PivotalAE(args.dim, args.atoms, activation="nelu", two_sided=two_sided,
+                                     lam_init=2.0, method="unrolled", iters=args.unrolled_iters,
+                                     rngs=nnx.Rngs(seed))
+                for phase in range(2 if args.relu_init == "nelu" else 1):
+                    _fit(unrolled, batch, sigma_train, args.syn_steps, args.lr, seed + 2 * phase,
+                         f"syn nelu unrolled #{seed}")
+                models[f"nelu unrolled({args.unrolled_iters})"] = unrolled
             out["params"].setdefault(str(sigma_train), {"nelu_lam": [], "relu_bias": []})
             out["params"][str(sigma_train)]["nelu_lam"].append(float(nelu.act.lam))
             out["params"][str(sigma_train)]["relu_bias"].append(_bias_of(relu))
@@ -321,7 +331,7 @@ def _tables(res: dict, args) -> str:
         syn = res["synthetic"]
         rows = [[name] + [mean_std(rec[str(s)], "{:.5f}") for s in args.sigma_tests]
                 for name, rec in syn["mse"].items()]
-        if "nelu" in syn["mse"] and "relu" in syn["mse"]:
+        if "nelu" in syn["mse"] and "relu" in syn["mse"]:  # > 1: NeLU better
             rows.append(["MSE ratio relu/nelu"] + [
                 f"{np.mean(syn['mse']['relu'][str(s)]) / np.mean(syn['mse']['nelu'][str(s)]):.2f}"
                 for s in args.sigma_tests])
@@ -336,6 +346,7 @@ def _tables(res: dict, args) -> str:
         img = res["images"]
         rows = [[name] + [mean_std(rec[str(s)], "{:.2f}") for s in IMAGE_SIGMAS]
                 for name, rec in img["psnr"].items()]
+        # > 0: NeLU better.
         rows.append(["PSNR gain nelu-relu"] + [
             f"{np.mean(img['psnr']['nelu'][str(s)]) - np.mean(img['psnr']['relu'][str(s)]):+.2f}"
             for s in IMAGE_SIGMAS])
@@ -367,6 +378,9 @@ def parse_args(argv=None):
     g.add_argument("--test-size", type=int, default=4000)
     g.add_argument("--sigma-trains", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     g.add_argument("--sigma-train-main", type=float, default=0.1)
+    g.add_argument("--unrolled-iters", type=int, default=10,
+                   help="also train a NeLU AE with method='unrolled' (this many proximal-"
+                        "gradient steps) at the main sigma_train; 0 = off")
     g.add_argument("--sigma-tests", type=float, nargs="+",
                    default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
     g = p.add_argument_group("images")
