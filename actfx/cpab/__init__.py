@@ -1,0 +1,20 @@
+"""CPAB: diffeomorphisms of [0, 1] from continuous piecewise-affine velocity fields.
+
+``Tessellation`` holds the cells, constraints and basis; ``transform`` integrates the field
+in closed form (exact to float64 round-off), with analytic derivatives.
+"""
+
+from actfx.cpab.integrate import grad_x, inverse, transform, velocity
+from actfx.cpab.numeric import transform_numeric
+from actfx.cpab.tessellation import BASES, Tessellation, constraint_matrix
+
+__all__ = [
+    "BASES",
+    "Tessellation",
+    "constraint_matrix",
+    "grad_x",
+    "inverse",
+    "transform",
+    "transform_numeric",
+    "velocity",
+]

@@ -1,0 +1,302 @@
+"""CPAB closed-form transform: exact reference values, RK4 oracle, properties, gradients."""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+from actfx.cpab import (
+    Tessellation,
+    grad_x,
+    inverse,
+    transform,
+    transform_numeric,
+    velocity,
+)
+
+REF = np.load(Path(__file__).parent / "data" / "cpab_reference.npz")
+CONFIGS = range(int(REF["configs"]))
+
+
+def _ref_tess(i):
+    return Tessellation(
+        int(REF[f"c{i}_nc"]), zero_boundary=bool(REF[f"c{i}_zero_boundary"]), basis=REF[f"c{i}_B"]
+    )
+
+
+def _random_theta(seed, tess, scale, n=None):
+    rng = np.random.default_rng(seed)
+    shape = (tess.theta_dim,) if n is None else (n, tess.theta_dim)
+    return scale * rng.standard_normal(shape)
+
+
+@pytest.mark.parametrize("i", CONFIGS)
+def test_matches_exact_reference(i, x64):
+    """float64 closed form vs 40-digit values (difw's own B), incl. free-boundary configs."""
+    T = transform(REF["x"], REF[f"c{i}_theta"], _ref_tess(i))
+    assert T.dtype == jnp.float64 and T.shape == REF[f"c{i}_T"].shape
+    np.testing.assert_array_less(np.abs(np.asarray(T) - REF[f"c{i}_T"]), 1e-12)
+
+
+def _check_reference_gradients(i):
+    tess, x = _ref_tess(i), jnp.asarray(REF["x"])
+    thetas = jnp.asarray(REF[f"c{i}_theta"])
+    f = lambda p: transform(x, p, tess)  # noqa: E731
+    jr = jax.jit(jax.vmap(jax.jacrev(f)))(thetas)
+    jf = jax.jit(jax.vmap(jax.jacfwd(f)))(thetas)
+    ref = REF[f"c{i}_dT_dtheta"]
+    scale = max(1.0, np.abs(ref).max())
+    np.testing.assert_allclose(jr, ref, atol=2e-8 * scale, rtol=0)
+    np.testing.assert_allclose(jf, jr, atol=1e-12 * scale, rtol=0)
+    gx = grad_x(x, thetas, tess)
+    ref_dx = REF[f"c{i}_dT_dx"]
+    np.testing.assert_allclose(gx, ref_dx, rtol=1e-7, atol=1e-7 * np.abs(ref_dx).max())
+
+
+@pytest.mark.parametrize("i", [3, 7])
+def test_gradients_match_reference(i, x64):
+    """dT/dtheta (reverse and forward mode) and dT/dx vs difw's analytic derivatives."""
+    _check_reference_gradients(i)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("i", [0, 1, 2, 4, 5, 6])
+def test_gradients_match_reference_all(i, x64):
+    _check_reference_gradients(i)
+
+
+@pytest.mark.parametrize("i", [0, 3, 6])
+def test_closed_form_matches_rk4(i, x64):
+    tess = _ref_tess(i)
+    x, th = REF["x"][::4], REF[f"c{i}_theta"]
+    num = transform_numeric(x, th, tess, steps=40_000)
+    np.testing.assert_allclose(transform(x, th, tess), num, atol=1e-8, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("i", CONFIGS)
+def test_closed_form_matches_rk4_all(i, x64):
+    tess = _ref_tess(i)
+    x, th = REF["x"], REF[f"c{i}_theta"]
+    num = transform_numeric(x, th, tess, steps=60_000)
+    np.testing.assert_allclose(transform(x, th, tess), num, atol=1e-8, rtol=0)
+
+
+@settings(max_examples=10, deadline=None)
+@given(
+    nc=st.sampled_from([2, 5, 10, 50]),
+    zero_boundary=st.booleans(),
+    basis=st.sampled_from(["qr", "svd", "sparse", "rref"]),
+    scale=st.sampled_from([0.1, 1.0, 5.0, 20.0]),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_properties(nc, zero_boundary, basis, scale, seed):
+    """Monotone, endpoints fixed (zero boundary), inverse composes to identity, identity at 0;
+    large scales make points cross many cells."""
+    with jax.enable_x64(True):
+        tess = Tessellation(nc, zero_boundary=zero_boundary, basis=basis)
+        theta = _random_theta(seed, tess, scale)
+        x = np.linspace(0.0, 1.0, 201)
+        T = np.asarray(transform(x, theta, tess))
+        assert np.all(np.isfinite(T))
+        # Strictly increasing in exact arithmetic; in floats a strongly contracting field
+        # can merge neighbours (to an ulp), so: non-decreasing to round-off, and dT/dx > 0.
+        assert np.all(np.diff(T) >= -1e-15 * np.maximum(1.0, np.abs(T[1:])))
+        gx = np.asarray(grad_x(x, theta, tess))
+        assert np.all(gx > 0)
+        if zero_boundary:
+            assert abs(T[0]) < 1e-12 and abs(T[-1] - 1) < 1e-12
+            assert np.all((T >= -1e-12) & (T <= 1 + 1e-12))
+        back = np.asarray(inverse(T, theta, tess))
+        # The inverse is well conditioned where T does not squeeze x; there x is recovered.
+        ok = gx > 1e-2
+        np.testing.assert_allclose(back[ok], x[ok], atol=1e-10, rtol=0)
+        np.testing.assert_array_equal(np.asarray(transform(x, 0 * theta, tess)), x)
+
+
+def test_inverse_composes_to_identity(x64):
+    for i in CONFIGS:
+        tess = _ref_tess(i)
+        x = REF["x"]
+        for th in REF[f"c{i}_theta"]:
+            T = transform(x, th, tess)
+            np.testing.assert_allclose(inverse(T, th, tess), x, atol=1e-10, rtol=0)
+            np.testing.assert_allclose(transform(inverse(x, th, tess), th, tess), x, atol=1e-10)
+
+
+def test_many_cells_crossed(x64):
+    """A strong field sweeps points across most cells; still matches RK4."""
+    tess = Tessellation(50, zero_boundary=True, basis="sparse")
+    # sparse basis: column j is the hat at knot j scaled so its largest |a| is 1, i.e.
+    # knot velocity theta_j / nc; this gives v = 3 at every interior knot.
+    theta = np.full(tess.theta_dim, 3.0 * tess.nc)
+    x = jnp.linspace(0.0, 1.0, 41)
+    T = transform(x, theta, tess)
+    assert float(T[1]) > 0.9  # x = 0.025 crosses > 35 cells
+    np.testing.assert_allclose(T, transform_numeric(x, theta, tess, steps=40_000), atol=1e-8)
+
+
+@pytest.mark.parametrize("zero_boundary", [True, False])
+def test_check_grads_order1(zero_boundary, x64):
+    """First order w.r.t. theta and x jointly, forward and reverse mode, incl. strong fields."""
+    tess = Tessellation(6, zero_boundary=zero_boundary)
+    x = jnp.array([0.03, 0.21, 0.48, 0.55, 0.77, 0.96])
+    theta = jnp.asarray(np.stack([_random_theta(0, tess, 0.5), _random_theta(1, tess, 3.0)]))
+    f = jax.jit(lambda th, xx: transform(xx, th, tess, time=0.7))
+    check_grads(f, (theta, x), 1, modes=("fwd", "rev"))
+
+
+@pytest.mark.parametrize("zero_boundary,mode", [(True, "rev"), (False, "fwd")])
+def test_check_grads_order2(zero_boundary, mode, x64):
+    """Second order (rev-of-rev / fwd-of-fwd). T is only piecewise C^2 in theta (its
+    second derivative jumps when T(x) crosses a knot), so a moderate theta keeps the
+    finite differences away from the kinks."""
+    tess = Tessellation(6, zero_boundary=zero_boundary)
+    x = jnp.array([0.03, 0.21, 0.48, 0.55, 0.77, 0.96])
+    theta = jnp.asarray(_random_theta(0, tess, 0.5))
+    f = jax.jit(lambda th, xx: transform(xx, th, tess, time=0.7))
+    check_grads(f, (theta, x), 2, modes=(mode,), eps=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("zero_boundary", [True, False])
+def test_check_grads_order2_all_modes(zero_boundary, x64):
+    tess = Tessellation(6, zero_boundary=zero_boundary)
+    x = jnp.array([0.03, 0.21, 0.48, 0.55, 0.77, 0.96])
+    for seed, scale in [(0, 0.5), (1, 2.0)]:
+        theta = jnp.asarray(_random_theta(seed, tess, scale))
+        f = jax.jit(lambda th, xx: transform(xx, th, tess, time=0.7))
+        check_grads(f, (theta, x), 2, modes=("fwd", "rev"), eps=1e-6)
+
+
+def test_hessian_matches_differences_of_gradient(x64):
+    """Strong field (points cross cells): Hessian w.r.t. theta vs central differences of
+    the analytic gradient (away from the measure-zero kinks)."""
+    tess = Tessellation(6, zero_boundary=True)
+    x = jnp.array([0.03, 0.21, 0.48, 0.55, 0.77, 0.96])
+    theta = jnp.asarray(_random_theta(1, tess, 3.0))
+    loss = lambda th: jnp.sum(jnp.sin(3 * transform(x, th, tess)))  # noqa: E731
+    H = jax.jit(jax.hessian(loss))(theta)
+    g = jax.jit(jax.grad(loss))
+    eps = 1e-6
+    E = eps * np.eye(tess.theta_dim)
+    Hn = np.stack([(g(theta + e) - g(theta - e)) / (2 * eps) for e in E])
+    np.testing.assert_allclose(H, Hn, atol=1e-7 * max(1.0, np.abs(Hn).max()))
+
+
+def test_grad_x_positive(x64):
+    """dT/dx > 0 everywhere (strict monotonicity), even for strongly contracting fields."""
+    for zb in (True, False):
+        tess = Tessellation(10, zero_boundary=zb)
+        thetas = _random_theta(4, tess, 8.0, n=4)
+        g = np.asarray(grad_x(np.linspace(0, 1, 101), thetas, tess))
+        assert np.all(g > 0) and np.all(np.isfinite(g))
+
+
+def test_grad_at_theta_zero(x64):
+    """At theta = 0 (a = 0 everywhere) derivatives are finite and match finite differences."""
+    tess = Tessellation(5)
+    x = jnp.array([0.12, 0.5, 0.83])
+    loss = lambda th: jnp.sum(transform(x, th, tess) ** 2)  # noqa: E731
+    g = jax.jit(jax.grad(loss))
+    H = jax.jit(jax.hessian(loss))(jnp.zeros(4))
+    eps = 1e-6
+    Hn = np.stack([(g(e) - g(-e)) / (2 * eps) for e in eps * np.eye(4)])
+    assert np.all(np.isfinite(H))
+    np.testing.assert_allclose(H, Hn, atol=1e-8)
+    # gradient at 0 vs central differences of T itself
+    Tn = np.stack([(loss(e) - loss(-e)) / (2 * eps) for e in eps * np.eye(4)])
+    np.testing.assert_allclose(g(jnp.zeros(4)), Tn, atol=1e-8)
+
+
+def test_grad_time(x64):
+    tess = Tessellation(8, zero_boundary=False)
+    theta, x = jnp.asarray(_random_theta(3, tess, 2.0)), jnp.linspace(0, 1, 9)
+    dt = jax.jacfwd(lambda t: transform(x, theta, tess, time=t))(0.8)
+    np.testing.assert_allclose(dt, velocity(transform(x, theta, tess, time=0.8), theta, tess),
+                               rtol=1e-10, atol=1e-12)
+    check_grads(jax.jit(lambda t: transform(x, theta, tess, time=t)), (0.8,), 1)
+
+
+def test_float32_near_zero_a():
+    """Affine coefficient a ~ 0: the expm1 form keeps float32 accurate
+    (the naive (e^a - 1) b / a loses ~5% of the displacement at a = 1e-6)."""
+    tess = Tessellation(4, zero_boundary=False, basis="svd")
+    A = np.zeros(8)
+    A[0::2], A[1::2] = 1e-6, 0.3  # v(x) = 1e-6 x + 0.3 everywhere (valid CPA field)
+    theta = tess.B.T @ A
+    x = np.linspace(0.0, 1.0, 11)
+    exact = x * np.exp(1e-6) + 0.3 * np.expm1(1e-6) / 1e-6
+    T32 = transform(x.astype(np.float32), theta.astype(np.float32), tess)
+    assert T32.dtype == jnp.float32
+    np.testing.assert_allclose(np.asarray(T32), exact, atol=5e-7, rtol=0)
+    # also the gradient w.r.t. theta stays finite and accurate in float32
+    g32 = jax.grad(lambda th: transform(x.astype(np.float32), th, tess).sum())(
+        theta.astype(np.float32))
+    with jax.enable_x64(True):
+        g64 = jax.grad(lambda th: transform(x, th, tess).sum())(theta)
+    np.testing.assert_allclose(np.asarray(g32), np.asarray(g64), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.float64])
+def test_dtype_shapes_jit_vmap(dtype):
+    with jax.enable_x64(dtype == jnp.float64):
+        tess = Tessellation(7)
+        thetas = jnp.asarray(_random_theta(0, tess, 1.5, n=3), dtype)
+        x = jnp.linspace(0, 1, 24, dtype=dtype).reshape(2, 3, 4)
+        out = transform(x, thetas, tess)
+        assert out.shape == (3, 2, 3, 4) and out.dtype == dtype
+        one = jnp.stack([transform(x, th, tess) for th in thetas])
+        tol = 2e-6 if dtype == jnp.float32 else 1e-13
+        np.testing.assert_allclose(out, one, rtol=0, atol=tol)
+        vm = jax.vmap(lambda th: transform(x, th, tess))(thetas)
+        np.testing.assert_allclose(vm, one, rtol=0, atol=tol)
+        jt = jax.jit(lambda th: transform(x, th, tess))(thetas)
+        np.testing.assert_allclose(jt, out, rtol=0, atol=tol)
+        with jax.enable_x64(True):
+            ref = transform(np.asarray(x, np.float64), np.asarray(thetas, np.float64), tess)
+        np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=tol, rtol=0)
+
+
+def test_velocity_is_cpa(x64):
+    tess = Tessellation(6, basis="sparse")
+    theta = _random_theta(1, tess, 1.0)
+    v = velocity(jnp.asarray(tess.knots), theta, tess)
+    # sparse basis is local: the velocity at interior knot j is theta_j / nc
+    np.testing.assert_allclose(v[1:-1], theta / tess.nc, atol=1e-12)
+    assert abs(float(v[0])) < 1e-14 and abs(float(v[-1])) < 1e-14
+    # continuity: left and right limits agree at interior knots
+    eps = 1e-9
+    k = jnp.asarray(tess.knots[1:-1])
+    np.testing.assert_allclose(velocity(k - eps, theta, tess), velocity(k + eps, theta, tess),
+                               atol=1e-7)
+    # batched theta
+    assert velocity(jnp.zeros((2, 3)), np.stack([theta, theta]), tess).shape == (2, 2, 3)
+
+
+def test_negative_time_is_inverse(x64):
+    tess = Tessellation(5)
+    theta, x = _random_theta(2, tess, 2.0), jnp.linspace(0, 1, 17)
+    np.testing.assert_allclose(transform(x, theta, tess, time=-0.6),
+                               transform(x, -theta, tess, time=0.6), atol=1e-15)
+
+
+def test_errors():
+    tess = Tessellation(5)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        transform(jnp.zeros(3), jnp.zeros(5), tess)
+    with pytest.raises(ValueError, match="theta must have shape"):
+        transform(jnp.zeros(3), jnp.zeros((2, 2, 4)), tess)
+    with pytest.raises(ValueError, match="x must have a floating dtype"):
+        transform(jnp.zeros(3, jnp.int32), jnp.zeros(4), tess)
+    with pytest.raises(ValueError, match="tess must be"):
+        transform(jnp.zeros(3), jnp.zeros(4), 5)
+    with pytest.raises(ValueError, match="theta must be finite"):
+        transform(jnp.zeros(3), jnp.array([0.0, np.nan, 0.0, 0.0]), tess)
+    with pytest.raises(ValueError, match="steps must be"):
+        transform_numeric(jnp.zeros(3), jnp.zeros(4), tess, steps=0)
