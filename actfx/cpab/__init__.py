@@ -6,14 +6,26 @@ in closed form (exact to float64 round-off), with analytic derivatives.
 
 from actfx.cpab.integrate import grad_x, inverse, transform, velocity
 from actfx.cpab.numeric import transform_numeric
+from actfx.cpab.prior import (
+    KERNELS,
+    affine_covariance,
+    precision_matrix,
+    prior_covariance,
+    sample_theta,
+)
 from actfx.cpab.tessellation import BASES, Tessellation, constraint_matrix
 
 __all__ = [
     "BASES",
+    "KERNELS",
     "Tessellation",
+    "affine_covariance",
     "constraint_matrix",
     "grad_x",
     "inverse",
+    "precision_matrix",
+    "prior_covariance",
+    "sample_theta",
     "transform",
     "transform_numeric",
     "velocity",
