@@ -61,49 +61,93 @@ def _residual_exact(u: Array, theta: Array, tess: Tessellation) -> Array:
     return jax.vmap(lambda ui, ti: transform(ui, ti, tess) - ui)(u, theta)
 
 
-def _residual_table(u: Array, theta: Array, tess: Tessellation, size: int) -> Array:
-    """Linear interpolation of ``T(g) - g`` tabulated on ``size`` grid points of [0, 1]."""
-    grid = jnp.linspace(0.0, 1.0, size, dtype=u.dtype)
+def _residual_table(theta: Array, tess: Tessellation, size: int, dtype) -> Array:
+    """``T(g) - g`` on ``size`` grid points of [0, 1], flattened: (K,) or (C * K,).
+
+    T is increasing, so sorting its values changes nothing (up to swapping round-off
+    ties); the sort is there as a fusion barrier: without it XLA (CPU) fuses the tail of
+    the transform into the per-point gathers and recomputes it at every point (~3x slower;
+    ``lax.optimization_barrier`` is removed before fusion on CPU)."""
+    grid = jnp.linspace(0.0, 1.0, size, dtype=dtype)
     if theta.ndim == 1:
-        table = (transform(grid, theta, tess) - grid)[None]  # (1, K)
-    else:
-        table = jax.vmap(lambda ti: transform(grid, ti, tess) - grid)(theta)  # (C, K)
-    pos = u * (size - 1)
+        return jax.lax.sort(transform(grid, theta, tess)) - grid
+    t = jax.vmap(lambda ti: transform(grid, ti, tess))(theta)
+    return (jax.lax.sort(t, dimension=1) - grid).reshape(-1)
+
+
+def _table_index(x, table, a, b, size):
+    """Row ``i`` (left grid point, flat over per-channel tables), weight ``w`` in [0, 1]
+    and the inside-[a, b] mask, in the table's dtype. No gathers."""
+    xc = x.astype(table.dtype)
+    pos = jnp.clip((xc - a) / (b - a), 0.0, 1.0) * (size - 1)
     i = jnp.clip(jnp.floor(pos), 0, size - 2).astype(jnp.int32)
-    w = pos - i.astype(u.dtype)
-    # One gather of (value, slope) pairs per point: rows of a (C * (K - 1), 2) table.
-    pairs = jnp.stack([table[:, :-1], jnp.diff(table, axis=1)], axis=-1).reshape(-1, 2)
-    if theta.ndim == 2:
-        i = i + (size - 1) * jnp.arange(theta.shape[0], dtype=jnp.int32)[:, None]
-    vs = pairs[i]
-    return vs[..., 0] + w * vs[..., 1]
+    w = pos - i.astype(table.dtype)
+    if table.shape[0] > size:  # per-channel tables, channels on the last axis of x
+        i = i + size * jnp.arange(table.shape[0] // size, dtype=jnp.int32)
+    return xc, i, w, (xc >= a) & (xc <= b)
+
+
+def _gelu_plus(x, delta):
+    """``gelu(x) + delta Phi(x)`` in x's dtype (exactly gelu(x) where delta == 0)."""
+    delta = delta.astype(x.dtype)
+    phi = 0.5 * jax.lax.erfc(-x * np.sqrt(0.5).astype(x.dtype))
+    return jax.nn.gelu(x, approximate=False) + delta * phi
+
+
+def _ditac_table_fwd(x, table, a, b, size):
+    _, i, w, inside = _table_index(x, table, a, b, size)
+    v0 = table.at[i].get(mode="promise_in_bounds")
+    v1 = table.at[i + 1].get(mode="promise_in_bounds")
+    delta = jnp.where(inside, (b - a) * (v0 + w * (v1 - v0)), 0.0)
+    slope = jnp.where(inside, (size - 1) * (v1 - v0), 0.0)  # d delta / dx
+    return _gelu_plus(x, delta), (x, table, delta, slope)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
+def _ditac_table(x, table, a, b, size):
+    return _ditac_table_fwd(x, table, a, b, size)[0]
+
+
+def _ditac_table_bwd(a, b, size, res, g):
+    # y = gelu(x) + delta Phi(x), delta = (b - a)((1 - w) R_i + w R_{i+1}) inside [a, b]:
+    # dy/dx = Phi (1 + d delta/dx) + pdf(x) (x + delta);
+    # dy/dR_i = (b - a) Phi (1 - w), dy/dR_{i+1} = (b - a) Phi w  (scatter-added).
+    # The gathered values come from the forward pass (residuals): no gather here.
+    x, table, delta, slope = res
+    xc, i, w, inside = _table_index(x, table, a, b, size)
+    ct = table.dtype
+    phi = 0.5 * jax.lax.erfc(-xc * np.sqrt(0.5).astype(ct))
+    pdf = jnp.exp(-0.5 * xc * xc) * (1.0 / np.sqrt(2.0 * np.pi)).astype(ct)
+    gc = g.astype(ct)
+    dx = (gc * (phi * (1.0 + slope) + pdf * (xc + delta))).astype(x.dtype)
+    c = jnp.where(inside, gc * phi * (b - a), 0.0)
+    dtable = jnp.zeros_like(table).at[i].add(c - c * w, mode="promise_in_bounds")
+    dtable = dtable.at[i + 1].add(c * w, mode="promise_in_bounds")
+    return dx, dtable
+
+
+_ditac_table.defvjp(_ditac_table_fwd, _ditac_table_bwd)
 
 
 @partial(jax.jit, static_argnames=("tess", "a", "b", "mode", "table_size"))
 def _ditac(x, theta, tess, a, b, mode, table_size):
     ct = jnp.result_type(x.dtype, theta.dtype)
-    xc = x.astype(ct)
     th = theta.astype(ct)
+    if mode == "table":
+        return _ditac_table(x, _residual_table(th, tess, table_size, ct), a, b, table_size)
+    xc = x.astype(ct)
     u = jnp.clip((xc - a) / (b - a), 0.0, 1.0)
     if theta.ndim == 2:  # per-channel: channels (last axis of x) first, flattened
         u = jnp.moveaxis(u, -1, 0).reshape(theta.shape[0], -1)
-    else:
-        u = u.reshape(-1)
-    if mode == "exact":
         r = _residual_exact(u, th, tess)
-    else:
-        r = _residual_table(u, th, tess, table_size)
-    if theta.ndim == 2:
         r = jnp.moveaxis(r.reshape((x.shape[-1],) + x.shape[:-1]), 0, -1)
     else:
-        r = r.reshape(x.shape)
+        r = _residual_exact(u.reshape(-1), th, tess).reshape(x.shape)
     inside = (xc >= a) & (xc <= b)
     # T~(x) = a + (b - a) T(u) = x + delta with delta = (b - a) (T(u) - u) inside [a, b], 0
     # outside, and DiTAC = gelu(x) + delta Phi(x): exactly gelu(x) wherever delta = 0
     # (outside [a, b], and at theta = 0 where T(u) = u exactly).
-    delta = jnp.where(inside, (b - a) * r, 0.0).astype(x.dtype)
-    phi = 0.5 * jax.lax.erfc(-x * np.sqrt(0.5).astype(x.dtype))
-    return jax.nn.gelu(x, approximate=False) + delta * phi
+    return _gelu_plus(x, jnp.where(inside, (b - a) * r, 0.0))
 
 
 def ditac(
@@ -138,8 +182,9 @@ def ditac(
     ``mode="table"`` evaluates :math:`T(g) - g` once per call on ``table_size`` equally
     spaced points of [0, 1] and interpolates linearly; values *and* gradients (w.r.t.
     ``x`` and ``theta``) are those of this piecewise-linear function (exact autodiff of the
-    interpolant; the reference rounds to the nearest grid point instead). The interpolation
-    error is O(1 / table_size^2).
+    interpolant, as a ``custom_vjp``: reverse mode only -- use ``mode="exact"`` for
+    ``jax.jvp``/``jacfwd``; the reference rounds to the nearest grid point instead). The
+    interpolation error is at most ``(b - a) max|T''| / (8 (table_size - 1)^2)``.
 
     Variants (the reference code's names): ``"gelu_cpab"`` (above, default),
     ``"gelu_cpab_relu"`` (interval [0, b]: ``a`` is ignored) and ``"gelu_cpab_gelu"``
