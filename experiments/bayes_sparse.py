@@ -101,7 +101,7 @@ def planted_study(cfg, seed: int) -> dict:
         model = SparseMLP((8, 3, 1), activation="mmelu", prior=prior, likelihood="normal")
         res = run_mcmc(
             model, x, y, kernel=kernel, num_warmup=cfg.warmup, num_samples=cfg.samples,
-            num_chains=cfg.chains, seed=seed, map_steps=cfg.map_steps,
+            num_chains=cfg.chains, seed=seed, map_steps=cfg.map_steps, map_restarts=cfg.map_restarts,
             max_tree_depth=cfg.max_tree_depth, num_steps=cfg.prox_steps,
         )
         diag = diagnostics_table(res, model, x, y, print_table=cfg.verbose)
@@ -244,7 +244,8 @@ def main(argv=None) -> dict:
     cfg.samples = cfg.samples or (1000 if full else 400)
     cfg.chains = cfg.chains or (4 if full else 2)
     cfg.max_tree_depth = cfg.max_tree_depth or (10 if full else 6)
-    cfg.map_steps = 2000 if full else 800
+    cfg.map_steps = 3000 if full else 1500
+    cfg.map_restarts = 8 if full else 3
     cfg.planted_n = 400 if full else 200
     cfg.hidden = 16
     cfg.eps = 0.1
