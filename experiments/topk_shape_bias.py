@@ -12,6 +12,10 @@ on cue-conflict images (shape of class i, texture of class j != i):
 * **trained**: networks trained (and evaluated) with Top-K after ``--train-topk-blocks``
   at each k of ``--train-k``;
 
+* **control (shape only)**: networks trained on images whose texture is drawn at random
+  (only the shape predicts the label) — they should score a shape bias near 1, which
+  checks that the benchmark can register a shape-biased network at all;
+
 the shape bias (:func:`actfx.data.shape_bias`), the fractions of shape / texture / other
 decisions, and the clean accuracy on cue-consistent test images. A network that guesses at
 random scores a shape bias of 0.5 (shape and texture decisions are equally likely), so a
@@ -42,7 +46,15 @@ import numpy as np
 from flax import nnx
 from tqdm.auto import tqdm
 
-from actfx.data import geirhos_shape_bias, shape_bias_counts, synthetic_cue_conflict
+from actfx.data import (
+    SHAPES,
+    TEXTURES,
+    ImageDataset,
+    geirhos_shape_bias,
+    render_images,
+    shape_bias_counts,
+    synthetic_cue_conflict,
+)
 from actfx.nn.models import SmallCNN
 from actfx.train import TrainConfig, fit
 from experiments.reporting import format_table, mean_std, results_dir, save_json
@@ -66,6 +78,7 @@ class Config:
     topk_blocks: tuple[int, ...] = (0, 1, 2)
     train_ks: tuple[float, ...] = (0.2,)
     train_topk_blocks: tuple[int, ...] = (1,)
+    control: bool = True
     data_seed: int = 0
 
 
@@ -119,7 +132,17 @@ def with_topk(model: SmallCNN, k: float | None, blocks: tuple[int, ...]) -> Smal
     return model
 
 
-def train(cfg: Config, data, seed: int, topk: float | None, blocks: tuple[int, ...]):
+def shape_only_data(cfg: Config, data) -> ImageDataset:
+    """``data.train`` with the training images redrawn with random textures (stream 3)."""
+    y = data.train.y_train
+    textures = np.random.default_rng((cfg.data_seed, 3)).integers(0, cfg.num_classes, len(y))
+    x = render_images(y, textures, size=cfg.size, seed=cfg.data_seed, stream=3,
+                      shapes=SHAPES[: cfg.num_classes], textures=TEXTURES[: cfg.num_classes])
+    return data.train._replace(x_train=x, name="synthetic-shape-only")
+
+
+def train(cfg: Config, data, seed: int, topk: float | None, blocks: tuple[int, ...],
+          train_set: ImageDataset | None = None):
     model = SmallCNN(act=lambda: jax.nn.relu, num_classes=cfg.num_classes, in_channels=1,
                      channels=cfg.channels, topk=topk, topk_blocks=blocks if topk else None,
                      rngs=nnx.Rngs(seed))
@@ -127,7 +150,7 @@ def train(cfg: Config, data, seed: int, topk: float | None, blocks: tuple[int, .
                        learning_rate=cfg.learning_rate, weight_decay=1e-4, schedule="cosine",
                        seed=seed, progress=False, eval_every=10**9)
     t0 = time.perf_counter()
-    fit(model, data.train, tcfg)
+    fit(model, data.train if train_set is None else train_set, tcfg)
     return model, time.perf_counter() - t0
 
 
@@ -140,7 +163,15 @@ def run(cfg: Config) -> dict:
     jobs = [(s, None) for s in range(cfg.seeds)] + [
         (s, k) for k in cfg.train_ks for s in range(cfg.seeds)
     ]
+    if cfg.control:
+        jobs += [(s, "control") for s in range(cfg.seeds)]
+        control_set = shape_only_data(cfg, data)
     for seed, train_k in tqdm(jobs, desc="train+eval", unit="net"):
+        if train_k == "control":
+            model, secs = train(cfg, data, seed, None, (), train_set=control_set)
+            records.append({"setting": "control (shape only)", "k": 1.0, "seed": seed,
+                            "train_seconds": secs, **measure(model, data)})
+            continue
         model, secs = train(cfg, data, seed, train_k, cfg.train_topk_blocks)
         if train_k is None:
             for k in cfg.ks:
@@ -164,13 +195,14 @@ def summarize(result: dict) -> tuple[list[str], list[list[str]], dict]:
     groups: dict[tuple[str, float], list[dict]] = {}
     for r in result["records"]:
         groups.setdefault((r["setting"], r["k"]), []).append(r)
-    order = {"dense": 0, "inserted": 1, "trained": 2, "trained, dense eval": 3}
+    order = {"dense": 0, "inserted": 1, "trained": 2, "trained, dense eval": 3,
+             "control (shape only)": 4}
     header = ["setting", "k", "shape bias", "clean acc", "shape dec.", "texture dec.", "other"]
     rows, summary = [], {}
     for (setting, k), recs in sorted(groups.items(), key=lambda g: (order[g[0][0]], -g[0][1])):
         def col(name, recs=recs):
             return [r[name] for r in recs]
-        rows.append([setting, "-" if setting == "dense" else f"{100 * k:g}%",
+        rows.append([setting, "-" if k >= 1.0 else f"{100 * k:g}%",
                      mean_std(col("shape_bias"), "{:.3f}"), mean_std(col("clean_accuracy"), "{:.3f}"),
                      mean_std(col("shape_frac"), "{:.3f}"), mean_std(col("texture_frac"), "{:.3f}"),
                      mean_std(col("other_frac"), "{:.3f}")])
@@ -206,6 +238,9 @@ def plot(result: dict, summary: dict, path) -> None:
             s = [summary[f"trained@{k:g}"][metric]["std"] for k in tk]
             ax.errorbar([100 * k for k in tk], m, yerr=s, marker="s", ls="none", capsize=3,
                         color="tab:red", label=f"trained with Top-K (blocks {cfg['train_topk_blocks']})")
+        if "control (shape only)@1" in summary:
+            ax.axhline(summary["control (shape only)@1"][metric]["mean"], color="tab:green",
+                       ls="--", lw=1, label="control: trained on shape only")
         if metric == "shape_bias":
             ax.axhline(0.5, color="gray", ls=":", lw=1, label="random guessing")
             ax.set_ylim(0, 1)
@@ -239,6 +274,8 @@ def main(argv=None) -> dict:
     p.add_argument("--topk-blocks", type=int, nargs="+", help="blocks followed by inserted Top-K")
     p.add_argument("--train-k", type=float, nargs="*", help="k of the networks trained with Top-K")
     p.add_argument("--train-topk-blocks", type=int, nargs="+", help="blocks with Top-K in training")
+    p.add_argument("--no-control", action="store_true",
+                   help="skip the shape-only control networks")
     p.add_argument("--out", default="topk_shape_bias", help="results/<out>/")
     p.add_argument("--geirhos-dir", help="Geirhos cue-conflict folder (<shape>/<shape><i>-<texture><j>.png)")
     p.add_argument("--geirhos-model", help="MODULE:FUNCTION returning a classifier over the 16 categories")
@@ -249,6 +286,8 @@ def main(argv=None) -> dict:
                  "train_ks": tuple(args.train_k) if args.train_k is not None else None,
                  "train_topk_blocks": tuple(args.train_topk_blocks) if args.train_topk_blocks else None}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
+    if args.no_control:
+        cfg = dataclasses.replace(cfg, control=False)
     out = results_dir(args.out)
 
     if args.geirhos_dir:
