@@ -260,3 +260,70 @@ def test_regularizer_value_and_true_gradient(x64):
     )
     with pytest.raises(ValueError, match="precision must have shape"):
         actfx.ditac_regularizer(theta, P[:8, :8])
+
+
+# ---- NNX module -------------------------------------------------------------------------
+
+def test_module_init_from_prior_and_regularizer():
+    from flax import nnx
+
+    from actfx.cpab import precision_matrix, sample_theta
+    from actfx.nn import DiTAC
+
+    act = DiTAC(rngs=nnx.Rngs(3))
+    # theta is the prior sample drawn with the params key of Rngs(3)
+    expected = sample_theta(nnx.Rngs(3).params(), TESS, None, length_scale=5.0,
+                            output_variance=2.0, kernel="difw")
+    np.testing.assert_allclose(act.theta[...], expected, rtol=1e-6)
+    assert not np.allclose(DiTAC(rngs=nnx.Rngs(4)).theta[...], act.theta[...])
+    P = precision_matrix(TESS, length_scale=5.0, output_variance=2.0, kernel="ditac")
+    th = np.asarray(act.theta[...], np.float64)
+    np.testing.assert_allclose(act.regularizer(), 0.1 * th @ P @ th, rtol=1e-4)
+    x = jnp.linspace(-3, 3, 50)
+    np.testing.assert_array_equal(act(x), actfx.ditac(x, act.theta[...], mode="table"))
+    # precision is not a trainable Param
+    assert len(jax.tree.leaves(nnx.state(act, nnx.Param))) == 1
+
+
+def test_module_per_channel_training_step_uses_regularizer():
+    import optax
+    from flax import nnx
+
+    from actfx.nn import DiTAC
+    from actfx.nn.ditac import ditac_penalty
+
+    model = nnx.Sequential(nnx.Linear(2, 4, rngs=nnx.Rngs(0)), DiTAC(4, mode="exact", rngs=nnx.Rngs(1)))
+    assert model.layers[1].theta.shape == (4, 9)
+    x = jax.random.normal(jax.random.key(5), (8, 2))
+    opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
+
+    def loss(m):
+        return jnp.mean(m(x) ** 2) + ditac_penalty(m)
+
+    np.testing.assert_allclose(ditac_penalty(model), model.layers[1].regularizer())
+    theta0 = np.asarray(model.layers[1].theta[...])
+    prec0 = np.asarray(model.layers[1].precision[...])
+    g = nnx.grad(loss)(model)
+    opt.update(model, g)
+    assert not np.allclose(model.layers[1].theta[...], theta0)
+    np.testing.assert_array_equal(model.layers[1].precision[...], prec0)
+    with pytest.raises(ValueError, match="channels"):
+        model.layers[1](jnp.ones((2, 3)))
+
+
+def test_module_errors():
+    from flax import nnx
+
+    from actfx.nn import DiTAC
+
+    for kwargs, match in [
+        (dict(a=2.0, b=1.0), "a < b"),
+        (dict(mode="fast"), "mode"),
+        (dict(reg_weight=-1.0), "reg_weight"),
+        (dict(nc=1), "nc"),
+        (dict(init_kernel="rbf"), "kernel"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            DiTAC(rngs=nnx.Rngs(0), **kwargs)
+    with pytest.raises(ValueError, match="channels"):
+        DiTAC(0, rngs=nnx.Rngs(0))

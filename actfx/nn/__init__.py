@@ -3,6 +3,7 @@
 Linen users: see :mod:`actfx.nn.linen`.
 """
 
+from actfx.nn.ditac import DiTAC
 from actfx.nn.layeract import LayerAct
 from actfx.nn.mmelu import MMeLU
 from actfx.nn.nelu import NeLU
@@ -13,6 +14,7 @@ from actfx.nn import models  # noqa: E402  (reference models: actfx.nn.models.Re
 __all__ = [
     "BiasedReLU",
     "ConvPivotalAE",
+    "DiTAC",
     "LayerAct",
     "MMeLU",
     "NeLU",

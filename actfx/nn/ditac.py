@@ -95,22 +95,16 @@ class DiTAC(nnx.Module):
         self.mode, self.table_size, self.variant = mode, table_size, variant
         self.reg_weight = float(reg_weight)
 
-        init_cov = np.asarray(
-            cpab.prior_covariance(
-                self.tess,
-                length_scale=init_length_scale,
-                output_variance=init_output_variance,
-                kernel=init_kernel,
-            ),
-            np.float64,
+        theta = cpab.sample_theta(
+            rngs.params(),
+            self.tess,
+            None if channels is None else channels,
+            length_scale=init_length_scale,
+            output_variance=init_output_variance,
+            kernel=init_kernel,
+            dtype=param_dtype,
         )
-        n = 1 if channels is None else channels
-        d = self.tess.theta_dim
-        # theta = chol(Sigma) z, z ~ N(0, I); jitter only for numerical positive definiteness
-        chol = np.linalg.cholesky(init_cov + 1e-10 * np.trace(init_cov) / d * np.eye(d))
-        z = jax.random.normal(rngs.params(), (n, d), jnp.float32)
-        theta = (jnp.asarray(chol, jnp.float32) @ z.T).T.astype(param_dtype)
-        self.theta = nnx.Param(theta[0] if channels is None else theta)
+        self.theta = nnx.Param(theta)
         precision = cpab.precision_matrix(
             self.tess,
             length_scale=reg_length_scale,
