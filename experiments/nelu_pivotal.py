@@ -282,6 +282,7 @@ def run_images(args) -> dict:
 
 def _plot(res: dict, args, path_syn, path_img) -> None:
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -297,6 +298,8 @@ def _plot(res: dict, args, path_syn, path_img) -> None:
         ax[0].axvline(args.sigma_train_main, color="gray", ls=":", label="sigma_train")
         ax[0].set(xscale="log", yscale="log", xlabel="sigma_test", ylabel="test MSE",
                   title="synthetic sparse signals")
+        ax[0].set_xticks(s, [f"{v:g}" for v in s], minor=False)
+        ax[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax[0].legend()
         st = np.array([float(k) for k in syn["params"]])
         for key, lab in (("nelu_lam", "NeLU lam (RMS units)"), ("relu_bias", "ReLU bias b")):
@@ -305,6 +308,8 @@ def _plot(res: dict, args, path_syn, path_img) -> None:
                            label=lab)
         ax[1].set(xlabel="sigma_train", ylabel="learned value", xscale="log", yscale="log",
                   title="learned threshold parameter")
+        ax[1].set_xticks(st, [f"{v:g}" for v in st], minor=False)
+        ax[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax[1].legend()
         fig.tight_layout()
         fig.savefig(path_syn, dpi=120)

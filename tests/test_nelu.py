@@ -68,7 +68,7 @@ def test_kkt_residual_float32(lam, two_sided):
 
 
 @pytest.mark.parametrize("two_sided", [False, True])
-@pytest.mark.parametrize("method", ["exact", "fixed_point"])
+@pytest.mark.parametrize("method", ["exact", pytest.param("fixed_point", marks=pytest.mark.slow)])
 def test_kkt_residual_float64(method, two_sided):
     with jax.enable_x64(True):
         x = jax.random.normal(jax.random.key(1), (64, 50), dtype=jnp.float64)
@@ -179,7 +179,7 @@ def test_jit_vmap_dtype_parity():
     np.testing.assert_allclose(zb.astype(jnp.float32), z, atol=0.1)
 
 
-@pytest.mark.parametrize("method", ["exact", "fixed_point"])
+@pytest.mark.parametrize("method", ["exact", pytest.param("fixed_point", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("two_sided", [False, True])
 def test_check_grads(method, two_sided):
     with jax.enable_x64(True):
