@@ -217,9 +217,10 @@ def ditac(
       >>> x = jnp.array([-3.0, -0.2, 0.5, 1.5, 4.0])
       >>> theta = jnp.array([1.0, -2.0, 0.5, 0.0, 1.0, 0.3, -0.7, 0.2, 0.4])  # nc = 10
       >>> y = actfx.ditac(x, theta)
-      >>> bool(y[0] == jax.nn.gelu(x[0], approximate=False)), bool(y[4] == jax.nn.gelu(x[4], approximate=False))
-      True True
-      >>> bool(jnp.all(actfx.ditac(x, jnp.zeros(9)) == jax.nn.gelu(x, approximate=False)))
+      >>> g = jax.nn.gelu(x, approximate=False)
+      >>> bool(jnp.allclose(y[jnp.array([0, 4])], g[jnp.array([0, 4])], rtol=1e-6))  # outside [a, b]
+      True
+      >>> bool(jnp.allclose(actfx.ditac(x, jnp.zeros(9)), g, rtol=1e-6))  # theta = 0
       True
       >>> bool(jnp.allclose(actfx.ditac(x, theta, mode="table"), y, atol=1e-5))
       True

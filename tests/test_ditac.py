@@ -327,3 +327,34 @@ def test_module_errors():
             DiTAC(rngs=nnx.Rngs(0), **kwargs)
     with pytest.raises(ValueError, match="channels"):
         DiTAC(0, rngs=nnx.Rngs(0))
+
+
+# ---- experiments and benchmark (smoke, slow) -------------------------------------------
+
+@pytest.mark.slow
+def test_regression_experiment_smoke(tmp_path):
+    from experiments import ditac_regression
+
+    rec = ditac_regression.main(["--steps", "30", "--seeds", "2", "--targets", "abs1d",
+                                 "--acts", "DiTAC", "ReLU", "--out", str(tmp_path)])
+    res = rec["results"]["abs1d"]
+    assert res["ReLU"]["params"] <= res["DiTAC"]["params"]
+    assert all(np.isfinite(res["DiTAC"]["test_mse"]))
+    assert (tmp_path / "ditac_regression" / "fits.png").exists()
+
+
+@pytest.mark.slow
+def test_classification_experiment_smoke(tmp_path):
+    from experiments import ditac_classification
+
+    rec = ditac_classification.main(["--epochs", "1", "--seeds", "1", "--acts", "DiTAC",
+                                     "--out", str(tmp_path)])
+    assert 0.0 <= rec["results"]["DiTAC"]["final_test_acc"][0] <= 1.0
+
+
+@pytest.mark.slow
+def test_benchmark_smoke():
+    from benchmarks import ditac as bench
+
+    out = bench.main(["--shape", "2", "4", "4", "8", "--rounds", "1"])
+    assert all(r > 0 for r in out["ratios"].values())
