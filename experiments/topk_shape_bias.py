@@ -31,6 +31,16 @@ a callable mapping RGB images ``(B, H, W, 3)`` in [0, 1] to scores over the 16 c
 (e.g. wrap an ImageNet model with :func:`actfx.data.imagenet_to_geirhos16`).
 
 Writes ``results/topk_shape_bias/{topk_shape_bias.json, topk_shape_bias.png}``.
+
+Measured with the quick config (3 seeds, mean ± std): the dense network is strongly
+texture-biased (shape bias 0.085 ± 0.006, clean accuracy 0.969). Inserting Top-K after all
+three blocks did *not* make it shape-biased: at k >= 10 % the bias stays at or below the
+dense value (0.056-0.098); at k <= 2 % it rises to 0.37-0.46 only because the network
+breaks (clean accuracy 0.16-0.23, chance 0.125; shape decisions 0.12 of the conflict
+images, the chance rate 1/8). Top-K after the last block only lowers the bias (0.055-0.084).
+Training with Top-K (k = 20 % after block 1) gives 0.074 ± 0.004. The shape-only control
+reaches 0.787 ± 0.029, so the benchmark does register shape bias. At this scale the
+paper's effect is not reproduced; the paper's models are ImageNet-trained VGG/AlexNet.
 """
 
 from __future__ import annotations
