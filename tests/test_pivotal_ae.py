@@ -119,15 +119,21 @@ def test_dense_ae_learns_to_denoise_sparse_signals():
     ae = PivotalAE(16, 16, two_sided=True, lam_init=2.0, rngs=nnx.Rngs(0))
     opt = nnx.Optimizer(ae, optax.adam(1e-2), wrt=nnx.Param)
 
-    @nnx.jit
-    def step(ae, opt, key):
-        clean, noisy = sample(key)
-        loss, g = nnx.value_and_grad(lambda m: jnp.mean((m(noisy) - clean) ** 2))(ae)
-        opt.update(ae, g)
-        return loss
+    graphdef, state = nnx.split((ae, opt))
 
-    for i in range(300):
-        step(ae, opt, jax.random.key(100 + i))
+    @jax.jit
+    def train(state, keys):
+        def step(state, key):
+            ae, opt = nnx.merge(graphdef, state)
+            clean, noisy = sample(key)
+            loss, g = nnx.value_and_grad(lambda m: jnp.mean((m(noisy) - clean) ** 2))(ae)
+            opt.update(ae, g)
+            return nnx.state((ae, opt)), loss
+
+        return jax.lax.scan(step, state, keys)
+
+    state, _ = train(state, jax.random.split(jax.random.key(100), 300))
+    nnx.update((ae, opt), state)
     clean, noisy = sample(jax.random.key(1), n=512)
     mse = float(jnp.mean((ae(noisy) - clean) ** 2))
     # The best linear denoiser (least squares on 4096 fresh pairs) cannot use sparsity.
