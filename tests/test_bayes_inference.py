@@ -10,6 +10,7 @@ from actfx.bayes import (
     default_chain_method,
     diagnostics_table,
     expected_calibration_error,
+    map_estimate,
     negative_log_likelihood,
     posterior_predictive,
     prob_small,
@@ -66,6 +67,8 @@ def test_bad_input_to_drivers_raises():
         run_mcmc(SparseMLP((1, 2, 1)), XP, YP)
     with pytest.raises(ValueError, match="kernel must be one of"):
         run_mcmc(PRELU, XP, YP, kernel="slice")
+    with pytest.raises(ValueError, match="num_restarts must be an int >= 1"):
+        map_estimate(PRELU, XP, YP, num_restarts=0)
     with pytest.raises(ValueError, match="init must be"):
         run_mcmc(PRELU, XP, YP, init="zeros")
     with pytest.raises(ValueError, match="kernel='gibbs' needs activation parameters"):

@@ -168,3 +168,24 @@ def test_bad_config_raises(kw, match):
 
 def test_model_is_hashable_static_config():
     assert hash(SparseMLP((3, 2, 1))) == hash(SparseMLP([3, 2, 1]))
+
+
+def test_ditac_theta_has_cpa_gaussian_prior_and_forward_uses_ditac():
+    from scipy import stats
+
+    import actfx
+    from actfx.bayes.activation_priors import DITAC_CELLS, ditac_prior_covariance
+    from actfx.cpab import Tessellation, prior_covariance
+
+    m = SparseMLP((3, 4, 1), activation="ditac")
+    tr = _trace(m, X, YB, seed=2)
+    theta = np.asarray(tr["layer0/act/theta"]["value"])
+    assert theta.shape == (DITAC_CELLS - 1,) and m.activation_sites() == ["layer0/act/theta"]
+    S = prior_covariance(Tessellation(DITAC_CELLS), kernel="ditac", length_scale=5.0, output_variance=2.0)
+    np.testing.assert_allclose(ditac_prior_covariance(), S, rtol=1e-4, atol=1e-6 * np.trace(S))
+    ref = stats.multivariate_normal(np.zeros(len(S)), ditac_prior_covariance()).logpdf(theta)
+    np.testing.assert_allclose(tr["layer0/act/theta"]["fn"].log_prob(theta), ref, rtol=1e-4)
+    params = {k: s["value"] for k, s in tr.items()}
+    h = X @ params["layer0/w"] + params["layer0/b"]
+    out = actfx.ditac(h, theta) @ params["layer1/w"] + params["layer1/b"]
+    np.testing.assert_allclose(m.forward(params, X), out, rtol=1e-5, atol=1e-6)

@@ -6,13 +6,28 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from jaxtyping import Array, ArrayLike
 
 from actfx.mmelu import mmelu
 
-ACTIVATIONS = ("mmelu", "prelu", "relu")
+ACTIVATIONS = ("mmelu", "prelu", "relu", "ditac")
+
+# DiTAC theta prior: zero-boundary tessellation of [a, b] = [-0.5, 2] into DITAC_CELLS cells,
+# theta ~ MultivariateNormal(0, Sigma_theta) with the CPA prior of actfx.cpab (DiTAC's
+# kernel, length scale 5, output variance 2) plus a small jitter for positive definiteness.
+DITAC_CELLS = 8
+DITAC_PRIOR = {"kernel": "ditac", "length_scale": 5.0, "output_variance": 2.0}
+
+
+def ditac_prior_covariance(nc: int = DITAC_CELLS) -> np.ndarray:
+    """The CPA prior covariance of DiTAC's theta used by ``activation="ditac"``, ``(nc-1, nc-1)``."""
+    from actfx.cpab import Tessellation, prior_covariance
+
+    S = prior_covariance(Tessellation(nc), **DITAC_PRIOR)
+    return S + 1e-6 * np.trace(S) / len(S) * np.eye(len(S))
 
 
 def check_activation(activation: str) -> None:
@@ -31,6 +46,10 @@ def activation_prior(name: str, activation: str, width: int, *, per_unit: bool =
       :math:`(w_{in}, a, w_{out}) \to (-w_{in}, 1/a, -a\,w_{out})` that otherwise makes the
       slope bimodal.
     * ``"relu"``: no parameters.
+    * ``"ditac"`` (:func:`actfx.ditac`): CPA parameters ``theta ~ MultivariateNormal(0,
+      Sigma_theta)`` with the CPA prior covariance :func:`ditac_prior_covariance` (a
+      zero-boundary tessellation with ``DITAC_CELLS`` cells, so ``theta`` has
+      ``DITAC_CELLS - 1`` entries); site ``{name}/theta``, shape ``(d,)`` or ``(width, d)``.
 
     Args:
       name: site-name prefix, e.g. ``"layer0/act"``.
@@ -67,6 +86,9 @@ def activation_prior(name: str, activation: str, width: int, *, per_unit: bool =
         }
     if activation == "prelu":
         return {"slope": site("slope", dist.Uniform(-1.0, 1.0))}
+    if activation == "ditac":
+        S = jnp.asarray(ditac_prior_covariance())
+        return {"theta": site("theta", dist.MultivariateNormal(jnp.zeros(len(S)), covariance_matrix=S))}
     return {}
 
 
@@ -83,6 +105,10 @@ def apply_activation(activation: str, h: ArrayLike, params: Mapping[str, ArrayLi
     check_activation(activation)
     if activation == "mmelu":
         return mmelu(h, params["c"], params["lam"], params["gamma"])
+    if activation == "ditac":
+        from actfx.ditac import ditac
+
+        return ditac(h, params["theta"])
     if activation == "prelu":
         h = jnp.asarray(h)
         return jax.nn.relu(h) + jnp.asarray(params["slope"], h.dtype) * jnp.minimum(h, 0)

@@ -42,7 +42,8 @@ class SparseMLP:
     Attributes:
       layer_sizes: ``(in_features, hidden..., out_features)``; ``out_features`` must be 1 for
         Bernoulli and >= 2 for Categorical.
-      activation: ``"mmelu" | "prelu" | "relu"``.
+      activation: ``"mmelu" | "prelu" | "relu" | "ditac"`` (DiTAC theta under the CPA
+        Gaussian prior, see :func:`activation_prior`).
       prior: ``"laplace" | "soft_laplace" | "horseshoe" | "normal"``.
       likelihood: ``"bernoulli" | "categorical" | "normal"``.
       per_unit: one activation parameter per hidden unit instead of per layer.
@@ -105,7 +106,7 @@ class SparseMLP:
 
     def activation_sites(self) -> list[str]:
         """Names of the activation-parameter sample sites."""
-        short = {"mmelu": ("c", "lam", "gamma"), "prelu": ("slope",), "relu": ()}[self.activation]
+        short = {"mmelu": ("c", "lam", "gamma"), "prelu": ("slope",), "relu": (), "ditac": ("theta",)}[self.activation]
         return [f"layer{l}/act/{s}" for l in range(self.num_layers - 1) for s in short]
 
     def scale_sites(self) -> list[str]:
