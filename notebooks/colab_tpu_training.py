@@ -128,7 +128,7 @@ config = TrainConfig(
     progress=not QUICK,
 )
 if QUICK:
-    config = dataclasses.replace(config, steps=12, eval_every=6, learning_rate=0.05)
+    config = dataclasses.replace(config, steps=6, eval_every=6, learning_rate=0.05)
 print(config)
 
 # %% [markdown]

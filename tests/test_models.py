@@ -11,8 +11,23 @@ from actfx.nn.models import MLP, ResNet, SmallCNN, resnet20, resnet32, resnet44,
 from actfx.nn.models.resnet import _pad_shortcut
 
 
+# Initialising a ResNet compiles one random-number kernel per parameter shape (~1 s of CPU
+# each), so the tests build real models of one configuration only (ResNet-8, 1 input
+# channel: the shapes are compiled once per process) and use ``nnx.eval_shape`` (no
+# compute) where only structure, shapes and dtypes matter.
+X8 = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
+
+
 def n_params(model):
     return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def resnet8(**kw):
+    return ResNet(8, in_channels=1, rngs=nnx.Rngs(kw.pop("seed", 0)), **kw)
+
+
+def forward(model, x):
+    return nnx.jit(lambda m, v: m(v))(model, x)
 
 
 def resnet_param_count(n, c_in=3, classes=10, widths=(16, 32, 64)):
@@ -28,7 +43,7 @@ def resnet_param_count(n, c_in=3, classes=10, widths=(16, 32, 64)):
 
 @pytest.mark.parametrize("make,n", [(resnet20, 3), (resnet32, 5), (resnet44, 7), (resnet56, 9)])
 def test_resnet_parameter_counts(make, n):
-    m = make(num_classes=10, rngs=nnx.Rngs(0))
+    m = nnx.eval_shape(lambda: make(num_classes=10, rngs=nnx.Rngs(0)))
     assert n_params(m) == resnet_param_count(n)
     # He et al. (2016) Table 6: 0.27M, 0.46M, 0.66M, 0.85M
     assert round(n_params(m) / 1e6, 2) == {3: 0.27, 5: 0.46, 7: 0.66, 9: 0.85}[n]
@@ -41,29 +56,31 @@ def test_factory_called_once_per_site_and_params_not_shared():
         calls.append(1)
         return actfx.nn.MMeLU()
 
-    m = ResNet(20, act=factory, in_channels=1, rngs=nnx.Rngs(0))
+    nnx.eval_shape(lambda: ResNet(20, act=factory, rngs=nnx.Rngs(0)))
     assert len(calls) == 1 + 2 * 9
+    calls.clear()
+    m = resnet8(act=factory)
+    assert len(calls) == 1 + 2 * 3
     mmelus = [v for _, v in nnx.iter_graph(m) if isinstance(v, actfx.nn.MMeLU)]
-    assert len({id(v) for v in mmelus}) == 19
+    assert len({id(v) for v in mmelus}) == 7
     # each site is trained separately: gradients w.r.t. different sites differ
-    x = jax.random.normal(jax.random.key(0), (4, 8, 8, 1))
-    grads = nnx.grad(lambda mod: jnp.sum(mod(x) ** 2))(m)
+    grads = nnx.jit(nnx.grad(lambda mod: jnp.sum(mod(X8) ** 2)))(m)
     g_gamma = [g for p, g in nnx.to_flat_state(grads) if p[-1] == "gamma"]
-    assert len(g_gamma) == 19
+    assert len(g_gamma) == 7
     assert len({float(g[...]) for g in g_gamma}) > 1
 
 
 def test_plain_function_instead_of_factory_is_a_clear_error():
     with pytest.raises(ValueError, match="zero-argument factory"):
-        ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="callable activation"):
-        SmallCNN(act=lambda: 3, rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: SmallCNN(act=lambda: 3, rngs=nnx.Rngs(0)))
 
 
 @pytest.mark.parametrize("depth", [19, 2, 21, "20"])
 def test_resnet_bad_depth(depth):
     with pytest.raises(ValueError, match="depth"):
-        ResNet(depth, rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: ResNet(depth, rngs=nnx.Rngs(0)))
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -72,7 +89,7 @@ def test_resnet_bad_depth(depth):
 ])
 def test_resnet_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
-        ResNet(20, rngs=nnx.Rngs(0), **kw)
+        nnx.eval_shape(lambda: ResNet(20, rngs=nnx.Rngs(0), **kw))
 
 
 def test_pad_shortcut_matches_numpy():
@@ -83,17 +100,17 @@ def test_pad_shortcut_matches_numpy():
     np.testing.assert_array_equal(got, ref)
 
 
-@pytest.mark.parametrize("shortcut", ["A", "B"])
+@pytest.mark.parametrize("shortcut", ["A", pytest.param("B", marks=pytest.mark.slow)])
 def test_resnet_forward_shapes_and_modes(shortcut):
-    m = ResNet(20, num_classes=7, in_channels=1, shortcut=shortcut, rngs=nnx.Rngs(1))
-    x = jax.random.normal(jax.random.key(0), (3, 8, 8, 1))
-    y_train = m(x)
-    assert y_train.shape == (3, 7) and bool(jnp.all(jnp.isfinite(y_train)))
+    m = resnet8(shortcut=shortcut)
+    y_train = forward(m, X8)
+    assert y_train.shape == (4, 10) and bool(jnp.all(jnp.isfinite(y_train)))
     m.eval()
-    y_eval = m(x)
+    y_eval = forward(m, X8)
     # running stats start at (0, 1): eval differs from batch statistics
     assert not np.allclose(y_train, y_eval)
-    np.testing.assert_allclose(nnx.jit(lambda mod, v: mod(v))(m, x), y_eval, rtol=1e-5, atol=1e-5)
+    # eval mode is per-example: the output of one example does not depend on the others
+    np.testing.assert_allclose(forward(m, X8[:1]), y_eval[:1], rtol=1e-4, atol=1e-5)
 
 
 def test_topk_inserted_after_chosen_stages(monkeypatch):
@@ -105,57 +122,60 @@ def test_topk_inserted_after_chosen_stages(monkeypatch):
         return real(x, k, **kw)
 
     monkeypatch.setattr(actfx, "topk", spy)
-    m = ResNet(20, topk=0.25, topk_stages=(0, 2), rngs=nnx.Rngs(0))
-    m(jnp.ones((2, 16, 16, 3)))
+    m = nnx.eval_shape(lambda: ResNet(20, topk=0.25, topk_stages=(0, 2), rngs=nnx.Rngs(0)))
+    nnx.eval_shape(lambda mod, v: mod(v), m, jnp.ones((2, 16, 16, 3)))
     assert seen == [((2, 16, 16, 16), 0.25), ((2, 4, 4, 64), 0.25)]
 
 
+@pytest.mark.slow
 def test_topk_one_is_identity_and_small_k_changes_output():
-    x = jax.random.normal(jax.random.key(0), (2, 16, 16, 3))
-    base = ResNet(20, rngs=nnx.Rngs(0))
-    same = ResNet(20, topk=1.0, rngs=nnx.Rngs(0))
-    sparse = ResNet(20, topk=0.1, rngs=nnx.Rngs(0))
-    np.testing.assert_allclose(base(x), same(x), rtol=1e-6)
-    assert not np.allclose(base(x), sparse(x))
+    base, same, sparse = resnet8(), resnet8(topk=1.0), resnet8(topk=0.1, topk_stages=(0,))
+    np.testing.assert_allclose(forward(base, X8), forward(same, X8), rtol=1e-6)
+    assert not np.allclose(forward(base, X8), forward(sparse, X8))
 
 
+@pytest.mark.slow
 def test_resnet_with_layeract_has_finite_grads():
-    m = ResNet(20, act=lambda: actfx.nn.LayerAct("silu"), in_channels=1, rngs=nnx.Rngs(0))
-    x = jax.random.normal(jax.random.key(1), (4, 8, 8, 1))
-    grads = nnx.grad(lambda mod: jnp.mean(mod(x) ** 2))(m)
+    m = resnet8(act=lambda: actfx.nn.LayerAct("silu"))
+    grads = nnx.jit(nnx.grad(lambda mod: jnp.mean(mod(X8) ** 2)))(m)
     leaves = jax.tree.leaves(grads)
     assert leaves and all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
 
 
 def test_resnet_bfloat16_compute():
-    m = ResNet(20, dtype=jnp.bfloat16, in_channels=1, rngs=nnx.Rngs(0))
-    y = m(jnp.ones((2, 8, 8, 1)))
+    m = nnx.eval_shape(lambda: ResNet(20, dtype=jnp.bfloat16, rngs=nnx.Rngs(0)))
+    y = nnx.eval_shape(lambda mod, v: mod(v), m, jnp.ones((2, 8, 8, 3)))
     assert y.dtype == jnp.bfloat16
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
 
 
 def test_small_cnn_and_mlp():
-    x = jax.random.uniform(jax.random.key(0), (5, 8, 8, 1))
-    cnn = SmallCNN(act=lambda: jax.nn.silu, num_classes=10, channels=(8, 16), rngs=nnx.Rngs(0))
-    assert cnn(x).shape == (5, 10)
-    assert n_params(cnn) == 9 * 8 + 2 * 8 + 9 * 8 * 16 + 2 * 16 + 16 * 10 + 10
-    mlp = MLP(64, 10, hidden=(32, 16), act=lambda: actfx.nn.LayerAct(), rngs=nnx.Rngs(0))
-    assert mlp(x).shape == (5, 10)
+    x = X8
+    # conv shapes shared with resnet8 (compiled once): (3,3,1,16), (3,3,16,32)
+    cnn = SmallCNN(act=lambda: jax.nn.silu, num_classes=10, channels=(16, 32), rngs=nnx.Rngs(0))
+    assert forward(cnn, x).shape == (4, 10)
+    assert n_params(cnn) == 9 * 16 + 2 * 16 + 9 * 16 * 32 + 2 * 32 + 32 * 10 + 10
+    mlp = nnx.eval_shape(lambda: MLP(64, 10, hidden=(32, 16), act=lambda: actfx.nn.LayerAct(),
+                                      rngs=nnx.Rngs(0)))
+    assert nnx.eval_shape(lambda mod, v: mod(v), mlp, x).shape == (4, 10)
     assert n_params(mlp) == 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
     # MLP with identity activation is an affine map: check against NumPy
-    lin = MLP(64, 3, hidden=(4,), act=lambda: (lambda v: v), rngs=nnx.Rngs(2))
+    lin = MLP(64, 10, hidden=(16,), act=lambda: (lambda v: v), rngs=nnx.Rngs(2))
     w1, b1 = np.asarray(lin.layers[0].kernel[...]), np.asarray(lin.layers[0].bias[...])
     w2, b2 = np.asarray(lin.head.kernel[...]), np.asarray(lin.head.bias[...])
-    xf = np.asarray(x).reshape(5, -1)
+    xf = np.asarray(x).reshape(4, -1)
     np.testing.assert_allclose(lin(x), (xf @ w1 + b1) @ w2 + b2, rtol=1e-5, atol=1e-6)
 
 
 def test_small_cnn_topk_and_errors():
-    m = SmallCNN(act=lambda: jax.nn.relu, channels=(4, 8), topk=0.5, topk_blocks=(1,), rngs=nnx.Rngs(0))
+    m = SmallCNN(act=lambda: jax.nn.relu, channels=(16, 32), topk=0.5, topk_blocks=(1,),
+                 rngs=nnx.Rngs(0))
     assert m.topk_blocks == (1,)
+    dense = SmallCNN(act=lambda: jax.nn.relu, channels=(16, 32), rngs=nnx.Rngs(0))
+    assert not np.allclose(forward(m, X8), forward(dense, X8))
     with pytest.raises(ValueError, match="topk_blocks"):
-        SmallCNN(channels=(4, 8), topk=0.5, topk_blocks=(2,), rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: SmallCNN(channels=(4, 8), topk=0.5, topk_blocks=(2,), rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="channels"):
-        SmallCNN(channels=(), rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: SmallCNN(channels=(), rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="hidden"):
-        MLP(4, 2, hidden=(0,), rngs=nnx.Rngs(0))
+        nnx.eval_shape(lambda: MLP(4, 2, hidden=(0,), rngs=nnx.Rngs(0)))

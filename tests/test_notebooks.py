@@ -1,7 +1,6 @@
 """Execute the jupytext notebooks on CPU with their tiny configuration, and check that each
 committed .ipynb is in sync with its .py source."""
 
-import os
 import pathlib
 
 import pytest
@@ -26,7 +25,11 @@ def test_ipynb_is_paired_with_py(name):
     )
 
 
-@pytest.mark.parametrize("name", NOTEBOOKS)
+# Each execution starts a kernel (JAX import + compiles, ~20 s of CPU): the quickstart runs by
+# default, the Colab notebook (ResNet + the same fit/plot code) with `make test-all`.
+@pytest.mark.parametrize(
+    "name", ["quickstart", pytest.param("colab_tpu_training", marks=pytest.mark.slow)]
+)
 def test_notebook_executes_quick_config(name, tmp_path, monkeypatch):
     monkeypatch.setenv("ACTFX_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")

@@ -31,8 +31,8 @@ _SCRIPT = textwrap.dedent(
 
     def run(num_devices, ckpt=None, on_step=None):
         m = SmallCNN(act=lambda: jax.nn.silu, channels=(8, 16), rngs=nnx.Rngs(0))
-        cfg = TrainConfig(steps=12, batch_size=64, learning_rate=0.05, augment=True, pad=1,
-                          eval_every=6, num_devices=num_devices, checkpoint_dir=ckpt,
+        cfg = TrainConfig(steps=8, batch_size=64, learning_rate=0.05, augment=True, pad=1,
+                          eval_every=8, num_devices=num_devices, checkpoint_dir=ckpt,
                           checkpoint_every=4, progress=False)
         r = fit(m, ds, cfg, on_step=on_step)
         leaves = jax.tree.leaves(nnx.state(m))

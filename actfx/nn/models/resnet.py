@@ -121,11 +121,16 @@ class ResNet(nnx.Module):
       K. He, X. Zhang, S. Ren, J. Sun, *Deep Residual Learning for Image Recognition*,
       CVPR 2016 (Sec. 4.2, CIFAR-10 architecture).
 
-    Example:
+    Usage: ``model = ResNet(20, act=lambda: actfx.nn.LayerAct("silu"), rngs=nnx.Rngs(0))``,
+    then ``logits = model(images)``; ``model.train()`` / ``model.eval()`` switch BatchNorm.
+
+    Example (shapes only, via ``nnx.eval_shape``: no parameters are drawn):
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> m = ResNet(20, num_classes=10, act=lambda: jax.nn.relu, rngs=nnx.Rngs(0))
-      >>> m(jnp.ones((2, 8, 8, 3))).shape
+      >>> m = nnx.eval_shape(lambda: ResNet(20, act=lambda: jax.nn.relu, rngs=nnx.Rngs(0)))
+      >>> sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
+      269722
+      >>> nnx.eval_shape(lambda mod, x: mod(x), m, jnp.ones((2, 32, 32, 3))).shape
       (2, 10)
     """
 
@@ -206,7 +211,7 @@ def _resnet_factory(depth: int):
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
-      >>> resnet{depth}(num_classes=10, rngs=nnx.Rngs(0)).depth
+      >>> nnx.eval_shape(lambda: resnet{depth}(num_classes=10, rngs=nnx.Rngs(0))).depth
       {depth}
     """
     return make
