@@ -14,6 +14,7 @@ from actfx.cpab import (
     Tessellation,
     grad_x,
     inverse,
+    sample_theta,
     transform,
     transform_numeric,
     velocity,
@@ -58,14 +59,14 @@ def _check_reference_gradients(i):
     np.testing.assert_allclose(gx, ref_dx, rtol=1e-7, atol=1e-7 * np.abs(ref_dx).max())
 
 
-@pytest.mark.parametrize("i", [3, 7])
+@pytest.mark.parametrize("i", [3])
 def test_gradients_match_reference(i, x64):
     """dT/dtheta (reverse and forward mode) and dT/dx vs difw's analytic derivatives."""
     _check_reference_gradients(i)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("i", [0, 1, 2, 4, 5, 6])
+@pytest.mark.parametrize("i", [0, 1, 2, 4, 5, 6, 7])
 def test_gradients_match_reference_all(i, x64):
     _check_reference_gradients(i)
 
@@ -87,7 +88,7 @@ def test_closed_form_matches_rk4_all(i, x64):
     np.testing.assert_allclose(transform(x, th, tess), num, atol=1e-8, rtol=0)
 
 
-@settings(max_examples=10, deadline=None)
+@settings(max_examples=6, deadline=None)
 @given(
     nc=st.sampled_from([2, 5, 10, 50]),
     zero_boundary=st.booleans(),
@@ -96,11 +97,13 @@ def test_closed_form_matches_rk4_all(i, x64):
     seed=st.integers(0, 2**31 - 1),
 )
 def test_properties(nc, zero_boundary, basis, scale, seed):
-    """Monotone, endpoints fixed (zero boundary), inverse composes to identity, identity at 0;
-    large scales make points cross many cells."""
+    """Prior samples at several scales (large ones cross many cells): monotone, dT/dx > 0,
+    endpoints fixed (zero boundary), inverse composes to identity, identity at theta = 0."""
     with jax.enable_x64(True):
         tess = Tessellation(nc, zero_boundary=zero_boundary, basis=basis)
-        theta = _random_theta(seed, tess, scale)
+        theta = np.asarray(
+            sample_theta(jax.random.key(seed), tess, length_scale=0.2, output_variance=scale)
+        )
         x = np.linspace(0.0, 1.0, 201)
         T = np.asarray(transform(x, theta, tess))
         assert np.all(np.isfinite(T))
@@ -151,7 +154,10 @@ def test_check_grads_order1(zero_boundary, x64):
     check_grads(f, (theta, x), 1, modes=("fwd", "rev"))
 
 
-@pytest.mark.parametrize("zero_boundary,mode", [(True, "rev"), (False, "fwd")])
+@pytest.mark.parametrize(
+    "zero_boundary,mode",
+    [(True, "rev"), pytest.param(False, "fwd", marks=pytest.mark.slow)],
+)
 def test_check_grads_order2(zero_boundary, mode, x64):
     """Second order (rev-of-rev / fwd-of-fwd). T is only piecewise C^2 in theta (its
     second derivative jumps when T(x) crosses a knot), so a moderate theta keeps the
@@ -175,18 +181,23 @@ def test_check_grads_order2_all_modes(zero_boundary, x64):
 
 
 def test_hessian_matches_differences_of_gradient(x64):
-    """Strong field (points cross cells): Hessian w.r.t. theta vs central differences of
-    the analytic gradient (away from the measure-zero kinks)."""
+    """Hessian w.r.t. theta vs central differences of the analytic gradient, for a strong
+    field (points cross cells; away from the measure-zero kinks) and at theta = 0
+    (a = 0 everywhere: the series branches of E'(u) and g(z))."""
     tess = Tessellation(6, zero_boundary=True)
     x = jnp.array([0.03, 0.21, 0.48, 0.55, 0.77, 0.96])
-    theta = jnp.asarray(_random_theta(1, tess, 3.0))
     loss = lambda th: jnp.sum(jnp.sin(3 * transform(x, th, tess)))  # noqa: E731
-    H = jax.jit(jax.hessian(loss))(theta)
+    H = jax.jit(jax.hessian(loss))
     g = jax.jit(jax.grad(loss))
     eps = 1e-6
     E = eps * np.eye(tess.theta_dim)
-    Hn = np.stack([(g(theta + e) - g(theta - e)) / (2 * eps) for e in E])
-    np.testing.assert_allclose(H, Hn, atol=1e-7 * max(1.0, np.abs(Hn).max()))
+    for theta in (jnp.asarray(_random_theta(1, tess, 3.0)), jnp.zeros(tess.theta_dim)):
+        Hn = np.stack([(g(theta + e) - g(theta - e)) / (2 * eps) for e in E])
+        h = H(theta)
+        assert np.all(np.isfinite(h))
+        np.testing.assert_allclose(h, Hn, atol=1e-7 * max(1.0, np.abs(Hn).max()))
+        fd = np.stack([(loss(theta + e) - loss(theta - e)) / (2 * eps) for e in E])
+        np.testing.assert_allclose(g(theta), fd, atol=1e-7)
 
 
 def test_grad_x_positive(x64):
@@ -198,29 +209,12 @@ def test_grad_x_positive(x64):
         assert np.all(g > 0) and np.all(np.isfinite(g))
 
 
-def test_grad_at_theta_zero(x64):
-    """At theta = 0 (a = 0 everywhere) derivatives are finite and match finite differences."""
-    tess = Tessellation(5)
-    x = jnp.array([0.12, 0.5, 0.83])
-    loss = lambda th: jnp.sum(transform(x, th, tess) ** 2)  # noqa: E731
-    g = jax.jit(jax.grad(loss))
-    H = jax.jit(jax.hessian(loss))(jnp.zeros(4))
-    eps = 1e-6
-    Hn = np.stack([(g(e) - g(-e)) / (2 * eps) for e in eps * np.eye(4)])
-    assert np.all(np.isfinite(H))
-    np.testing.assert_allclose(H, Hn, atol=1e-8)
-    # gradient at 0 vs central differences of T itself
-    Tn = np.stack([(loss(e) - loss(-e)) / (2 * eps) for e in eps * np.eye(4)])
-    np.testing.assert_allclose(g(jnp.zeros(4)), Tn, atol=1e-8)
-
-
 def test_grad_time(x64):
     tess = Tessellation(8, zero_boundary=False)
     theta, x = jnp.asarray(_random_theta(3, tess, 2.0)), jnp.linspace(0, 1, 9)
     dt = jax.jacfwd(lambda t: transform(x, theta, tess, time=t))(0.8)
     np.testing.assert_allclose(dt, velocity(transform(x, theta, tess, time=0.8), theta, tess),
                                rtol=1e-10, atol=1e-12)
-    check_grads(jax.jit(lambda t: transform(x, theta, tess, time=t)), (0.8,), 1)
 
 
 def test_float32_near_zero_a():
@@ -251,13 +245,12 @@ def test_dtype_shapes_jit_vmap(dtype):
         x = jnp.linspace(0, 1, 24, dtype=dtype).reshape(2, 3, 4)
         out = transform(x, thetas, tess)
         assert out.shape == (3, 2, 3, 4) and out.dtype == dtype
-        one = jnp.stack([transform(x, th, tess) for th in thetas])
         tol = 2e-6 if dtype == jnp.float32 else 1e-13
-        np.testing.assert_allclose(out, one, rtol=0, atol=tol)
-        vm = jax.vmap(lambda th: transform(x, th, tess))(thetas)
-        np.testing.assert_allclose(vm, one, rtol=0, atol=tol)
-        jt = jax.jit(lambda th: transform(x, th, tess))(thetas)
-        np.testing.assert_allclose(jt, out, rtol=0, atol=tol)
+        vm = jax.jit(jax.vmap(lambda th: transform(x, th, tess)))(thetas)
+        np.testing.assert_allclose(vm, out, rtol=0, atol=tol)
+        one = transform(x[1], thetas[2], tess)
+        assert one.shape == (3, 4)
+        np.testing.assert_allclose(one, out[2, 1], rtol=0, atol=tol)
         with jax.enable_x64(True):
             ref = transform(np.asarray(x, np.float64), np.asarray(thetas, np.float64), tess)
         np.testing.assert_allclose(np.asarray(out), np.asarray(ref), atol=tol, rtol=0)
