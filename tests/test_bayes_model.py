@@ -1,14 +1,11 @@
 """SparseMLP: site names, shapes, priors, likelihoods and input validation."""
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 import pytest
 from numpyro import handlers
 from numpyro.infer.util import log_density
 
-from actfx import mmelu
 from actfx.bayes import PRIORS, SparseMLP, check_data
 
 

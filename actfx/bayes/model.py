@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
