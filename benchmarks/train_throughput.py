@@ -3,8 +3,9 @@
 Times the jit-compiled train step that :func:`actfx.train.fit` uses (forward, backward,
 SGD+momentum update, BatchNorm in training mode) on a fixed device-resident batch of
 CIFAR-shaped images, so the numbers measure the model and activation, not the input
-pipeline. Each activation is compiled and warmed up first (excluded), then timed as the
-median over ``--repeats`` runs of ``--steps`` steps each, ``block_until_ready`` at the end.
+pipeline. Every activation is compiled and warmed up first (excluded); then ``--repeats``
+rounds time ``--steps`` steps of each activation in turn (round robin, so a change in
+machine load affects all alike), ``block_until_ready`` at the end; reported: the median.
 
     python -m benchmarks.train_throughput             # quick CPU config
     python -m benchmarks.train_throughput --full      # GPU/TPU: batch 128, more repeats
@@ -39,10 +40,8 @@ ACTIVATIONS = {
 }
 
 
-def measure(
-    act: str, *, depth: int, batch: int, size: int, steps: int, repeats: int, dtype, topk=None
-) -> dict:
-    """Median images/s of ``steps`` train steps of ResNet-``depth`` with activation ``act``."""
+def build(act: str, *, depth: int, batch: int, size: int, dtype, topk=None) -> dict:
+    """Compile and warm up the train step of ResNet-``depth`` with activation ``act``."""
     model = ResNet(depth, act=ACTIVATIONS[act], num_classes=10, in_channels=3, dtype=dtype,
                    topk=topk, rngs=nnx.Rngs(0))
     opt = nnx.Optimizer(model, make_optimizer("sgd", 0.1), wrt=nnx.Param)
@@ -51,26 +50,23 @@ def measure(
     kx, ky = jax.random.split(jax.random.key(0))
     x = jax.random.uniform(kx, (batch, size, size, 3), jnp.float32)
     y = jax.random.randint(ky, (batch,), 0, 10)
-    key = jax.random.key(1)
     t0 = time.perf_counter()
-    state, m = step(state, x, y, key)
+    state, m = step(state, x, y, jax.random.key(1))
     jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            state, m = step(state, x, y, key)
-        jax.block_until_ready((state, m))
-        times.append(time.perf_counter() - t0)
-    med = statistics.median(times)
-    return {
-        "activation": act if topk is None else f"{act}+topk{topk}",
-        "images_per_s": batch * steps / med,
-        "ms_per_step": 1000 * med / steps,
-        "compile_s": compile_s,
-        "loss_finite": bool(np.isfinite(float(m["loss"]))),
-    }
+    return {"name": act if topk is None else f"{act}+topk{topk}", "step": step, "state": state,
+            "x": x, "y": y, "compile_s": time.perf_counter() - t0, "times": [], "metrics": m}
+
+
+def time_steps(run: dict, steps: int) -> None:
+    """Run ``steps`` train steps of ``run`` and append the wall time (blocking at the end)."""
+    key = jax.random.key(1)
+    state = run["state"]
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        state, m = run["step"](state, run["x"], run["y"], key)
+    jax.block_until_ready((state, m))
+    run["times"].append(time.perf_counter() - t0)
+    run["state"], run["metrics"] = state, m
 
 
 def main(argv=None) -> dict:
@@ -97,11 +93,23 @@ def main(argv=None) -> dict:
     dev = jax.devices()[0]
     print(f"ResNet-{a.depth} train step, batch {batch}, {a.size}x{a.size}x3, {a.dtype}, "
           f"{len(jax.devices())} x {dev.platform} ({dev.device_kind}); median of {repeats} x {steps} steps")
+    specs = [(act, None) for act in acts] + ([("relu", a.topk)] if a.topk else [])
+    runs = [build(act, depth=a.depth, batch=batch, size=a.size, dtype=dtype, topk=k)
+            for act, k in specs]
+    # interleave the repeats (round robin) so drifting machine load hits every activation alike
+    for _ in range(repeats):
+        for run in runs:
+            time_steps(run, steps)
     rows = []
-    runs = [(act, None) for act in acts] + ([("relu", a.topk)] if a.topk else [])
-    for act, k in runs:
-        rows.append(measure(act, depth=a.depth, batch=batch, size=a.size, steps=steps,
-                            repeats=repeats, dtype=dtype, topk=k))
+    for run in runs:
+        med = statistics.median(run["times"])
+        rows.append({
+            "activation": run["name"],
+            "images_per_s": batch * steps / med,
+            "ms_per_step": 1000 * med / steps,
+            "compile_s": run["compile_s"],
+            "loss_finite": bool(np.isfinite(float(run["metrics"]["loss"]))),
+        })
     base = next((r["images_per_s"] for r in rows if r["activation"] == "relu"), rows[0]["images_per_s"])
     print(f"{'activation':<16}{'images/s':>12}{'ms/step':>10}{'vs relu':>9}{'compile s':>11}")
     for r in rows:
