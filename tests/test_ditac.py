@@ -164,8 +164,24 @@ def test_exact_gradients_check_grads(x64):
 
 
 @pytest.mark.slow
-def test_exact_gradients_check_grads_order2(x64):
-    check_grads(lambda x, t: actfx.ditac(x, t), (X_GRAD, jnp.asarray(THETA)), order=2, modes=("fwd", "rev"))
+def test_exact_second_derivatives(x64):
+    """Hessian of sum(ditac) w.r.t. (x, theta): forward-over-reverse and reverse-over-reverse
+    agree, and match central differences of the gradient, one coordinate at a time.
+
+    (``check_grads(order=2)`` with a random joint direction is unreliable here: the second
+    derivative jumps where T(x) reaches a knot, and a joint finite-difference step of all
+    points can straddle such a jump.)"""
+    theta = jnp.asarray(THETA)
+    f = lambda z: actfx.ditac(z[:8], z[8:]).sum()  # noqa: E731
+    z = jnp.concatenate([X_GRAD, theta])
+    h_fr = jax.jacfwd(jax.grad(f))(z)
+    h_rr = jax.jacrev(jax.grad(f))(z)
+    np.testing.assert_allclose(h_fr, h_rr, atol=1e-12)
+    eps = 1e-6
+    g = jax.jit(jax.grad(f))
+    eye = jnp.eye(z.size)
+    h_fd = jnp.stack([(g(z + eps * e) - g(z - eps * e)) / (2 * eps) for e in eye], 1)
+    np.testing.assert_allclose(h_rr, h_fd, atol=1e-6 * (1 + float(jnp.max(jnp.abs(h_rr)))))
 
 
 def test_table_gradients_are_those_of_the_table_function(x64):
