@@ -33,20 +33,20 @@ def _scale_grad(n: Array, kind: str) -> Array:
 
 
 def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
-    """``(n, std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``."""
+    """``(n, 1/std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``."""
     count = 1
     for a in axes:
         count *= x.shape[a]
     mu = jnp.mean(x, axis=axes, keepdims=True)
     xc = x - mu
     var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
-    std = jnp.sqrt(var + alpha)
-    return xc / std, std
+    inv_std = jax.lax.rsqrt(var + alpha)
+    return xc * inv_std, inv_std
 
 
 def _forward(x, kind, axes, alpha, ddof):
-    n, std = _normalize(x, axes, alpha, ddof)
-    return x * _scale(n, kind), (n, std)
+    n, inv_std = _normalize(x, axes, alpha, ddof)
+    return x * _scale(n, kind), (n, inv_std)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
@@ -55,15 +55,15 @@ def _layeract_paper(x, kind, axes, alpha, ddof):
 
 
 def _paper_fwd(x, kind, axes, alpha, ddof):
-    out, (n, std) = _forward(x, kind, axes, alpha, ddof)
-    return out, (x, n, std)
+    out, (n, inv_std) = _forward(x, kind, axes, alpha, ddof)
+    return out, (x, n, inv_std)
 
 
 def _paper_bwd(kind, axes, alpha, ddof, res, g):
     # The backward of the paper's reference code (a LayerNorm-style formula):
     #   dn = g * x * s'(n) / std;  dx = g*s + dn - mean(dn) - mean(dn*n) * n
-    x, n, std = res
-    dn = g * x * _scale_grad(n, kind) / std
+    x, n, inv_std = res
+    dn = g * x * _scale_grad(n, kind) * inv_std
     dx = (
         g * _scale(n, kind)
         + dn
