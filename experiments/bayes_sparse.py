@@ -17,7 +17,7 @@ Two studies (spec ``bayes.md``):
 Writes ``results/bayes_sparse/bayes_sparse.json`` and ``.png`` (activation posterior with a
 90 % credible band vs the teacher; reliability diagram).
 
-    python -m experiments.bayes_sparse            # quick CPU config (~3-5 min on 2 cores)
+    python -m experiments.bayes_sparse            # quick CPU config (~6 min on 2 idle cores)
     python -m experiments.bayes_sparse --full     # more draws, chains and splits (accelerator)
 """
 
@@ -232,7 +232,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--samples", type=int, default=None)
     ap.add_argument("--chains", type=int, default=None)
-    ap.add_argument("--max-tree-depth", type=int, default=None, help="NUTS max tree depth (quick 6, full 10)")
+    ap.add_argument("--max-tree-depth", type=int, default=None, help="NUTS max tree depth (default 10, as in the spec's sketch)")
     ap.add_argument("--prox-steps", type=int, default=30, help="leapfrog steps per ProximalHMC proposal")
     ap.add_argument("--no-proximal", action="store_true", help="skip the ProximalHMC row of study 1")
     ap.add_argument("--verbose", action="store_true", help="print every diagnostics table")
@@ -240,10 +240,10 @@ def main(argv=None) -> dict:
     cfg = ap.parse_args(argv)
     full = cfg.full
     cfg.seeds = cfg.seeds or (5 if full else 2)
-    cfg.warmup = cfg.warmup or (1000 if full else 400)
-    cfg.samples = cfg.samples or (1000 if full else 400)
+    cfg.warmup = cfg.warmup or (1000 if full else 500)
+    cfg.samples = cfg.samples or (1000 if full else 500)
     cfg.chains = cfg.chains or (4 if full else 2)
-    cfg.max_tree_depth = cfg.max_tree_depth or (10 if full else 6)
+    cfg.max_tree_depth = cfg.max_tree_depth or 10
     cfg.map_steps = 3000 if full else 1500
     cfg.map_restarts = 8 if full else 3
     cfg.planted_n = 400 if full else 200
