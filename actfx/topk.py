@@ -22,12 +22,6 @@ _UINT = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}
 _RADIX_BITS = 2
 
 
-def pool_size(shape: Sequence[int], axis: int | Sequence[int] = (-3, -2)) -> int:
-    """Number of entries in one Top-K pool of an array of ``shape``."""
-    axes = normalize_axes("axis", axis, len(shape))
-    return math.prod(shape[a] for a in axes)
-
-
 def num_kept(k: float, pool: int) -> int:
     """``m = max(1, int(k * pool))``: entries kept per pool for a fraction ``k`` in (0, 1]."""
     _check_k(k)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 import actfx
-from benchmarks.timing import fwd_bwd, interleaved_medians
+from benchmarks.timing import fwd_bwd, interleaved_medians, print_times_and_ratios
 
 
 def layer_norm(x, eps: float = 1e-5):
@@ -49,10 +49,6 @@ def main(argv=None) -> dict:
         "Top-K k=0.1 approx": fwd_bwd(lambda v: actfx.topk(v, 0.1, method="approx")),
     }
     t = interleaved_medians(fns, x, g, rounds=args.rounds)
-    print(f"fwd+bwd, shape {tuple(args.shape)} float32, backend {jax.default_backend()} "
-          f"({jax.devices()[0].device_kind}), median of interleaved rounds")
-    for name, sec in t.items():
-        print(f"  {name:<22s} {sec * 1e3:9.2f} ms")
     ratios = {
         "LA-SiLU / (LayerNorm+SiLU)": t["LA-SiLU"] / t["LayerNorm+SiLU"],
         "LA-SiLU / SiLU": t["LA-SiLU"] / t["SiLU"],
@@ -61,9 +57,13 @@ def main(argv=None) -> dict:
         "Top-K(0.5, exact) / ReLU": t["Top-K k=0.5 exact"] / t["ReLU"],
         "Top-K(0.1, approx) / ReLU": t["Top-K k=0.1 approx"] / t["ReLU"],
     }
-    print("ratios (targets on CPU: LA-SiLU <= 1.05x LayerNorm+SiLU; Top-K k=0.1 <= 5x ReLU)")
-    for name, r in ratios.items():
-        print(f"  {name:<36s} {r:6.2f}x")
+    print_times_and_ratios(
+        f"fwd+bwd, shape {tuple(args.shape)} float32, backend {jax.default_backend()} "
+        f"({jax.devices()[0].device_kind}), median of interleaved rounds",
+        t,
+        ratios,
+        "targets on CPU: LA-SiLU <= 1.05x LayerNorm+SiLU; Top-K k=0.1 <= 5x ReLU",
+    )
     return {"times_s": t, "ratios": ratios}
 
 

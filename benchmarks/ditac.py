@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 import actfx
 from actfx.cpab import Tessellation
-from benchmarks.timing import fwd_bwd, interleaved_medians
+from benchmarks.timing import fwd_bwd, interleaved_medians, print_times_and_ratios
 
 
 def fwd_bwd_theta(f, theta):
@@ -55,16 +55,16 @@ def main(argv=None) -> dict:
         "DiTAC exact, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, mode="exact"), theta),
     }
     t = interleaved_medians(fns, x, g, rounds=args.rounds)
-    print(f"fwd+bwd, shape {tuple(args.shape)} float32, nc={args.nc}, backend {jax.default_backend()} "
-          f"({jax.devices()[0].device_kind}), median of interleaved rounds")
-    for name, sec in t.items():
-        print(f"  {name:<24s} {sec * 1e3:9.2f} ms")
     base = t["GELU (erf)"]
     ratios = {f"{k} / GELU (erf)": v / base for k, v in t.items() if k.startswith("DiTAC")}
     ratios["GELU (tanh) / GELU (erf)"] = t["GELU (tanh)"] / base
-    print("ratios (target on CPU: DiTAC table mode <= 3x GELU)")
-    for name, r in ratios.items():
-        print(f"  {name:<40s} {r:6.2f}x")
+    print_times_and_ratios(
+        f"fwd+bwd, shape {tuple(args.shape)} float32, nc={args.nc}, backend {jax.default_backend()} "
+        f"({jax.devices()[0].device_kind}), median of interleaved rounds",
+        t,
+        ratios,
+        "target on CPU: DiTAC table mode <= 3x GELU",
+    )
     return {"times_s": t, "ratios": ratios}
 
 

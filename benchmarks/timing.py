@@ -48,3 +48,15 @@ def interleaved_medians(fns: dict[str, Callable], *args, rounds: int = 7, repeat
         for name, fn in fns.items():
             samples[name].append(median_time(fn, *args, repeats=repeats, warmup=0))
     return {k: float(np.median(v)) for k, v in samples.items()}
+
+
+def print_times_and_ratios(header: str, times: dict[str, float], ratios: dict[str, float], targets: str) -> None:
+    """Print a benchmark's median times (ms) under ``header``, then its ratios and targets."""
+    print(header)
+    width = max(map(len, times))
+    for name, sec in times.items():
+        print(f"  {name:<{width}s} {sec * 1e3:9.2f} ms")
+    print(f"ratios ({targets})")
+    width = max(map(len, ratios))
+    for name, r in ratios.items():
+        print(f"  {name:<{width}s} {r:6.2f}x")
