@@ -60,11 +60,10 @@ from actfx.data import (
     SHAPES,
     TEXTURES,
     ImageDataset,
-    geirhos_shape_bias,
     render_images,
-    shape_bias_counts,
     synthetic_cue_conflict,
 )
+from actfx.metrics import geirhos_shape_bias, shape_bias_counts
 from actfx.nn.models import SmallCNN
 from actfx.train import TrainConfig, fit
 from experiments.reporting import format_table, mean_std, results_dir, save_json

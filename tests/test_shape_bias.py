@@ -7,17 +7,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from actfx.data import (
-    GEIRHOS_CATEGORIES,
+from actfx.data import GEIRHOS_CATEGORIES, load_png_images, scan_geirhos_cue_conflict
+from actfx.data.shape_bias import IMAGENET_INDICES_16
+from actfx.metrics import (
     geirhos_shape_bias,
     imagenet_to_geirhos16,
-    load_png_images,
     predict_classes,
-    scan_geirhos_cue_conflict,
     shape_bias,
     shape_bias_counts,
 )
-from actfx.data.shape_bias import IMAGENET_INDICES_16
 
 # --------------------------------------------------------------------------- metric
 
@@ -30,8 +28,9 @@ def test_shape_bias_hand_computed():
     c = shape_bias_counts(pred, s, t)
     assert (c["shape"], c["texture"], c["other"], c["excluded"]) == (2, 1, 1, 2)
     assert c["shape_bias"] == pytest.approx(2 / 3)
-    assert c["shape_accuracy"] == pytest.approx(2 / 4)
-    assert c["texture_accuracy"] == pytest.approx(1 / 4)
+    assert c["shape_rate"] == pytest.approx(2 / 4)
+    assert c["texture_rate"] == pytest.approx(1 / 4)
+    assert c["other_rate"] == pytest.approx(1 / 4)
     assert shape_bias(pred, s, t) == pytest.approx(2 / 3)
 
 

@@ -21,16 +21,11 @@ from actfx.data.cue_conflict import (
 from actfx.data.dataset import ImageDataset, stratified_split
 from actfx.data.digits import load_digits
 from actfx.data.mnist import load_mnist5k
-from actfx.data.shape_bias import (
+from actfx.data.shape_bias import (  # the shape-bias metric itself is in actfx.metrics
     GEIRHOS_CATEGORIES,
     GeirhosCueConflict,
-    geirhos_shape_bias,
-    imagenet_to_geirhos16,
     load_png_images,
-    predict_classes,
     scan_geirhos_cue_conflict,
-    shape_bias,
-    shape_bias_counts,
 )
 
 __all__ = [
@@ -45,21 +40,16 @@ __all__ = [
     "ImageDataset",
     "corrupt",
     "crop_flip",
-    "geirhos_shape_bias",
-    "imagenet_to_geirhos16",
     "load_cifar10",
     "load_cifar100",
     "load_cifar_c",
     "load_digits",
     "load_mnist5k",
     "load_png_images",
-    "predict_classes",
     "random_crop_flip",
     "render_images",
     "render_layers",
     "scan_geirhos_cue_conflict",
-    "shape_bias",
-    "shape_bias_counts",
     "shape_mask",
     "stratified_split",
     "synthetic_cue_conflict",
