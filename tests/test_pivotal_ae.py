@@ -29,11 +29,11 @@ def test_nelu_module_per_channel_and_conv_pool():
     lam = jnp.broadcast_to(act.lam / math.sqrt(90), x.shape)
     np.testing.assert_allclose(act(x), actfx.nelu(x, lam, axis=(1, 2, 3), two_sided=True),
                                atol=1e-6)
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(ValueError, match="channels|num_features"):
         act(jnp.ones((2, 5, 6, 4)))
     with pytest.raises(ValueError, match="lam_init"):
         NeLU(lam_init=0.0)
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(ValueError, match="channels|num_features"):
         NeLU(0)
 
 
@@ -142,6 +142,108 @@ def test_dense_ae_learns_to_denoise_sparse_signals():
     mse_linear = float(np.mean((np.asarray(noisy) @ lin - np.asarray(clean)) ** 2))
     assert mse_linear > 0.8 * float(jnp.mean((noisy - clean) ** 2))  # little to gain linearly
     assert mse < 0.7 * mse_linear
+
+
+def test_per_atom_and_scalar_threshold_shapes():
+    for act, attr in (("nelu", "lam"), ("relu", "bias")):
+        ae = PivotalAE(6, 10, activation=act, rngs=nnx.Rngs(0))
+        assert jnp.shape(getattr(ae.act, attr)) == (10,)  # per-atom is the default
+        scalar = PivotalAE(6, 10, activation=act, per_atom=False, rngs=nnx.Rngs(0))
+        assert jnp.shape(getattr(scalar.act, attr)) == ()
+        conv = ConvPivotalAE(1, 5, kernel_size=3, activation=act, rngs=nnx.Rngs(0))
+        assert jnp.shape(getattr(conv.act, attr)) == (5,)
+
+
+def test_per_atom_bias_acts_per_atom():
+    """Each atom is thresholded by its own bias: atom j with b_j = large is always zero."""
+    ae = PivotalAE(4, 4, activation="relu", two_sided=True, rngs=nnx.Rngs(0))
+    ae.act.bias[...] = jnp.array([0.0, 0.0, 100.0, 0.0])
+    z = ae.encode(jax.random.normal(jax.random.key(0), (16, 4)))
+    assert jnp.all(z[:, 2] == 0) and jnp.all(jnp.abs(z[:, [0, 1, 3]]) > 0)
+    x = ae.encoder(jax.random.normal(jax.random.key(0), (16, 4)))
+    np.testing.assert_allclose(z, x.at[:, 2].set(0.0), atol=1e-6)
+
+
+def test_pinv_decoder_is_the_pseudo_inverse_of_the_encoder():
+    ae = PivotalAE(6, 10, decoder="pinv", two_sided=True, rngs=nnx.Rngs(1))
+    # perturb the encoder: the decoder follows it (it is recomputed, not a copy)
+    k = ae.encoder.kernel[...] + 0.3 * jax.random.normal(jax.random.key(2), (6, 10))
+    ae.encoder.kernel[...] = k
+    m = np.asarray(ae.decoder_matrix(), np.float64)
+    np.testing.assert_allclose(m, np.linalg.pinv(np.asarray(k, np.float64)), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(k) @ m, np.eye(6), atol=1e-4)  # left inverse
+    assert not hasattr(ae, "decoder")  # no free decoder parameters
+    z = jax.random.normal(jax.random.key(3), (3, 10))
+    np.testing.assert_allclose(ae.decode(z), np.asarray(z) @ m, atol=1e-4)
+    # with no shrinkage (ReLU, b = 0, two-sided) the AE is exactly the identity
+    relu = PivotalAE(6, 10, activation="relu", decoder="pinv", two_sided=True, bias_init=0.0,
+                     rngs=nnx.Rngs(1))
+    y = jax.random.normal(jax.random.key(4), (5, 6))
+    np.testing.assert_allclose(relu(y), y, atol=1e-5)
+    # rescaling the encoder cannot change a NeLU AE's output (no gain to learn)
+    out = ae(y)
+    ae.encoder.kernel[...] = 3.0 * k
+    np.testing.assert_allclose(ae(y), out, rtol=1e-4, atol=1e-5)
+    # gradients reach the encoder through the pseudo-inverse
+    g = nnx.grad(lambda mdl: jnp.sum((mdl(y) - y) ** 2))(ae)
+    assert np.isfinite(np.asarray(g["encoder"]["kernel"][...])).all()
+
+
+def test_transpose_decoder_is_scaled_encoder_transpose():
+    ae = PivotalAE(6, 12, decoder="transpose", rngs=nnx.Rngs(0))
+    np.testing.assert_allclose(float(ae.decoder_scale[...]), 0.5)
+    ae.decoder_scale[...] = jnp.asarray(1.7)
+    np.testing.assert_allclose(ae.decoder_matrix(), 1.7 * ae.encoder.kernel[...].T, atol=1e-7)
+    z = jax.random.normal(jax.random.key(5), (2, 12))
+    np.testing.assert_allclose(ae.decode(z), 1.7 * z @ ae.encoder.kernel[...].T, atol=1e-5)
+    conv = ConvPivotalAE(1, 4, kernel_size=3, decoder="transpose", remove_mean=False,
+                         rngs=nnx.Rngs(0))
+    y = jax.random.normal(jax.random.key(6), (1, 8, 8, 1))
+    c = jax.random.normal(jax.random.key(7), (1, 8, 8, 4))
+    # <E y, c> = <y, E^T c> and decode = scale * E^T
+    np.testing.assert_allclose(jnp.vdot(conv.encoder(y), c),
+                               4 * jnp.vdot(y, conv.decode(c)), rtol=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(in_features=4, num_atoms=0), "num_atoms"),
+    (dict(in_features=0, num_atoms=4), "in_features"),
+    (dict(in_features=4.0, num_atoms=4), "in_features"),
+    (dict(in_features=4, num_atoms=True), "num_atoms"),
+    (dict(in_features=4, num_atoms=4, decoder="tied"), "decoder"),
+    (dict(in_features=4, num_atoms=4, activation="gelu"), "activation"),
+])
+def test_dense_ae_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        PivotalAE(**kwargs, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(in_features=1, num_features=0), "num_features"),
+    (dict(in_features=0, num_features=3), "in_features"),
+    (dict(in_features=1, num_features=3, kernel_size=0), "kernel_size"),
+    (dict(in_features=1, num_features=3, decoder="pinv"), "decoder"),
+])
+def test_conv_ae_bad_arguments_name_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        ConvPivotalAE(**kwargs, rngs=nnx.Rngs(0))
+
+
+def test_biased_relu_arguments_and_dtypes():
+    with pytest.raises(ValueError, match="num_features"):
+        BiasedReLU(0)
+    with pytest.raises(ValueError, match="bias_init"):
+        BiasedReLU(3, bias_init=float("nan"))
+    with pytest.raises(ValueError, match="num_features"):
+        BiasedReLU(3)(jnp.ones((2, 4)))
+    act = BiasedReLU(3, bias_init=0.5, dtype=jnp.bfloat16, param_dtype=jnp.float16)
+    assert act.bias[...].dtype == jnp.float16
+    assert act(jnp.ones((2, 3))).dtype == jnp.bfloat16
+    # per-feature on another axis (NCHW-style)
+    chw = BiasedReLU(2, bias_init=0.0, channel_axis=1)
+    chw.bias[...] = jnp.array([0.0, 10.0])
+    out = chw(jnp.ones((1, 2, 3, 3)))
+    assert float(out[:, 0].min()) == 1.0 and float(out[:, 1].max()) == 0.0
 
 
 @pytest.mark.slow
