@@ -87,7 +87,7 @@ def test_evaluate_matches_numpy_with_padded_last_batch(digits):
     m = MLP(64, 10, hidden=(16,), rngs=nnx.Rngs(0))
     m.eval()
     x, y = digits.x_test[:37], digits.y_test[:37]
-    r = evaluate(m, x, y, batch_size=10)
+    r = evaluate(m, (x, y), batch_size=10)
     logits = np.asarray(m(x), np.float64)
     logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
     assert r["loss"] == pytest.approx(-np.mean(logp[np.arange(37), y]), rel=1e-5)
@@ -99,11 +99,11 @@ def test_fit_learns_digits_and_writes_metrics(digits, tmp_path):
     path = tmp_path / "metrics.json"
     cfg = TrainConfig(epochs=4, batch_size=64, learning_rate=0.1, schedule="constant",
                       metrics_path=str(path), progress=False)
-    r = fit(m, digits, cfg, extra_meta={"act": "relu"})
+    r = fit(m, digits, config=cfg, extra_meta={"act": "relu"})
     assert r.final["step"] == 4 * (len(digits.x_train) // 64)
     assert r.final["test_accuracy"] > 0.85
     # fit updated the model in place: evaluating it reproduces the final record
-    ev = evaluate(m, digits.x_test, digits.y_test)
+    ev = evaluate(m, (digits.x_test, digits.y_test))
     assert ev["accuracy"] == pytest.approx(r.final["test_accuracy"])
     rec = json.loads(path.read_text())
     assert rec["meta"] == {"act": "relu"} and len(rec["history"]) == 4
@@ -114,8 +114,8 @@ def test_fit_learns_digits_and_writes_metrics(digits, tmp_path):
 def test_fit_is_deterministic_and_seed_matters(digits):
     def run(seed):
         m = MLP(64, 10, hidden=(32,), rngs=nnx.Rngs(0))
-        fit(m, digits, TrainConfig(steps=15, batch_size=32, augment=False, seed=seed,
-                                   progress=False, eval_every=100))
+        fit(m, digits, config=TrainConfig(steps=15, batch_size=32, augment=False, seed=seed,
+                                          progress=False, eval_every=100))
         return nnx.state(m, nnx.Param)
 
     a, b, c = run(0), run(0), run(1)
@@ -127,10 +127,9 @@ def test_fit_is_deterministic_and_seed_matters(digits):
 def test_fit_argument_errors(digits):
     m = MLP(64, 10, hidden=(8,), rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="batch_size"):
-        fit(m, digits, TrainConfig(batch_size=10_000, progress=False))
-    with pytest.raises(ValueError, match="x_train"):
-        fit(m, (digits.x_train, digits.y_train[:3], digits.x_test, digits.y_test),
-            TrainConfig(progress=False))
+        fit(m, digits, config=TrainConfig(batch_size=10_000, progress=False))
+    with pytest.raises(ValueError, match="equal length"):
+        fit(m, (digits.x_train, digits.y_train[:3]), config=TrainConfig(progress=False))
     with pytest.raises(ValueError, match="augment"):
-        fit(m, (digits.x_train.reshape(-1, 64), digits.y_train, digits.x_test, digits.y_test),
-            TrainConfig(augment=True, progress=False))
+        fit(m, (digits.x_train.reshape(-1, 64), digits.y_train),
+            config=TrainConfig(augment=True, progress=False))

@@ -49,7 +49,7 @@ def digits():
 @pytest.fixture(scope="module")
 def uninterrupted(digits, tmp_path_factory):
     m = _model()
-    r = fit(m, digits, _config(str(tmp_path_factory.mktemp("full"))))
+    r = fit(m, digits, config=_config(str(tmp_path_factory.mktemp("full"))))
     return _flat(m), r
 
 
@@ -62,13 +62,13 @@ def test_resume_after_interruption_is_bitwise_identical(digits, tmp_path, uninte
             raise Interrupted
 
     with pytest.raises(Interrupted):
-        fit(_model(), digits, _config(ckpt), on_step=stop_at_13)
+        fit(_model(), digits, config=_config(ckpt), on_step=stop_at_13)
     ck = Checkpointer(ckpt)
     assert ck.latest_step() == 10
     ck.close()
 
     m = _model()
-    r = fit(m, digits, _config(ckpt))
+    r = fit(m, digits, config=_config(ckpt))
     assert r.resumed_from == 10 and r.final["step"] == 24
     state = _flat(m)
     assert state.keys() == ref_state.keys()
@@ -80,9 +80,9 @@ def test_resume_after_interruption_is_bitwise_identical(digits, tmp_path, uninte
 def test_rerun_of_finished_run_is_a_no_op(digits, tmp_path, uninterrupted):
     ref_state, _ = uninterrupted
     ckpt = str(tmp_path / "ckpt")
-    fit(_model(), digits, _config(ckpt))
+    fit(_model(), digits, config=_config(ckpt))
     m = _model()
-    r = fit(m, digits, _config(ckpt))
+    r = fit(m, digits, config=_config(ckpt))
     assert r.resumed_from == 24 and r.final["step"] == 24
     for k, v in _flat(m).items():
         np.testing.assert_array_equal(v, ref_state[k], err_msg=k)
@@ -105,7 +105,7 @@ _KILLED_RUN = textwrap.dedent(
     cfg = TrainConfig(steps=24, batch_size=32, learning_rate=0.05, augment=True, pad=1,
                       eval_every=8, checkpoint_every=5, checkpoint_dir=sys.argv[1],
                       lr_boundaries=(0.75,), progress=False)
-    fit(m, load_digits(seed=0), cfg, on_step=kill)
+    fit(m, load_digits(seed=0), config=cfg, on_step=kill)
     """
 )
 
@@ -119,7 +119,7 @@ def test_resume_after_sigkill(digits, tmp_path, uninterrupted):
                           text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     m = _model()
-    r = fit(m, digits, _config(ckpt))
+    r = fit(m, digits, config=_config(ckpt))
     assert r.resumed_from == 15
     for k, v in _flat(m).items():
         np.testing.assert_array_equal(v, ref_state[k], err_msg=k)

@@ -34,7 +34,7 @@ _SCRIPT = textwrap.dedent(
         cfg = TrainConfig(steps=8, batch_size=64, learning_rate=0.05, augment=True, pad=1,
                           eval_every=8, num_devices=num_devices, checkpoint_dir=ckpt,
                           checkpoint_every=4, progress=False)
-        r = fit(m, ds, cfg, on_step=on_step)
+        r = fit(m, ds, config=cfg, on_step=on_step)
         leaves = jax.tree.leaves(nnx.state(m))
         return r, [np.asarray(v) for v in leaves]
 
@@ -45,7 +45,7 @@ _SCRIPT = textwrap.dedent(
     out["acc1"], out["acc8"] = r1.final["test_accuracy"], r8.final["test_accuracy"]
     out["loss1"], out["loss8"] = r1.final["test_loss"], r8.final["test_loss"]
     m = SmallCNN(channels=(8, 16), rngs=nnx.Rngs(0))
-    out["eval_odd_count"] = evaluate(m, ds.x_test[:13], ds.y_test[:13], batch_size=5)["accuracy"] * 13
+    out["eval_odd_count"] = evaluate(m, (ds.x_test[:13], ds.y_test[:13]), batch_size=5)["accuracy"] * 13
 
     # interrupt + resume on 8 devices gives the same parameters as the uninterrupted 8-device run
     class Stop(Exception):
@@ -63,7 +63,7 @@ _SCRIPT = textwrap.dedent(
 
     try:
         fit(SmallCNN(channels=(8,), rngs=nnx.Rngs(0)), ds,
-            TrainConfig(steps=1, batch_size=60, progress=False))
+            config=TrainConfig(steps=1, batch_size=60, progress=False))
     except ValueError as e:
         out["error"] = str(e)
     print("RESULT" + json.dumps(out))
@@ -103,7 +103,9 @@ def test_eight_devices_match_one_device(result):
 def test_eight_devices_resume_and_padding(result):
     assert result["resumed_from"] == 4
     assert result["resume_identical"]
-    assert abs(result["eval_odd_count"] - round(result["eval_odd_count"])) < 1e-9
+    # batch means are float32: the count is an integer up to float32 round-off (a padded row
+    # counted by mistake would add 1)
+    assert abs(result["eval_odd_count"] - round(result["eval_odd_count"])) < 1e-5
 
 
 def test_batch_not_divisible_by_devices_is_an_error(result):

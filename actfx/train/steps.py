@@ -1,4 +1,4 @@
-"""Pure, jit-compiled train and eval steps over a split NNX (model, optimizer) state."""
+"""Pure train/eval/predict steps over a split NNX state (wrap them in ``jax.jit``)."""
 
 from __future__ import annotations
 
@@ -6,61 +6,110 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import optax
 from flax import nnx
 
 from actfx.data.augment import random_crop_flip
+from actfx.nn.regularization import regularization
+from actfx.train.losses import LossFn, cross_entropy, cross_entropy_loss
+
+__all__ = ["cross_entropy", "make_eval_step", "make_predict_step", "make_train_step"]
 
 
-def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Per-example softmax cross-entropy with integer labels, computed in float32."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+def _all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(tree)
+              if jnp.issubdtype(jnp.asarray(v).dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def make_train_step(
-    graphdef: nnx.GraphDef, *, augment_pad: int | None = None
+    graphdef: nnx.GraphDef,
+    *,
+    loss_fn: LossFn | None = None,
+    augment_pad: int | None = None,
+    regularization_weight: float = 1.0,
 ) -> Callable:
-    """``step(state, x, y, key) -> (state, metrics)`` for ``state = nnx.state((model, opt))``.
+    r"""``step(state, x, y, key) -> (state, metrics)`` for ``state = nnx.state((model, opt))``.
 
-    One SGD step on the mean cross-entropy, with BatchNorm in training mode; when
-    ``augment_pad`` is an int, the batch is first augmented on device with
-    :func:`actfx.data.random_crop_flip` using ``key``. ``metrics`` holds the batch mean
-    ``loss`` and ``accuracy``. Pure: wrap it in ``jax.jit`` (the loop does, with shardings).
+    One optimiser step on ``loss + w * actfx.nn.regularization(model)`` where ``(loss, aux)
+    = loss_fn(model, (x, y))`` (default :func:`actfx.train.cross_entropy_loss`) and ``w =
+    regularization_weight``, with the model in training mode (BatchNorm batch statistics).
+    When ``augment_pad`` is an int the inputs are first augmented on device with
+    :func:`actfx.data.random_crop_flip` using ``key``.
+
+    ``metrics`` holds the batch ``loss`` (the data term), ``regularization`` (unweighted,
+    at the parameters before the step), every ``aux`` entry, and ``finite``: whether the
+    loss, the regulariser and every floating-point leaf of the updated state are finite.
+
+    Example:
+      >>> import jax, jax.numpy as jnp, optax
+      >>> from flax import nnx
+      >>> m = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+      >>> g, s = nnx.split((m, nnx.Optimizer(m, optax.sgd(0.1), wrt=nnx.Param)))
+      >>> s, met = make_train_step(g)(s, jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]), jax.random.key(0))
+      >>> sorted(met), bool(met["finite"])
+      (['accuracy', 'finite', 'loss', 'regularization'], True)
     """
+    loss_fn = cross_entropy_loss if loss_fn is None else loss_fn
+    weight = float(regularization_weight)
+
+    def objective(model, batch):
+        loss, aux = loss_fn(model, batch)
+        reg = regularization(model)
+        total = loss + weight * reg if weight != 0.0 else loss
+        return total, (loss, reg, dict(aux))
 
     def step(state, x, y, key):
         model, optimizer = nnx.merge(graphdef, state)
         model.train()
         if augment_pad is not None:
             x = random_crop_flip(key, x, pad=augment_pad)
-
-        def loss_fn(m):
-            logits = m(x)
-            return cross_entropy(logits, y).mean(), logits
-
-        (loss, logits), grads = nnx.value_and_grad(loss_fn, has_aux=True)(model)
+        grad_fn = nnx.value_and_grad(objective, has_aux=True)
+        (_, (loss, reg, aux)), grads = grad_fn(model, (x, y))
         optimizer.update(model, grads)
-        acc = jnp.mean(jnp.argmax(logits, -1) == y)
-        return nnx.state((model, optimizer)), {"loss": loss, "accuracy": acc}
+        new_state = nnx.state((model, optimizer))
+        finite = jnp.isfinite(loss) & jnp.isfinite(reg) & _all_finite(nnx.state(model))
+        metrics = {"loss": loss, "regularization": reg, **aux, "finite": finite}
+        return new_state, metrics
 
     return step
 
 
-def make_eval_step(graphdef: nnx.GraphDef) -> Callable:
-    """``step(model_state, x, y, weight) -> {"loss_sum", "correct", "count"}`` in eval mode.
+def make_eval_step(graphdef: nnx.GraphDef, *, loss_fn: LossFn | None = None) -> Callable:
+    """``step(model_state, x, y) -> (loss, aux)`` of ``loss_fn`` with the model in eval mode.
 
-    ``weight`` (0 or 1 per example) masks the padding of a short last batch.
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> g, s = nnx.split(nnx.Linear(3, 2, rngs=nnx.Rngs(0)))
+      >>> loss, aux = make_eval_step(g)(s, jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]))
+      >>> loss.shape, sorted(aux)
+      ((), ['accuracy'])
     """
+    loss_fn = cross_entropy_loss if loss_fn is None else loss_fn
 
-    def step(model_state, x, y, weight):
+    def step(model_state, x, y):
         model = nnx.merge(graphdef, model_state)
         model.eval()
-        logits = model(x)
-        w = weight.astype(jnp.float32)
-        return {
-            "loss_sum": jnp.sum(cross_entropy(logits, y) * w),
-            "correct": jnp.sum((jnp.argmax(logits, -1) == y) * w),
-            "count": jnp.sum(w),
-        }
+        loss, aux = loss_fn(model, (x, y))
+        return loss, dict(aux)
+
+    return step
+
+
+def make_predict_step(graphdef: nnx.GraphDef) -> Callable:
+    """``step(model_state, x) -> model(x)`` with the model in eval mode.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> from flax import nnx
+      >>> g, s = nnx.split(nnx.Linear(3, 2, rngs=nnx.Rngs(0)))
+      >>> make_predict_step(g)(s, jnp.ones((4, 3))).shape
+      (4, 2)
+    """
+
+    def step(model_state, x):
+        model = nnx.merge(graphdef, model_state)
+        model.eval()
+        return model(x)
 
     return step
