@@ -159,7 +159,7 @@ def train(cfg: Config, data, seed: int, topk: float | None, blocks: tuple[int, .
                        learning_rate=cfg.learning_rate, weight_decay=1e-4, schedule="cosine",
                        seed=seed, progress=False, eval_every=10**9)
     t0 = time.perf_counter()
-    fit(model, data.train if train_set is None else train_set, tcfg)
+    fit(model, data.train if train_set is None else train_set, config=tcfg)
     return model, time.perf_counter() - t0
 
 

@@ -145,7 +145,7 @@ for name in ACTIVATIONS:
         checkpoint_dir=os.path.join(CKPT_ROOT, f"{data.name}-resnet{DEPTH}-{name}"),
         metrics_path=os.path.join(CKPT_ROOT, f"{data.name}-resnet{DEPTH}-{name}.json"),
     )
-    r = fit(model, data, cfg, extra_meta={"activation": name, "depth": DEPTH})
+    r = fit(model, data, config=cfg, extra_meta={"activation": name, "depth": DEPTH})
     results[name] = r
     print(f"{name}: test accuracy {r.final['test_accuracy']:.4f} after {r.final['step']} steps"
           + (f" (resumed from step {r.resumed_from})" if r.resumed_from else ""))

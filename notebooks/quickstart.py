@@ -82,9 +82,9 @@ histories = {}
 for name, act in factories.items():
     m = SmallCNN(act=act, num_classes=10, channels=(16, 32) if QUICK else (32, 64),
                  rngs=nnx.Rngs(0))
-    r = fit(m, data, cfg)
+    r = fit(m, data, config=cfg)
     histories[name] = r.history
-    print(f"{name:12s} test accuracy {evaluate(m, data.x_test, data.y_test)['accuracy']:.4f}")
+    print(f"{name:12s} test accuracy {evaluate(m, (data.x_test, data.y_test))['accuracy']:.4f}")
 
 # %%
 import matplotlib.pyplot as plt
