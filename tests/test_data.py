@@ -108,3 +108,60 @@ def test_augment_errors():
         random_crop_flip(jax.random.key(0), jnp.ones((4, 4, 1)))
     with pytest.raises(ValueError, match="pad"):
         random_crop_flip(jax.random.key(0), jnp.ones((1, 4, 4, 1)), pad=-1)
+
+
+# ------------------------------------------------ optional packages: lazy, with an install hint
+
+
+@pytest.mark.parametrize("module, call", [
+    ("sklearn", lambda: __import__("actfx.data.digits", fromlist=["x"]).load_digits()),
+    ("skimage", lambda: __import__("actfx.data.denoising", fromlist=["x"])
+     .load_offline_images(["camera"])),
+    ("PIL", lambda: __import__("actfx.data._imageio", fromlist=["x"]).read_image("x.png")),
+])
+def test_missing_optional_package_names_the_extra(monkeypatch, module, call):
+    """issue 11: a base install failed with a bare "No module named sklearn"."""
+    import sys
+
+    for name in [m for m in sys.modules if m == module or m.startswith(module + ".")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, module, None)  # import now fails as if not installed
+    with pytest.raises(ImportError, match=r'pip install "actfx\[data\]"'):
+        call()
+
+
+def test_data_package_imports_no_optional_package():
+    """Importing actfx.data must not import scikit-learn/scikit-image/mlxtend."""
+    import subprocess
+    import sys
+
+    code = ("import sys, actfx.data; "
+            "print(sorted(m for m in ('sklearn', 'skimage', 'mlxtend') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"
+
+
+def test_split_arrays_checks_labels():
+    from actfx.data.dataset import split_arrays
+
+    with pytest.raises(ValueError, match=r"toy: labels must be whole numbers in \[0, 3\)"):
+        split_arrays(np.zeros((4, 1, 1, 1)), np.array([0, 1, 2, 3]), test_fraction=0.5,
+                     seed=0, num_classes=3, name="toy")
+
+
+def test_load_png_images_reads_sixteen_bit_gray(tmp_path):
+    """issue 12: load_png_images returned ~all-white (0.995) for a 16-bit gray PNG."""
+    from PIL import Image
+
+    from actfx.data import load_png_images
+
+    g = np.random.default_rng(5).integers(0, 65536, size=(6, 7), dtype=np.uint16)
+    Image.fromarray(g).save(tmp_path / "g16.png")  # Pillow writes mode I;16
+    x = load_png_images([str(tmp_path / "g16.png")])
+    assert x.shape == (1, 6, 7, 3)
+    for c in range(3):
+        np.testing.assert_allclose(x[0, ..., c], g / 65535.0, atol=1e-6)
+    (tmp_path / "cut.png").write_bytes((tmp_path / "g16.png").read_bytes()[:30])
+    with pytest.raises(ValueError, match="cut.png"):
+        load_png_images([str(tmp_path / "cut.png")])

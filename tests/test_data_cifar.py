@@ -83,7 +83,17 @@ def test_missing_files_are_named(cifar10_dir, tmp_path):
     ({b"labels": [1]}, "'data'"),
     ({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}, r"\(N, 3072\)"),
     ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}, "2 entries"),
-    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]}, r"labels must lie in \[0, 10\)"),
+    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]},
+     r"test_batch.*whole numbers in \[0, 10\); label 0 is 12"),
+    # issue 12: these were silently accepted (99, -3), truncated (2.7 -> 2) or wrapped (NaN)
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 99]}, r"test_batch.*label 1 is 99"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-3, 1]}, r"test_batch.*label 0 is -3"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2.7]},
+     r"test_batch.*label 1 is 2.7 \(not an integer\)"),
+    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [float("nan"), 1]},
+     r"test_batch.*label 0 is nan \(not finite\)"),
+    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": ["cat"]}, r"test_batch.*dtype"),
+    ({b"data": np.zeros((1, 3072), np.float32), b"labels": [1]}, r"uint8 of shape"),  # wrong dtype
 ])
 def test_malformed_files_raise_value_error(cifar10_dir, payload, match):
     root, _ = cifar10_dir
@@ -94,6 +104,35 @@ def test_malformed_files_raise_value_error(cifar10_dir, payload, match):
         _write(path, payload)
     with pytest.raises(ValueError, match=match):
         load_cifar10(root)
+
+
+def test_truncated_pickle_is_named(cifar10_dir):
+    root, _ = cifar10_dir
+    path = root / "cifar-10-batches-py" / "data_batch_2"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(ValueError, match="could not unpickle.*data_batch_2"):
+        load_cifar10(root)
+
+
+def test_whole_float_labels_are_accepted(cifar10_dir):
+    root, _ = cifar10_dir
+    _write(root / "cifar-10-batches-py" / "test_batch",
+           {b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([3.0, 9.0])})
+    ds = load_cifar10(root)
+    assert ds.y_test.tolist() == [3, 9] and ds.y_test.dtype == np.int32
+
+
+def test_cifar100_label_range_follows_label_mode(tmp_path):
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    for f in ("train", "test"):
+        _write(d / f, {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [57],
+                       b"coarse_labels": [19]})
+    assert load_cifar100(tmp_path).y_train.tolist() == [57]
+    _write(d / "test", {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [57],
+                        b"coarse_labels": [20]})
+    with pytest.raises(ValueError, match=r"test'.*coarse_labels.*\[0, 20\); label 0 is 20"):
+        load_cifar100(tmp_path, label_mode="coarse")
 
 
 def test_bad_options(tmp_path):

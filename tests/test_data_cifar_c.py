@@ -79,3 +79,50 @@ def test_bad_arguments_and_malformed_files(cifar_c_dir):
 
 def test_names():
     assert len(CIFAR_C_CORRUPTIONS) == 19 and len(set(CIFAR_C_CORRUPTIONS)) == 19
+
+
+@pytest.mark.parametrize("bad, match", [
+    (99, r"label 7 is 99 \(out of range"),
+    (-3, r"label 7 is -3 \(out of range"),
+    (2.7, r"label 7 is 2.7 \(not an integer\)"),
+    (np.nan, r"label 7 is nan \(not finite\)"),
+    (np.inf, r"label 7 is inf \(not finite\)"),
+])
+def test_bad_labels_name_file_and_value(cifar_c_dir, bad, match):
+    """issue 12: 99, -3, 2.7 (-> 2) and NaN (-> -2147483648) used to load silently."""
+    root, _, labels = cifar_c_dir
+    y = labels.astype(np.float64)
+    y[7] = bad
+    np.save(root / "labels.npy", y if isinstance(bad, float) else y.astype(np.int64))
+    with pytest.raises(ValueError, match=r"labels\.npy.*whole numbers in \[0, 10\); " + match):
+        load_cifar_c(root, "contrast", 1)
+
+
+def test_num_classes_bound_and_folder_inference(cifar_c_dir, tmp_path):
+    root, _, labels = cifar_c_dir
+    y = labels.copy()
+    y[0] = 57
+    np.save(root / "labels.npy", y)
+    with pytest.raises(ValueError, match="label 0 is 57"):
+        load_cifar_c(root, "contrast", 1)  # a CIFAR-10-C label bound by default
+    _, got = load_cifar_c(root, "contrast", 1, num_classes=100)
+    assert got[0] == 57 and got.dtype == np.int32
+    c100 = tmp_path / "CIFAR-100-C"
+    c100.mkdir()
+    np.save(c100 / "contrast.npy", np.zeros((5 * N, 32, 32, 3), np.uint8))
+    np.save(c100 / "labels.npy", y.astype(np.float32))  # whole floats are fine
+    assert load_cifar_c(c100, "contrast", 1)[1][0] == 57
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="num_classes"):
+            load_cifar_c(root, "contrast", 1, num_classes=bad)
+
+
+def test_truncated_and_wrong_label_dtype(cifar_c_dir):
+    root, truth, labels = cifar_c_dir
+    path = root / "gaussian_noise.npy"
+    path.write_bytes(path.read_bytes()[:5000])  # cut inside the data
+    with pytest.raises(ValueError, match=r"could not read CIFAR-C file .*gaussian_noise\.npy"):
+        load_cifar_c(root, "gaussian_noise", 1)
+    np.save(root / "labels.npy", np.array(["a"] * (5 * N)))
+    with pytest.raises(ValueError, match=r"labels\.npy.*labels must be integers, got dtype"):
+        load_cifar_c(root, "contrast", 1)

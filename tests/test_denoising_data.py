@@ -137,3 +137,89 @@ def test_psnr_matches_skimage_and_noise_level():
     assert psnr(clean, noisy) == pytest.approx(ref, rel=1e-9)
     assert np.std(noisy - clean) == pytest.approx(25 / 255, rel=0.05)
     assert psnr(clean, clean) == float("inf")
+
+
+# ----------------------------------------------------------------- bit depth and file faults
+
+
+def _write_png16(path, arr):
+    """A real 16-bit PNG (gray or RGB) written byte by byte (Pillow cannot write RGB16)."""
+    import struct
+    import zlib
+
+    arr = np.asarray(arr, np.uint16)
+    h, w = arr.shape[:2]
+    ctype = 0 if arr.ndim == 2 else 2
+    raw = b"".join(b"\x00" + arr[r].astype(">u2").tobytes() for r in range(h))
+
+    def chunk(tag, data):
+        crc = zlib.crc32(tag + data) & 0xFFFFFFFF
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_sixteen_bit_pngs_keep_their_scale(tmp_path):
+    """issue 12: a 16-bit PNG loaded as all-white (values > 255 clipped after / 255)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(4)
+    gray = rng.integers(0, 65536, size=(12, 10), dtype=np.uint16)
+    rgb = rng.integers(0, 65536, size=(9, 11, 3), dtype=np.uint16)
+    (tmp_path / "set").mkdir()
+    _write_png16(tmp_path / "set" / "a_gray16.png", gray)
+    _write_png16(tmp_path / "set" / "b_rgb16.png", rgb)
+    assert Image.open(tmp_path / "set" / "a_gray16.png").mode.startswith("I")
+    g, c = load_png_folder(tmp_path / "set")
+    np.testing.assert_allclose(g, gray / 65535.0, atol=1e-6)  # exact 16-bit precision
+    assert 0.4 < g.mean() < 0.6  # not white
+    # Pillow reads 16-bit colour PNGs at 8-bit precision: error <= 1/255 before the luma
+    want = (rgb / 65535.0) @ np.array([0.2125, 0.7154, 0.0721])
+    np.testing.assert_allclose(c, want, atol=1.0 / 255 + 1e-6)
+    assert 0.3 < c.mean() < 0.7
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32, np.int16, np.int32])
+def test_to_gray_float_scales_any_integer_dtype_by_its_max(dtype):
+    top = np.iinfo(dtype).max
+    g = np.array([[0, top // 2], [top, top // 4]], dtype)
+    np.testing.assert_allclose(to_gray_float(g), g / float(top), rtol=1e-6)
+    rgb = np.stack([g] * 3, axis=-1)  # colour uint16 used to come out all white
+    np.testing.assert_allclose(to_gray_float(rgb), g / float(top), rtol=1e-5)
+    if np.issubdtype(dtype, np.signedinteger):
+        assert to_gray_float(np.array([[-5, 1]], dtype))[0, 0] == 0.0  # negatives clip
+
+
+def test_to_gray_float_rejects_bad_dtypes_and_values():
+    with pytest.raises(TypeError, match="dtype"):
+        to_gray_float(np.zeros((2, 2), complex))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        to_gray_float(np.array([[0.5, np.nan]]))
+
+
+def test_truncated_and_mislabelled_pngs_are_named(tmp_path):
+    src = tmp_path / "ok.png"
+    skimage.io.imsave(src, np.full((16, 16), 7, np.uint8), check_contrast=False)
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "cut.png").write_bytes(src.read_bytes()[:40])  # header, no data
+    with pytest.raises(ValueError, match="cut.png"):
+        load_png_folder(tmp_path / "t")
+    (tmp_path / "j").mkdir()
+    (tmp_path / "j" / "text.png").write_text("hello")  # not an image at all
+    with pytest.raises(ValueError, match="text.png"):
+        load_png_folder(tmp_path / "j")
+
+
+def test_add_gaussian_noise_checks_sigma():
+    x = jnp.zeros((4000,))
+    n = np.asarray(add_gaussian_noise(x, 0.3, jax.random.key(1)))
+    assert np.std(n) == pytest.approx(0.3, rel=0.05)
+    per = np.asarray(add_gaussian_noise(jnp.zeros((2, 4000)), jnp.array([[0.1], [1.0]]),
+                                        jax.random.key(2)))
+    assert np.std(per[0]) == pytest.approx(0.1, rel=0.08)
+    assert np.std(per[1]) == pytest.approx(1.0, rel=0.08)
+    for bad in (-0.1, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="sigma"):
+            add_gaussian_noise(x, bad, jax.random.key(0))

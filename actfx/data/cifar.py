@@ -13,7 +13,7 @@ from typing import Literal
 
 import numpy as np
 
-from actfx.data.dataset import ImageDataset
+from actfx.data.dataset import ImageDataset, check_labels
 
 CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
 CIFAR10_TEST_FILE = "test_batch"
@@ -38,7 +38,7 @@ def _resolve_dir(data_dir: str | os.PathLike, subdir: str, required: tuple[str, 
     )
 
 
-def _read_batch(path: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
+def _read_batch(path: str, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """``(images uint8 (N, 32, 32, 3), labels int32 (N,))`` of one pickled batch file."""
     try:
         with open(path, "rb") as f:
@@ -52,7 +52,10 @@ def _read_batch(path: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
         if key not in d:
             raise ValueError(f"CIFAR file {path!r} has no {key!r} entry (keys: {sorted(d)})")
     data = np.asarray(d["data"])
-    labels = np.asarray(d[label_key])
+    try:
+        labels = np.asarray(d[label_key])
+    except Exception as e:  # noqa: BLE001 - ragged / odd label containers
+        raise ValueError(f"CIFAR file {path!r}: {label_key!r} is not an array: {e}") from e
     if data.ndim != 2 or data.shape[1] != 3072 or data.dtype != np.uint8:
         raise ValueError(
             f"CIFAR file {path!r}: 'data' should be uint8 of shape (N, 3072), got "
@@ -65,7 +68,7 @@ def _read_batch(path: str, label_key: str) -> tuple[np.ndarray, np.ndarray]:
         )
     # rows are [R (32x32 row-major), G, B]  ->  NHWC
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return images, labels.astype(np.int32)
+    return images, check_labels(labels, num_classes, where=f"CIFAR file {path!r} {label_key!r}")
 
 
 def _finish(x_train, y_train, x_test, y_test, num_classes, name, dtype) -> ImageDataset:
@@ -77,10 +80,6 @@ def _finish(x_train, y_train, x_test, y_test, num_classes, name, dtype) -> Image
             return (a.astype(dtype) / dtype.type(255)).astype(dtype)
     else:
         raise ValueError(f"dtype must be uint8 or a float dtype, got {dtype}")
-    for split, y in (("train", y_train), ("test", y_test)):
-        if y.size and (y.min() < 0 or y.max() >= num_classes):
-            raise ValueError(f"{name} {split} labels must lie in [0, {num_classes}), got "
-                             f"[{y.min()}, {y.max()}]")
     return ImageDataset(conv(x_train), y_train, conv(x_test), y_test, num_classes, name)
 
 
@@ -102,7 +101,8 @@ def load_cifar10(data_dir: str | os.PathLike, *, dtype=np.float32) -> ImageDatas
     Raises:
       FileNotFoundError: ``data_dir`` or one of the expected files is missing (the message
         names it).
-      ValueError: a file is not a valid CIFAR pickle.
+      ValueError: a file is not a valid CIFAR pickle (truncated, wrong dtype or shape), or
+        holds a label that is not a whole number in ``[0, 10)`` (file and value named).
 
     References:
       A. Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, tech. report,
@@ -115,8 +115,8 @@ def load_cifar10(data_dir: str | os.PathLike, *, dtype=np.float32) -> ImageDatas
       FileNotFoundError: data_dir '/nonexistent' is not a directory
     """
     d = _resolve_dir(data_dir, "cifar-10-batches-py", (*CIFAR10_TRAIN_FILES, CIFAR10_TEST_FILE))
-    parts = [_read_batch(os.path.join(d, f), "labels") for f in CIFAR10_TRAIN_FILES]
-    x_test, y_test = _read_batch(os.path.join(d, CIFAR10_TEST_FILE), "labels")
+    parts = [_read_batch(os.path.join(d, f), "labels", 10) for f in CIFAR10_TRAIN_FILES]
+    x_test, y_test = _read_batch(os.path.join(d, CIFAR10_TEST_FILE), "labels", 10)
     x_train = np.concatenate([p[0] for p in parts])
     y_train = np.concatenate([p[1] for p in parts])
     return _finish(x_train, y_train, x_test, y_test, 10, "cifar10", dtype)
@@ -144,7 +144,8 @@ def load_cifar100(
 
     Raises:
       FileNotFoundError: ``data_dir`` or an expected file is missing.
-      ValueError: bad ``label_mode`` or a malformed file.
+      ValueError: bad ``label_mode``, a malformed file, or a label that is not a whole
+        number in ``[0, 100)`` (fine) / ``[0, 20)`` (coarse), naming the file and value.
 
     References:
       A. Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, 2009.
@@ -159,7 +160,7 @@ def load_cifar100(
         raise ValueError(f"label_mode must be 'fine' or 'coarse', got {label_mode!r}")
     d = _resolve_dir(data_dir, "cifar-100-python", (CIFAR100_TRAIN_FILE, CIFAR100_TEST_FILE))
     key = f"{label_mode}_labels"
-    x_train, y_train = _read_batch(os.path.join(d, CIFAR100_TRAIN_FILE), key)
-    x_test, y_test = _read_batch(os.path.join(d, CIFAR100_TEST_FILE), key)
     n = 100 if label_mode == "fine" else 20
+    x_train, y_train = _read_batch(os.path.join(d, CIFAR100_TRAIN_FILE), key, n)
+    x_test, y_test = _read_batch(os.path.join(d, CIFAR100_TEST_FILE), key, n)
     return _finish(x_train, y_train, x_test, y_test, n, f"cifar100-{label_mode}", dtype)

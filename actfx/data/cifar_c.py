@@ -13,6 +13,8 @@ import os
 
 import numpy as np
 
+from actfx.data.dataset import check_labels
+
 #: The 19 corruptions released in CIFAR-10-C / CIFAR-100-C (15 benchmark + 4 extra).
 CIFAR_C_CORRUPTIONS: tuple[str, ...] = (
     "gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur",
@@ -42,6 +44,7 @@ def load_cifar_c(
     severity: int | None = None,
     *,
     dtype=np.float32,
+    num_classes: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Images and labels of one CIFAR-10-C / CIFAR-100-C corruption from a local directory.
 
@@ -55,6 +58,9 @@ def load_cifar_c(
       severity: 1..5, or ``None`` for all five (stacked, ``5 n`` images).
       dtype: ``np.float32`` (default; pixels / 255 in ``[0, 1]``), another float dtype,
         or ``np.uint8``.
+      num_classes: labels must lie in ``[0, num_classes)``. ``None``: 100 when the
+        folder's name contains ``"100"`` (``CIFAR-100-C``), else 10 (``CIFAR-10-C``); a
+        CIFAR-100-C folder under another name needs ``num_classes=100``.
 
     Returns:
       ``(images (m, H, W, C), labels (m,) int32)`` with ``m = n`` or ``5 n``.
@@ -62,7 +68,9 @@ def load_cifar_c(
     Raises:
       FileNotFoundError: ``data_dir`` or an expected file is missing (named in the message).
       ValueError: unknown ``corruption``, ``severity`` outside 1..5, bad ``dtype``, or a
-        malformed file (wrong rank/dtype, image count not a multiple of 5, label mismatch).
+        malformed file (wrong rank/dtype, image count not a multiple of 5, label count
+        mismatch), or a label that is not a whole number in ``[0, num_classes)`` (NaN,
+        2.7, -3, 99 for CIFAR-10-C), naming the file and the value.
 
     References:
       D. Hendrycks, T. Dietterich, *Benchmarking Neural Network Robustness to Common
@@ -90,6 +98,11 @@ def load_cifar_c(
     data_dir = os.fspath(data_dir)
     if not os.path.isdir(data_dir):
         raise FileNotFoundError(f"data_dir {data_dir!r} is not a directory")
+    if num_classes is None:
+        num_classes = 100 if "100" in os.path.basename(os.path.abspath(data_dir)) else 10
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive int or None, got {num_classes!r}")
 
     path = os.path.join(data_dir, f"{corruption}.npy")
     images = _load_npy(path, f"the {corruption} images")
@@ -110,6 +123,8 @@ def load_cifar_c(
             f"CIFAR-C labels {os.path.join(data_dir, LABELS_FILE)!r} should have {total} "
             f"(or {n}) entries, got shape {labels.shape}"
         )
+    labels_path = os.path.join(data_dir, LABELS_FILE)
+    labels = check_labels(labels, int(num_classes), where=f"CIFAR-C labels {labels_path!r}")
     if labels.shape[0] == n:
         labels = np.tile(labels, 5)
     if severity is None:

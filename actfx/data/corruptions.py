@@ -23,6 +23,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from actfx._checks import check_floating, is_concrete
+from actfx.data._optional import require
 
 #: Severity parameters 1..5 of each corruption (CIFAR-10-C, Hendrycks & Dietterich 2019).
 CORRUPTION_PARAMS: dict[str, tuple[float, ...]] = {
@@ -35,12 +36,6 @@ CORRUPTION_PARAMS: dict[str, tuple[float, ...]] = {
     "pixelate": (0.95, 0.90, 0.85, 0.75, 0.65),  # downscale factor
     "jpeg_compression": (80, 65, 58, 50, 40),  # JPEG quality
 }
-
-_REFERENCE = (
-    "D. Hendrycks, T. Dietterich, *Benchmarking Neural Network Robustness to Common "
-    "Corruptions and Perturbations*, ICLR 2019 (arXiv:1903.12261)."
-)
-
 
 # ----------------------------------------------------------------------------- checks
 
@@ -417,7 +412,7 @@ def pixelate(images: ArrayLike, severity: int = 1, *, key: Array | None = None) 
 
 
 def _jpeg_numpy(x: np.ndarray, quality: int) -> np.ndarray:
-    from PIL import Image  # Pillow comes with matplotlib / scikit-image
+    Image = require("PIL.Image", purpose="jpeg_compression")  # noqa: N806
 
     channels = x.shape[-1]
     if channels not in (1, 3):

@@ -33,6 +33,54 @@ class ImageDataset(NamedTuple):
         return tuple(self.x_train.shape[1:])
 
 
+def check_labels(labels, num_classes: int, *, where: str) -> np.ndarray:
+    """Validate class labels and return them as int32.
+
+    Labels must be a 1-D array of finite, integer-valued numbers (an integer dtype, or a
+    float dtype holding whole numbers; bool is rejected) in ``[0, num_classes)``.
+
+    Args:
+      labels: the labels as read from a file.
+      num_classes: number of classes.
+      where: what the labels came from (a file name), for the message.
+
+    Returns:
+      ``labels`` as an int32 array.
+
+    Raises:
+      ValueError: naming ``where`` and the first bad value and its index (NaN/inf,
+        a fractional value, out of range, a non-numeric dtype, not 1-D).
+
+    Example:
+      >>> check_labels([0, 2.0, 1], 3, where="y.npy").tolist()
+      [0, 2, 1]
+      >>> check_labels([0, 2.7], 3, where="y.npy")
+      Traceback (most recent call last):
+      ...
+      ValueError: y.npy: labels must be whole numbers in [0, 3); label 1 is 2.7 (not an integer)
+    """
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"{where}: labels must be 1-D, got shape {y.shape}")
+    if y.dtype.kind not in "iuf":
+        raise ValueError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    head = f"{where}: labels must be whole numbers in [0, {num_classes})"
+    if y.dtype.kind == "f":
+        bad = np.flatnonzero(~np.isfinite(y))
+        if bad.size:
+            raise ValueError(f"{head}; label {bad[0]} is {y[bad[0]]} (not finite)")
+        bad = np.flatnonzero(y != np.round(y))
+        if bad.size:
+            raise ValueError(f"{head}; label {bad[0]} is {y[bad[0]]} (not an integer)")
+    bad = np.flatnonzero((y < 0) | (y >= num_classes))
+    if bad.size:
+        v = y[bad[0]]
+        v = int(v) if float(v).is_integer() else v
+        raise ValueError(f"{head}; label {bad[0]} is {v} (out of range, "
+                         f"{int(bad.size)} such labels)")
+    return y.astype(np.int32)
+
+
 def stratified_split(
     labels: np.ndarray, test_fraction: float, seed: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -78,8 +126,8 @@ def split_arrays(
     name: str,
 ) -> ImageDataset:
     """Build an :class:`ImageDataset` from all images and labels with :func:`stratified_split`."""
+    labels = check_labels(labels, num_classes, where=name)
     train_idx, test_idx = stratified_split(labels, test_fraction, seed)
-    labels = np.asarray(labels, dtype=np.int32)
     return ImageDataset(
         images[train_idx], labels[train_idx], images[test_idx], labels[test_idx], num_classes, name
     )

@@ -16,6 +16,9 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from actfx.data._imageio import read_image, to_unit_float
+from actfx.data._optional import require
+
 # Natural photos bundled in the scikit-image wheel (checked to load offline, skimage 0.26).
 # The test split is the classic denoising set; the train split is everything else natural.
 OFFLINE_TEST = ("camera", "astronaut", "coins", "moon")
@@ -31,23 +34,35 @@ OFFLINE_TRAIN = (
     "gravel",
 )
 _IMAGE_SUFFIXES = (".png", ".PNG")
+_LUMA = np.array([0.2125, 0.7154, 0.0721])  # ITU-R 709, as skimage.color.rgb2gray
 
 
 def to_gray_float(image: np.ndarray) -> np.ndarray:
-    """``uint8``/``bool``/float, gray or RGB(A) -> float32 gray image in [0, 1], ``(H, W)``."""
+    """Gray or RGB(A) pixels of any bit depth -> float32 gray image in [0, 1], ``(H, W)``.
+
+    Integer pixels are divided by their dtype's maximum (``uint8`` / 255, ``uint16`` /
+    65535 for 16-bit files, see :func:`actfx.data._imageio.to_unit_float`), ``bool`` is
+    0/1, floats are kept; colour is reduced with the ITU-R 709 luma weights (as
+    ``skimage.color.rgb2gray``); the result is clipped to ``[0, 1]``.
+
+    Raises:
+      ValueError: a shape other than ``(H, W)`` / ``(H, W, 3|4)``, or non-finite floats.
+      TypeError: a non-numeric dtype.
+
+    Example:
+      >>> import numpy as np
+      >>> to_gray_float(np.full((1, 2), 65535, np.uint16)).tolist()
+      [[1.0, 1.0]]
+      >>> to_gray_float(np.full((1, 1, 3), 32768, np.uint16)).round(3).tolist()
+      [[0.5]]
+    """
     img = np.asarray(image)
-    if img.ndim == 3:
-        img = img[..., :3]
-        if img.dtype.kind in "ub":
-            img = img.astype(np.float64) / (255.0 if img.dtype == np.uint8 else 1.0)
-        img = img @ np.array([0.2125, 0.7154, 0.0721])  # ITU-R 709 luma, as skimage.rgb2gray
-    elif img.ndim != 2:
+    if img.ndim == 3 and img.shape[-1] in (3, 4):
+        rgb = to_unit_float(img[..., :3]).astype(np.float64)
+        return np.clip(rgb @ _LUMA, 0.0, 1.0).astype(np.float32)
+    if img.ndim != 2:
         raise ValueError(f"image must be (H, W) or (H, W, 3|4), got shape {img.shape}")
-    if img.dtype == np.uint8:
-        img = img / 255.0
-    elif img.dtype == np.uint16:
-        img = img / 65535.0
-    return np.clip(img.astype(np.float32), 0.0, 1.0)
+    return to_unit_float(img)
 
 
 def load_offline_images(names: Sequence[str] = OFFLINE_TEST) -> list[np.ndarray]:
@@ -64,17 +79,17 @@ def load_offline_images(names: Sequence[str] = OFFLINE_TEST) -> list[np.ndarray]
       ValueError: an unknown name.
       FileNotFoundError: an image that is not bundled in the installed wheel (it would
         need a download).
+      ImportError: scikit-image is not installed (the message names ``actfx[data]``).
 
     Example:
       >>> from actfx.data.denoising import load_offline_images
       >>> [im.shape for im in load_offline_images(["camera", "coins"])]
       [(512, 512), (303, 384)]
     """
-    import skimage.data
-
+    skdata = require("skimage.data", purpose="load_offline_images")
     out = []
     for name in names:
-        fn = getattr(skimage.data, name, None)
+        fn = getattr(skdata, name, None)
         if fn is None or not callable(fn):
             raise ValueError(f"names: {name!r} is not a scikit-image sample image")
         try:
@@ -91,25 +106,21 @@ def load_offline_images(names: Sequence[str] = OFFLINE_TEST) -> list[np.ndarray]
 def load_png_folder(folder: str | Path) -> list[np.ndarray]:
     """Read every ``*.png`` in ``folder`` (sorted by name) as a float32 gray image in [0, 1].
 
+    8-bit files are divided by 255, 16-bit ones by 65535 (:func:`read_image`); colour
+    files are converted to gray (ITU-R 709 luma).
+
     Raises:
       FileNotFoundError: ``folder`` does not exist or holds no PNG file.
-      ValueError: a file that is not a readable image.
+      ValueError: a file that is not a readable image (truncated, not a PNG), naming it.
+      ImportError: Pillow is not installed (the message names ``actfx[data]``).
     """
-    import skimage.io
-
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"expected a folder of PNG images at {folder}, it does not exist")
     files = sorted(p for p in folder.iterdir() if p.suffix in _IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"expected PNG images (*.png) in {folder}, found none")
-    out = []
-    for p in files:
-        try:
-            out.append(to_gray_float(skimage.io.imread(p)))
-        except Exception as err:  # noqa: BLE001 - any reader failure is a malformed file
-            raise ValueError(f"could not read image {p}: {err}") from None
-    return out
+    return [read_image(p, mode="gray") for p in files]
 
 
 def load_bsd(data_dir: str | Path, *, train: str = "BSD400", test: str = "BSD68"
@@ -200,8 +211,23 @@ def fold_patches(patches: ArrayLike, shape: tuple[int, int], size: int, stride: 
 
 
 def add_gaussian_noise(x: ArrayLike, sigma: float | ArrayLike, key: Array) -> Array:
-    """``x + sigma * N(0, 1)`` (no clipping, as in the usual AWGN benchmarks)."""
+    """``x + sigma * N(0, 1)`` (no clipping, as in the usual AWGN benchmarks).
+
+    ``sigma`` may be an array broadcasting against ``x`` (e.g. one level per sample).
+
+    Raises:
+      ValueError: a negative or non-finite concrete ``sigma``.
+
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> add_gaussian_noise(jnp.zeros(3), 0.0, jax.random.key(0)).tolist()
+      [0.0, 0.0, 0.0]
+    """
     x = jnp.asarray(x)
+    if not isinstance(sigma, jax.core.Tracer):
+        s = np.asarray(sigma, np.float64)
+        if s.size and (not np.isfinite(s).all() or (s < 0).any()):
+            raise ValueError(f"sigma must be finite and >= 0, got {sigma!r}")
     return x + jnp.asarray(sigma, x.dtype) * jax.random.normal(key, x.shape, x.dtype)
 
 

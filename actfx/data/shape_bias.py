@@ -155,20 +155,11 @@ def load_png_images(paths: Sequence[str], *, size: int | None = None) -> np.ndar
       FileNotFoundError: a file is missing.
       ValueError: a file is not a readable image, or sizes differ without ``size``.
     """
-    from PIL import Image
+    from actfx.data._imageio import read_image  # 8- and 16-bit files at their own scale
 
     out = []
     for p in paths:
-        if not os.path.isfile(p):
-            raise FileNotFoundError(f"image file {p!r} does not exist")
-        try:
-            with Image.open(p) as im:
-                im = im.convert("RGB")
-                if size is not None:
-                    im = im.resize((int(size), int(size)), Image.BILINEAR)
-                a = np.asarray(im, dtype=np.float32) / 255.0
-        except OSError as e:
-            raise ValueError(f"could not read image file {p!r}: {e}") from e
+        a = read_image(p, mode="rgb", size=size)
         if out and a.shape != out[0].shape:
             raise ValueError(
                 f"image file {p!r} has shape {a.shape}, the first had {out[0].shape}; pass size="
