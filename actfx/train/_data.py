@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -68,5 +69,12 @@ def batch_indices(num_examples: int, batch_size: int, seed: int, step: int) -> n
             f"batch_size={batch_size} must be <= the number of training examples ({num_examples})"
         )
     epoch, i = divmod(step, per_epoch)
+    return _permutation(num_examples, seed, epoch)[i * batch_size : (i + 1) * batch_size]
+
+
+@functools.lru_cache(maxsize=4)
+def _permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
+    # drawn once per epoch, not once per step (large training sets)
     perm = np.random.default_rng((seed, epoch)).permutation(num_examples)
-    return perm[i * batch_size : (i + 1) * batch_size]
+    perm.setflags(write=False)
+    return perm
