@@ -53,6 +53,55 @@ from actfx.cpab.tessellation import Tessellation
 _SERIES_THRESHOLD = 0.05
 
 
+class _Limits:
+    """Overflow thresholds of a compute dtype (float32 or float64), as Python floats.
+
+    ``u_direct``: above it ``e^u`` is handled in log space (``e^u <= sqrt(max)`` below it);
+    ``u_clamp``: ``|a t|`` is clamped here (far beyond where every result has saturated);
+    ``cap``: derivative coefficients saturate at ``+-cap = sqrt(max)``; ``cap_factor``:
+    the per-point / per-cell factors of products saturate at ``max^(1/3)`` so that their
+    products stay finite. Saturation replaces a value that would overflow (a derivative
+    above ~1e19 in float32, ~1e154 in float64) -- the true value there is not representable
+    in a useful way anyway -- and keeps ``inf * 0 = nan`` out of reverse mode."""
+
+    def __init__(self, dtype):
+        fi = np.finfo(dtype)
+        self.max = float(fi.max)
+        self.log_max = float(np.log(fi.max))
+        self.u_direct = 0.5 * self.log_max
+        # log of the smallest subnormal is about -1.15 log_max; 4 log_max saturates any
+        # displacement tt |v0| E(u) with tt |v0| >= that subnormal.
+        self.u_clamp = 4.0 * self.log_max
+        self.cap = float(np.sqrt(fi.max))
+        self.log_cap = float(np.log(self.cap))
+        self.cap_factor = float(np.cbrt(fi.max))
+
+
+def _capped(v, lim: float):
+    """Saturate ``v`` to ``[-lim, lim]`` (``+-inf`` become ``+-lim``; NaN stays NaN)."""
+    return jnp.clip(v, -lim, lim)
+
+
+def _safe_log_ratio(v1, v0):
+    """``log(v1 / v0)`` for nonzero same-sign ``v0, v1``, without overflow or underflow of
+    the ratio: the direct form where ``v1 / v0`` is a normal number, else
+    ``log|v1| - log|v0|``."""
+    tiny = np.finfo(v0.dtype).tiny
+    q = v1 / v0
+    ok = jnp.isfinite(q) & (q >= tiny)
+    q_s = jnp.where(ok, q, 1.0)
+    a1 = jnp.abs(v1)
+    a0 = jnp.abs(v0)
+    a1 = jnp.where(a1 > 0, a1, 1.0)
+    a0 = jnp.where(a0 > 0, a0, 1.0)
+    return jnp.where(ok, jnp.log(q_s), jnp.log(a1) - jnp.log(a0))
+
+
+def _log_expm1_ratio_big(u):
+    """``log(E(u)) = u + log1p(-e^{-u}) - log(u)`` for ``u`` > 1 (no overflow)."""
+    return u + jnp.log1p(-jnp.exp(-u)) - jnp.log(u)
+
+
 def _series(u: Array, coeffs) -> Array:
     out = jnp.zeros_like(u) + coeffs[-1]
     for c in coeffs[-2::-1]:
@@ -112,26 +161,30 @@ def _log1p_ratio_jvp(primals, tangents):
 def _travel_split(h, v0, v1, a):
     """Common safe operands of :func:`_travel_time` / :func:`_travel_moment`."""
     z = a * h / v0
-    big = jnp.abs(z) >= 0.5
-    return z, big, jnp.where(big, v1 / v0, 2.0), jnp.where(big, a, 1.0), jnp.where(big, 0.0, z)
+    big = ~(jnp.abs(z) < 0.5)  # also where z overflowed or is nan
+    # log(v1 / v0) on safe operands: (2, 1) where unused, so every branch stays finite.
+    logq = _safe_log_ratio(jnp.where(big, v1, 2.0), jnp.where(big, v0, 1.0))
+    return z, big, logq, jnp.where(big, a, 1.0), jnp.where(big, 0.0, z)
 
 
 def _travel_time(h, v0, v1, a):
     """Time for the affine flow ``v = a y + b`` to travel ``h`` from velocity ``v0`` to
     ``v1`` (same sign): ``log(v1/v0)/a``, as ``h/v0 Lg(a h/v0)`` when ``a h / v0`` is small
     (accurate as ``a -> 0``) and from the ratio ``v1/v0`` otherwise (accurate as
-    ``v1/v0 -> 0`` or ``-> inf``, where ``1 + a h / v0`` would round)."""
-    z, big, q, a_s, z_s = _travel_split(h, v0, v1, a)
-    return jnp.where(big, jnp.log(q) / a_s, h / v0 * _log1p_ratio(z_s))
+    ``v1/v0 -> 0`` or ``-> inf``, where ``1 + a h / v0`` would round; the log of the
+    ratio is taken as a difference of logs where the ratio itself would overflow)."""
+    z, big, logq, a_s, z_s = _travel_split(h, v0, v1, a)
+    return jnp.where(big, logq / a_s, h / v0 * _log1p_ratio(z_s))
 
 
 def _travel_moment(h, v0, v1, a):
     """``(h/v0)^2 g(a h/v0) = (log(v1/v0) - 1 + v0/v1) / a^2``, the part of
     ``int y / v^2 dy`` over the segment beyond ``y0 * h / (v0 v1)``."""
-    z, big, q, a_s, z_s = _travel_split(h, v0, v1, a)
+    z, big, logq, a_s, z_s = _travel_split(h, v0, v1, a)
+    inv_q = jnp.where(big, v0, 1.0) / jnp.where(big, v1, 2.0)
     return jnp.where(
         big,
-        (jnp.log(q) - 1.0 + 1.0 / q) / (a_s * a_s),
+        (logq - 1.0 + inv_q) / (a_s * a_s),
         (h / v0) ** 2 * _log1p_ratio_neg_grad(z_s),
     )
 
@@ -196,6 +249,13 @@ def _cell_crossings(a: Array, b: Array, nc: int, zero_boundary: bool):
     )
 
 
+def _cell_index(x: Array, nc: int) -> Array:
+    """Cell of each point, clamped to the end cells outside [0, 1] (in floating point
+    first, so that huge or infinite ``x`` cannot wrap the int conversion; NaN -> 0)."""
+    cf = jnp.clip(jnp.floor(x * nc), 0, nc - 1)
+    return jnp.where(jnp.isnan(cf), 0, cf).astype(jnp.int32)
+
+
 def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool):
     """The closed-form transform of flat ``x`` under cell parameters ``A`` for time t >= 0,
     plus what the derivative rule needs."""
@@ -209,7 +269,8 @@ def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool):
     D = _cumulative_table(cells["tau_r"], cells["tau_l"], nc, jnp.inf)
     W = _table_width(nc)
 
-    c = jnp.clip(jnp.floor(x * nc).astype(jnp.int32), 0, nc - 1)
+    lim = _Limits(dtype)
+    c = _cell_index(x, nc)
     ac, bc = a[c], b[c]
     vx = ac * x + bc
     right = vx > 0
@@ -217,7 +278,9 @@ def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool):
     xk0 = k0.astype(dtype) / nc
     h = xk0 - x
     vk0 = ac * xk0 + bc
-    reach = (vx * vk0 > 0) & jnp.where(right, c < nc - 1, c > 0)
+    # Same nonzero sign (a product could underflow to 0 for tiny velocities).
+    same_sign = ((vx > 0) & (vk0 > 0)) | ((vx < 0) & (vk0 < 0))
+    reach = same_sign & jnp.where(right, c < nc - 1, c > 0)
     vxs = jnp.where(reach, vx, 1.0)
     vk0s = jnp.where(reach, vk0, vxs)
     acs = jnp.where(reach, ac, 0.0)
@@ -245,15 +308,42 @@ def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool):
     tt = jnp.where(crossed, r - dm, t)
     af, bf = a[cell], b[cell]
     v0 = af * y0 + bf
-    u = af * tt
+    u = jnp.clip(af * tt, -lim.u_clamp, lim.u_clamp)
     # Two algebraically equal forms of psi; each avoids cancellation where the other has it:
     # expanding (u >= 0): y0 + tt v0 E(u) (exact at fixed points, v0 = 0);
-    # contracting (u < 0): e^u y0 + tt b E(u) (no |y0|-sized cancellation far from x*).
-    Eu = _expm1_ratio(u)
-    T = jnp.where(u >= 0, y0 + tt * v0 * Eu, jnp.exp(u) * y0 + tt * bf * Eu)
+    # contracting (u < 0): e^u y0 + tt b E(u) (no |y0|-sized cancellation far from x*),
+    # written e^u y0 + (b / a) expm1(u) for very negative u (tt b E(u) -> b / |a| even
+    # where a t overflowed).
+    # Strongly expanding (u > u_direct, where e^u may overflow): the displacement
+    # tt v0 E(u) in log space, saturated at the cell's far end (the point cannot pass the
+    # next knot within tt: otherwise it would be in a later cell) and at +-max in the
+    # unbounded end cells.
+    big = u > lim.u_direct
+    very_neg = u < -lim.u_direct
+    u_d = jnp.where(big, 0.0, u)
+    Eu = _expm1_ratio(u_d)
+    af_s = jnp.where(very_neg, af, -1.0)
+    T_contract = jnp.where(
+        very_neg,
+        jnp.exp(u_d) * y0 + (bf / af_s) * jnp.expm1(u_d),
+        jnp.exp(u_d) * y0 + tt * bf * Eu,
+    )
+    T_direct = jnp.where(u_d >= 0, y0 + tt * v0 * Eu, T_contract)
+    u_b = jnp.where(big, u, lim.u_direct + 1.0)
+    tt_b = jnp.where(big, tt, 1.0)
+    av0 = jnp.abs(v0)
+    av0_s = jnp.where(big & (av0 > 0), av0, 1.0)
+    log_d = jnp.log(tt_b) + jnp.log(av0_s) + _log_expm1_ratio_big(u_b)
+    sat = log_d > lim.log_max - 1.0
+    disp = jnp.sign(v0) * jnp.where(sat, lim.max, jnp.exp(jnp.where(sat, 0.0, log_d)))
+    lo = jnp.where(cell == 0, -lim.max, cell.astype(dtype) / nc)
+    hi = jnp.where(cell == nc - 1, lim.max, (cell + 1).astype(dtype) / nc)
+    T_big = jnp.clip(y0 + disp, lo, hi)
+    T = jnp.clip(jnp.where(big, T_big, T_direct), -lim.max, lim.max)
     aux = dict(
         cells=cells, c=c, vx=vx, vxs=vxs, h=h, vk0s=vk0s, acs=acs, crossed=crossed, base=base,
-        m=m, cell=cell, y0=y0, tt=tt, v0=v0, u=u, af=af,
+        m=m, cell=cell, y0=y0, tt=tt, v0=v0, u=u, af=af, bf=bf, big=big, u_d=u_d, u_b=u_b,
+        tt_b=tt_b, T=T, lim=lim,
     )
     return T, aux
 
@@ -270,30 +360,52 @@ def _integrate_jvp(nc, zero_boundary, primals, tangents):
     T, aux = _solve(x, A, t, nc, zero_boundary)
     cells = aux["cells"]
     crossed = aux["crossed"]
+    lim = aux["lim"]
     s = 1.0 / nc
+    big, u, u_d, u_b, tt_b = aux["big"], aux["u"], aux["u_d"], aux["u_b"], aux["tt_b"]
+    tt, y0, v0 = aux["tt"], aux["y0"], aux["v0"]
 
-    vT = aux["v0"] * jnp.exp(aux["u"])  # v(T) without cancellation
-    dT_dx = jnp.where(crossed, vT / aux["vxs"], jnp.exp(aux["u"]))
+    # v(T) without cancellation; where e^u would overflow, from T itself (T is then far
+    # from the cell's fixed point: no cancellation either). Every coefficient below is
+    # saturated at +-lim.cap (see _Limits) instead of overflowing.
+    vT = jnp.where(big, aux["af"] * aux["T"] + aux["bf"], v0 * jnp.exp(u_d))
+    vT = _capped(vT, lim.cap)
+    dT_dx = jnp.where(
+        crossed, vT / aux["vxs"], jnp.exp(jnp.minimum(u, lim.log_cap))
+    )
+    dT_dx = _capped(dT_dx, lim.cap)
 
-    # Final segment: psi(y0, tt) in `cell`, direct partials w.r.t. (a, b) of that cell.
-    tt, y0 = aux["tt"], aux["y0"]
-    fb = tt * _expm1_ratio(aux["u"])
-    fa = y0 * fb + tt * tt * aux["v0"] * _expm1_ratio_grad(aux["u"])
+    # Final segment: psi(y0, tt) in `cell`, direct partials w.r.t. (a, b) of that cell:
+    # fb = tt E(u), fa = y0 fb + tt^2 v0 E'(u) = fb (y0 + tt v0 E'(u)/E(u)); for big u,
+    # E'/E = 1 - 1/u up to e^-u, and fb in log space.
+    fb_d = tt * _expm1_ratio(u_d)
+    fa_d = y0 * fb_d + tt * tt * v0 * _expm1_ratio_grad(u_d)
+    fb_b = jnp.exp(jnp.minimum(jnp.log(tt_b) + _log_expm1_ratio_big(u_b), lim.log_cap))
+    fa_b = fb_b * (y0 + tt * v0 * (1.0 - 1.0 / u_b))
+    fb = _capped(jnp.where(big, fb_b, fb_d), lim.cap)
+    fa = _capped(jnp.where(big, fa_b, fa_d), lim.cap)
 
-    # Start segment (x -> first knot), only when the point left its cell.
+    # Start segment (x -> first knot), only when the point left its cell:
+    # ws * i0s = v(T) h / (v(x) v(k0)) = dT/dx * h / v(k0), ws * i1s = x ws i0s + ws M.
     vxs, h, vk0s = aux["vxs"], aux["h"], aux["vk0s"]
-    i0s = h / (vxs * vk0s)
-    i1s = x * i0s + _travel_moment(h, vxs, vk0s, aux["acs"])
-    ws = jnp.where(crossed, vT, 0.0)
+    ws = jnp.where(crossed, _capped(vT, lim.cap_factor), 0.0)
+    c0 = _capped(jnp.where(crossed, dT_dx, 0.0) * _capped(h / vk0s, lim.cap_factor), lim.cap)
+    moment = _capped(_travel_moment(h, vxs, vk0s, aux["acs"]), lim.cap_factor)
+    c1 = _capped(x * c0 + ws * moment, lim.cap)
 
     # Whole cells: per-cell integrals of 1/v^2 and y/v^2 over the cell, in walk direction.
     knots = cells["knots"]
     v0r, v1r, v0l, v1l = cells["v0r"], cells["v1r"], cells["v0l"], cells["v1l"]
     ok_r, ok_l = cells["ok_r"], cells["ok_l"]
-    q0r = jnp.where(ok_r, s / (v0r * v1r), 0.0)
-    q1r = jnp.where(ok_r, knots[:-1] * q0r + _travel_moment(s, v0r, v1r, cells["ar"]), 0.0)
-    q0l = jnp.where(ok_l, -s / (v0l * v1l), 0.0)
-    q1l = jnp.where(ok_l, knots[1:] * q0l + _travel_moment(-s, v0l, v1l, cells["al"]), 0.0)
+    cf = lim.cap_factor
+    q0r = jnp.where(ok_r, _capped(s / v0r / v1r, cf), 0.0)
+    q1r = jnp.where(
+        ok_r, _capped(knots[:-1] * q0r + _travel_moment(s, v0r, v1r, cells["ar"]), cf), 0.0
+    )
+    q0l = jnp.where(ok_l, _capped(-s / v0l / v1l, cf), 0.0)
+    q1l = jnp.where(
+        ok_l, _capped(knots[1:] * q0l + _travel_moment(-s, v0l, v1l, cells["al"]), cf), 0.0
+    )
 
     adot, bdot = Adot[0::2], Adot[1::2]
     if zero_boundary:
@@ -303,7 +415,9 @@ def _integrate_jvp(nc, zero_boundary, primals, tangents):
     dT_dA = (
         fa * adot[cell]
         + fb * bdot[cell]
-        + ws * (i1s * adot[c] + i0s * bdot[c] + G[aux["base"] + aux["m"]])
+        + c1 * adot[c]
+        + c0 * bdot[c]
+        + ws * G[aux["base"] + aux["m"]]
     )
     Tdot = dT_dx * xdot + vT * tdot + dT_dA
     return T, Tdot
@@ -322,8 +436,14 @@ def _prepare(x, theta, tess: Tessellation, name_x: str = "x"):
             f"theta must have shape (d,) or (n, d) with d = tess.theta_dim = {tess.theta_dim}, "
             f"got {theta.shape}"
         )
-    dtype = jnp.result_type(x, theta)
+    # float16/bfloat16 are computed in float32 (e^{a t} overflows float16 at a t ~ 11);
+    # callers cast the result back to result_type(x, theta).
+    dtype = jnp.promote_types(jnp.result_type(x, theta), jnp.float32)
     return x.astype(dtype), theta.astype(dtype), jnp.asarray(tess.B, dtype)
+
+
+def _out_dtype(x, theta):
+    return jnp.result_type(jnp.asarray(x), jnp.asarray(theta))
 
 
 def _batched(fn, x, theta, B):
@@ -353,7 +473,7 @@ def _transform(x, theta, B, t, nc: int, zero_boundary: bool):
 @partial(jax.jit, static_argnums=(3,))
 def _velocity(x, theta, B, nc: int):
     def field(xf, A):
-        c = jnp.clip(jnp.floor(xf * nc).astype(jnp.int32), 0, nc - 1)
+        c = _cell_index(xf, nc)
         return A[0::2][c] * xf + A[1::2][c]
 
     return _batched(field, x, theta, B)
@@ -392,9 +512,10 @@ def transform(x: ArrayLike, theta: ArrayLike, tess: Tessellation, *, time: Array
       >>> transform(jnp.array([0.3, 0.7]), jnp.zeros(4), tess)  # theta = 0: identity
       Array([0.3, 0.7], dtype=float32)
     """
+    out = _out_dtype(x, theta)
     x, theta, B = _prepare(x, theta, tess)
     t = _check_time(time, x.dtype)
-    return _transform(x, theta, B, t, tess.nc, tess.zero_boundary)
+    return _transform(x, theta, B, t, tess.nc, tess.zero_boundary).astype(out)
 
 
 def inverse(x: ArrayLike, theta: ArrayLike, tess: Tessellation, *, time: ArrayLike = 1.0) -> Array:
@@ -431,8 +552,9 @@ def velocity(x: ArrayLike, theta: ArrayLike, tess: Tessellation) -> Array:
       >>> bool(jnp.allclose(v[jnp.array([0, 2])], 0.0, atol=1e-6))
       True
     """
+    out = _out_dtype(x, theta)
     x, theta, B = _prepare(x, theta, tess)
-    return _velocity(x, theta, B, tess.nc)
+    return _velocity(x, theta, B, tess.nc).astype(out)
 
 
 def grad_x(x: ArrayLike, theta: ArrayLike, tess: Tessellation, *, time: ArrayLike = 1.0) -> Array:
@@ -448,9 +570,10 @@ def grad_x(x: ArrayLike, theta: ArrayLike, tess: Tessellation, *, time: ArrayLik
       >>> bool(jnp.all(g > 0))
       True
     """
+    out = _out_dtype(x, theta)
     x, theta, B = _prepare(x, theta, tess)
     t = _check_time(time, x.dtype)
-    return _grad_x(x, theta, B, t, tess.nc, tess.zero_boundary)
+    return _grad_x(x, theta, B, t, tess.nc, tess.zero_boundary).astype(out)
 
 
 @partial(jax.jit, static_argnums=(4, 5))

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
 from actfx._checks import check_finite
-from actfx.cpab.integrate import _batched, _prepare
+from actfx.cpab.integrate import _batched, _cell_index, _out_dtype, _prepare
 from actfx.cpab.tessellation import Tessellation
 
 
@@ -58,10 +58,11 @@ def transform_numeric(
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
+    out = _out_dtype(x, theta)
     x, theta, B = _prepare(x, theta, tess)
     check_finite("time", time)
     h = jnp.asarray(time, x.dtype) / steps
-    return _rk4(x, theta, B, h, tess.nc, steps)
+    return _rk4(x, theta, B, h, tess.nc, steps).astype(out)
 
 
 @partial(jax.jit, static_argnums=(4, 5))
@@ -70,7 +71,7 @@ def _rk4(x, theta, B, h, nc: int, steps: int):
         a, b = A[0::2], A[1::2]
 
         def v(y):
-            c = jnp.clip(jnp.floor(y * nc).astype(jnp.int32), 0, nc - 1)
+            c = _cell_index(y, nc)
             return a[c] * y + b[c]
 
         def step(y, _):
