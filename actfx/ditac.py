@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from functools import partial
 
 import jax
@@ -12,13 +13,33 @@ from jaxtyping import Array, ArrayLike
 from actfx._checks import check_finite, check_floating
 from actfx.cpab import Tessellation, transform
 
-MODES = ("exact", "table")
+METHODS = ("exact", "table")
+MODES = METHODS  # deprecated alias (the switch was called ``mode`` before 0.2)
 VARIANTS = ("gelu_cpab", "gelu_cpab_relu", "gelu_cpab_gelu")
 
 
-def _interval(variant: str, a, b) -> tuple[float, float]:
-    """The interval [a, b] on which the CPAB transform acts, validated."""
-    if variant not in VARIANTS:
+def ditac_interval(variant: str = "gelu_cpab", a: float = -0.5, b: float = 2.0) -> tuple[float, float]:
+    """The interval ``[a, b]`` on which DiTAC's CPAB transform acts, validated.
+
+    ``"gelu_cpab_relu"`` replaces ``a`` by 0 and ``"gelu_cpab_gelu"`` replaces ``b`` by 0.
+    For modules that validate their arguments at construction time.
+
+    Args:
+      variant: one of :data:`VARIANTS`.
+      a, b: Python/NumPy real numbers, finite.
+
+    Returns:
+      ``(a, b)`` as Python floats with ``a < b``.
+
+    Raises:
+      ValueError: unknown ``variant``; ``a``/``b`` not a finite real number; ``a >= b``.
+
+    Example:
+      >>> from actfx.ditac import ditac_interval
+      >>> ditac_interval("gelu_cpab_relu", -0.5, 2.0)
+      (0.0, 2.0)
+    """
+    if not isinstance(variant, str) or variant not in VARIANTS:
         raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
     for name, v in (("a", a), ("b", b)):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
@@ -32,6 +53,9 @@ def _interval(variant: str, a, b) -> tuple[float, float]:
     if not a < b:
         raise ValueError(f"the interval must satisfy a < b, got a={a}, b={b} (variant={variant!r})")
     return a, b
+
+
+_interval = ditac_interval  # old private name, kept for existing importers
 
 
 def _check_tess_theta(theta, tess) -> Tessellation:
@@ -64,15 +88,19 @@ def _residual_exact(u: Array, theta: Array, tess: Tessellation) -> Array:
 def _residual_table(theta: Array, tess: Tessellation, size: int, dtype) -> Array:
     """``T(g) - g`` on ``size`` grid points of [0, 1], flattened: (K,) or (C * K,).
 
-    T is increasing, so sorting its values changes nothing (up to swapping round-off
-    ties); the sort is there as a fusion barrier: without it XLA (CPU) fuses the tail of
+    The values pass through a sort keyed on the grid index (already in order, so nothing
+    moves -- not even a NaN, which a sort by value would move to the end and so shift the
+    whole table): it is there as a fusion barrier; without it XLA (CPU) fuses the tail of
     the transform into the per-point gathers and recomputes it at every point (~3x slower;
     ``lax.optimization_barrier`` is removed before fusion on CPU)."""
     grid = jnp.linspace(0.0, 1.0, size, dtype=dtype)
     if theta.ndim == 1:
-        return jax.lax.sort(transform(grid, theta, tess)) - grid
-    t = jax.vmap(lambda ti: transform(grid, ti, tess))(theta)
-    return (jax.lax.sort(t, dimension=1) - grid).reshape(-1)
+        t = transform(grid, theta, tess)
+    else:
+        t = jax.vmap(lambda ti: transform(grid, ti, tess))(theta)
+    key = jax.lax.broadcasted_iota(jnp.int32, t.shape, t.ndim - 1)
+    t = jax.lax.sort((key, t), dimension=t.ndim - 1, num_keys=1)[1]
+    return (t - grid).reshape(-1)
 
 
 def _table_index(x, table, a, b, size):
@@ -129,21 +157,25 @@ def _ditac_table_bwd(a, b, size, res, g):
 _ditac_table.defvjp(_ditac_table_fwd, _ditac_table_bwd)
 
 
-@partial(jax.jit, static_argnames=("tess", "a", "b", "mode", "table_size"))
-def _ditac(x, theta, tess, a, b, mode, table_size):
+@partial(jax.jit, static_argnames=("tess", "a", "b", "method", "table_size"))
+def _ditac(x, theta, tess, a, b, method, table_size):
     ct = jnp.result_type(x.dtype, theta.dtype)
     th = theta.astype(ct)
-    if mode == "table":
+    if method == "table":
         return _ditac_table(x, _residual_table(th, tess, table_size, ct), a, b, table_size)
     xc = x.astype(ct)
-    u = jnp.clip((xc - a) / (b - a), 0.0, 1.0)
+    inside = (xc >= a) & (xc <= b)
+    # u = (x - a)/(b - a) on [a, b] *including* the end points (so the derivative at x = a
+    # and x = b is the one-sided derivative from inside, as in the table method and the
+    # reference; a clip would give the mean of the two one-sided ones there), 0 or 1
+    # outside (NaN x -> 1, a fixed point; the output is gelu(NaN) = NaN).
+    u = jnp.where(inside, (xc - a) / (b - a), jnp.where(xc < a, 0.0, 1.0).astype(ct))
     if theta.ndim == 2:  # per-channel: channels (last axis of x) first, flattened
         u = jnp.moveaxis(u, -1, 0).reshape(theta.shape[0], -1)
         r = _residual_exact(u, th, tess)
         r = jnp.moveaxis(r.reshape((x.shape[-1],) + x.shape[:-1]), 0, -1)
     else:
         r = _residual_exact(u.reshape(-1), th, tess).reshape(x.shape)
-    inside = (xc >= a) & (xc <= b)
     # T~(x) = a + (b - a) T(u) = x + delta with delta = (b - a) (T(u) - u) inside [a, b], 0
     # outside, and DiTAC = gelu(x) + delta Phi(x): exactly gelu(x) wherever delta = 0
     # (outside [a, b], and at theta = 0 where T(u) = u exactly).
@@ -157,9 +189,10 @@ def ditac(
     *,
     a: float = -0.5,
     b: float = 2.0,
-    mode: str = "exact",
+    method: str = "exact",
     table_size: int = 2048,
     variant: str = "gelu_cpab",
+    mode: str | None = None,
 ) -> Array:
     r"""DiTAC activation: a CPAB diffeomorphism of [a, b] times the normal CDF.
 
@@ -178,11 +211,11 @@ def ditac(
     compiled* ``jax.nn.gelu`` call, XLA may round ``erfc`` differently by an ulp depending
     on shapes and fusion; within one program the two are bitwise equal.)
 
-    ``mode="exact"`` integrates the velocity field in closed form at every point.
-    ``mode="table"`` evaluates :math:`T(g) - g` once per call on ``table_size`` equally
+    ``method="exact"`` integrates the velocity field in closed form at every point.
+    ``method="table"`` evaluates :math:`T(g) - g` once per call on ``table_size`` equally
     spaced points of [0, 1] and interpolates linearly; values *and* gradients (w.r.t.
     ``x`` and ``theta``) are those of this piecewise-linear function (exact autodiff of the
-    interpolant, as a ``custom_vjp``: reverse mode only -- use ``mode="exact"`` for
+    interpolant, as a ``custom_vjp``: reverse mode only -- use ``method="exact"`` for
     ``jax.jvp``/``jacfwd``; the reference rounds to the nearest grid point instead). The
     interpolation error is at most ``(b - a) max|T''| / (8 (table_size - 1)^2)``.
 
@@ -199,9 +232,10 @@ def ditac(
       tess: a zero-boundary :class:`actfx.cpab.Tessellation` (static: hashable). ``None``
         means ``Tessellation(d + 1)`` (zero boundary, basis ``"qr"``, as in DiTAC).
       a, b: the interval, Python floats with ``a < b`` (static).
-      mode: ``"exact"`` or ``"table"`` (static).
+      method: ``"exact"`` or ``"table"`` (static).
       table_size: number of grid points of the table, >= 2 (static).
       variant: see above (static).
+      mode: deprecated name of ``method`` (emits a ``DeprecationWarning``).
 
     Returns:
       Array of ``x``'s shape and dtype. The transform is computed in
@@ -222,16 +256,25 @@ def ditac(
       True
       >>> bool(jnp.allclose(actfx.ditac(x, jnp.zeros(9)), g, rtol=1e-6))  # theta = 0
       True
-      >>> bool(jnp.allclose(actfx.ditac(x, theta, mode="table"), y, atol=1e-5))
+      >>> bool(jnp.allclose(actfx.ditac(x, theta, method="table"), y, atol=1e-5))
       True
     """
+    if mode is not None:
+        warnings.warn(
+            "actfx.ditac(mode=...) is deprecated, use method=... (same values)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        if method != "exact" and method != mode:
+            raise ValueError(f"pass only method=, not both method={method!r} and mode={mode!r}")
+        method = mode
     x = jnp.asarray(x)
     theta = jnp.asarray(theta)
     check_floating("x", x)
     check_floating("theta", theta)
     check_finite("theta", theta)
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if isinstance(table_size, bool) or not isinstance(table_size, (int, np.integer)) or table_size < 2:
         raise ValueError(f"table_size must be an int >= 2, got {table_size!r}")
     a, b = _interval(variant, a, b)
@@ -241,7 +284,7 @@ def ditac(
             f"a per-channel theta of shape {theta.shape} needs x with {theta.shape[0]} channels "
             f"on its last axis, got x of shape {x.shape}"
         )
-    return _ditac(x, theta, tess, a, b, mode, int(table_size))
+    return _ditac(x, theta, tess, a, b, method, int(table_size))
 
 
 def ditac_regularizer(theta: ArrayLike, precision: ArrayLike) -> Array:

@@ -74,7 +74,7 @@ def test_gelu_outside_interval_and_at_theta_zero_exactly(x64, mode, dtype):
     x = jnp.concatenate([x, edges])
     out = np.asarray((x < a) | (x > b))
     theta = jnp.asarray(THETA, dtype)
-    f = lambda x, t: actfx.ditac(x, t, mode=mode)  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method=mode)  # noqa: E731
     y = f(x, theta)
     assert y.dtype == x.dtype
     gap = same_program_gelu_gap(f, x, theta)
@@ -93,7 +93,7 @@ def test_gelu_outside_interval_and_at_theta_zero_exactly(x64, mode, dtype):
 def test_bfloat16_dtype_and_gelu():
     x = jnp.linspace(-6, 6, 1001, dtype=jnp.bfloat16)
     for mode in ("exact", "table"):
-        f = lambda x, t: actfx.ditac(x, t, mode=mode)  # noqa: E731
+        f = lambda x, t: actfx.ditac(x, t, method=mode)  # noqa: E731
         y = f(x, jnp.zeros(9))
         assert y.dtype == jnp.bfloat16
         assert np.all(np.asarray(same_program_gelu_gap(f, x, jnp.zeros(9)).astype(np.float32)) == 0)
@@ -107,7 +107,7 @@ def test_continuity_at_a_and_b(x64, mode):
     theta = 3 * jnp.asarray(THETA)  # large deformation: steep T near the ends
     for edge in (a, b):
         eps = 1e-9
-        y = actfx.ditac(jnp.array([edge - eps, edge, edge + eps]), theta, mode=mode)
+        y = actfx.ditac(jnp.array([edge - eps, edge, edge + eps]), theta, method=mode)
         assert abs(float(y[2] - y[0])) < 1e-6
         np.testing.assert_allclose(y[1], gelu_exact(jnp.float64(edge)), atol=1e-12)
 
@@ -136,7 +136,7 @@ def test_table_error_bound_and_rate(x64, field):
     exact = actfx.ditac(x, theta)
     sizes = [65, 129, 257, 513, 1025, 2049, 4097]
     errs = np.array([
-        float(jnp.max(jnp.abs(actfx.ditac(x, theta, mode="table", table_size=k) - exact)))
+        float(jnp.max(jnp.abs(actfx.ditac(x, theta, method="table", table_size=k) - exact)))
         for k in sizes
     ])
     u = np.linspace(0, 1, 200001)
@@ -152,7 +152,7 @@ def test_table_error_bound_and_rate(x64, field):
 def test_table_default_size_error_float32():
     x = jnp.linspace(-1, 3, 4001)
     y_exact = actfx.ditac(x, jnp.asarray(THETA, jnp.float32))
-    y_table = actfx.ditac(x, jnp.asarray(THETA, jnp.float32), mode="table")
+    y_table = actfx.ditac(x, jnp.asarray(THETA, jnp.float32), method="table")
     assert float(jnp.max(jnp.abs(y_table - y_exact))) < 2e-4
 
 
@@ -192,10 +192,10 @@ def test_table_gradients_are_those_of_the_table_function(x64):
     u = (np.array([3, 40, 101, 177, 230, 255]) + 0.37) / (k - 1)
     x = jnp.asarray(a + (b - a) * u)
     theta = jnp.asarray(THETA)
-    f = lambda x, t: actfx.ditac(x, t, mode="table", table_size=k)  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method="table", table_size=k)  # noqa: E731
     check_grads(f, (x, theta), order=1, modes=("rev",), eps=1e-7)  # custom_vjp: reverse mode
     # and with the default table size they approximate the exact gradients
-    g_table = jax.grad(lambda t: actfx.ditac(x, t, mode="table").sum())(theta)
+    g_table = jax.grad(lambda t: actfx.ditac(x, t, method="table").sum())(theta)
     g_exact = jax.grad(lambda t: actfx.ditac(x, t).sum())(theta)
     np.testing.assert_allclose(g_table, g_exact, atol=2e-3 * float(jnp.max(jnp.abs(g_exact))))
 
@@ -204,15 +204,15 @@ def test_table_gradients_are_those_of_the_table_function(x64):
 def test_per_channel_matches_channelwise_loop(mode):
     theta = jax.random.normal(jax.random.key(0), (4, 9))
     x = 2 * jax.random.normal(jax.random.key(1), (3, 5, 4)) + 0.5
-    y = actfx.ditac(x, theta, mode=mode)
-    ref = jnp.stack([actfx.ditac(x[..., c], theta[c], mode=mode) for c in range(4)], axis=-1)
+    y = actfx.ditac(x, theta, method=mode)
+    ref = jnp.stack([actfx.ditac(x[..., c], theta[c], method=mode) for c in range(4)], axis=-1)
     np.testing.assert_allclose(y, ref, rtol=1e-6, atol=1e-6)
 
 
 def test_jit_vmap_parity():
     x = 2 * jax.random.normal(jax.random.key(2), (6, 7))
     thetas = jax.random.normal(jax.random.key(3), (3, 9))
-    f = lambda x, t: actfx.ditac(x, t, mode="table")  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method="table")  # noqa: E731
     np.testing.assert_allclose(jax.jit(f)(x, thetas[0]), f(x, thetas[0]), rtol=1e-6, atol=1e-7)
     batched = jax.vmap(f, in_axes=(None, 0))(x, thetas)
     loop = jnp.stack([f(x, t) for t in thetas])
@@ -234,6 +234,103 @@ def test_variants_are_gelu_cpab_on_half_intervals():
     )
 
 
+@pytest.mark.parametrize("edge", ["a", "b"])
+def test_derivative_at_a_and_b_is_the_inside_one_sided_one(x64, edge):
+    """At x = a and x = b both methods return the one-sided derivative from inside [a, b]
+    (the reference's convention), not the mean of the two one-sided derivatives."""
+    a, b = -0.5, 2.0
+    theta = 3 * jnp.asarray(THETA)
+    x0 = a if edge == "a" else b
+    h = 1e-7 if edge == "a" else -1e-7  # step into the interval
+    f = lambda x: actfx.ditac(x, theta)  # noqa: E731
+    inside = float((f(jnp.float64(x0 + h)) - f(jnp.float64(x0))) / h)
+    outside = float(jax.grad(gelu_exact)(jnp.float64(x0)))
+    assert abs(inside - outside) > 0.1  # the two one-sided derivatives differ here
+    g_exact = float(jax.grad(f)(jnp.float64(x0)))
+    g_table = float(jax.grad(lambda x: actfx.ditac(x, theta, method="table"))(jnp.float64(x0)))
+    np.testing.assert_allclose(g_exact, inside, rtol=1e-5)
+    np.testing.assert_allclose(g_table, g_exact, rtol=2e-2)
+
+
+def test_deprecated_mode_keyword_still_works():
+    x, th = jnp.linspace(-1, 3, 7), jnp.asarray(THETA, jnp.float32)
+    with pytest.warns(DeprecationWarning, match="method"):
+        y = actfx.ditac(x, th, mode="table")
+    np.testing.assert_array_equal(y, actfx.ditac(x, th, method="table"))
+    with pytest.raises(ValueError, match="method"):
+        with pytest.warns(DeprecationWarning):
+            actfx.ditac(x, th, method="table", mode="exact")
+    assert actfx.ditac.__module__ == "actfx.ditac"
+    from actfx.ditac import METHODS, MODES, _interval, ditac_interval
+
+    assert METHODS == MODES == ("exact", "table")
+    assert ditac_interval("gelu_cpab", -1, 1) == _interval("gelu_cpab", -1, 1) == (-1.0, 1.0)
+    with pytest.raises(ValueError, match="variant"):
+        ditac_interval("nope", -1, 1)
+
+
+def _big_theta(scale, dtype):
+    from actfx.cpab import sample_theta
+
+    return scale * sample_theta(jax.random.key(0), TESS, length_scale=0.1, dtype=dtype)
+
+
+@pytest.mark.parametrize("method", ["exact", "table"])
+def test_extreme_theta_finite_values_and_gradients(method):
+    """100x a prior draw (float32): a t overflows exp. Values and gradients (w.r.t. x and
+    theta) stay finite, including outside [a, b]; outside [a, b] it is still GELU; the
+    table is not shifted (its values at grid points equal the exact transform's)."""
+    theta = _big_theta(100.0, jnp.float32)
+    a, b = -0.5, 2.0
+    x = jnp.linspace(-4.0, 5.0, 301, dtype=jnp.float32)
+    f = lambda x, t: actfx.ditac(x, t, method=method)  # noqa: E731
+    y = f(x, theta)
+    assert bool(jnp.all(jnp.isfinite(y)))
+    gx, gt = jax.grad(lambda x, t: f(x, t).sum(), argnums=(0, 1))(x, theta)
+    assert bool(jnp.all(jnp.isfinite(gx))) and bool(jnp.all(jnp.isfinite(gt)))
+    outside = np.asarray((x < a) | (x > b))
+    np.testing.assert_allclose(np.asarray(y)[outside], np.asarray(gelu_exact(x))[outside], rtol=1e-6)
+    # theta-gradient of points outside [a, b] alone: exactly 0 (and finite)
+    g_out = jax.grad(lambda t: f(x[outside], t).sum())(theta)
+    np.testing.assert_array_equal(g_out, np.zeros_like(g_out))
+    # grid points of the table: the table's value is the transform's value there
+    grid = a + (b - a) * jnp.arange(0, 2048, 97, dtype=jnp.float32) / 2047
+    np.testing.assert_allclose(
+        actfx.ditac(grid, theta, method="table"), actfx.ditac(grid, theta), atol=2e-4
+    )
+
+
+@pytest.mark.parametrize("method", ["exact", "table"])
+def test_adam_large_step_small_net_stays_finite(method):
+    """A 2 -> 16 -> DiTAC -> 1 net trained by Adam at learning rate 1: before the
+    overflow fix the loss was NaN from step 2 on (theta grows, a t overflows exp)."""
+    import optax
+
+    k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+    X = jax.random.uniform(k1, (64, 2), minval=-1, maxval=1)
+    Y = jnp.sin(9 * X[:, :1]) * jnp.cos(7 * X[:, 1:])
+    params = dict(
+        w1=jax.random.normal(k2, (2, 16)), b1=jnp.zeros(16),
+        theta=_big_theta(1.0, jnp.float32), w2=jax.random.normal(k3, (16, 1)) / 4,
+    )
+
+    def loss(p):
+        h = actfx.ditac(X @ p["w1"] + p["b1"], p["theta"], method=method)
+        return jnp.mean((h @ p["w2"] - Y) ** 2)
+
+    opt = optax.adam(1.0)
+    state = opt.init(params)
+    step = jax.jit(lambda p, s: (lambda lv, g: (lv, g, *opt.update(g, s, p)))(*jax.value_and_grad(loss)(p)))
+    max_theta = 0.0
+    for _ in range(8):
+        lv, g, upd, state = step(params, state)
+        assert bool(jnp.isfinite(lv))
+        assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(g))
+        params = optax.apply_updates(params, upd)
+        max_theta = max(max_theta, float(jnp.max(jnp.abs(params["theta"]))))
+    assert max_theta > 5.0  # the steps really were large
+
+
 def test_errors():
     x, th = jnp.ones(4), jnp.zeros(9)
     with pytest.raises(ValueError, match="a < b"):
@@ -244,10 +341,10 @@ def test_errors():
         actfx.ditac(x, jnp.zeros(8), TESS)
     with pytest.raises(ValueError, match="theta must be finite"):
         actfx.ditac(x, th.at[2].set(jnp.nan))
-    with pytest.raises(ValueError, match="mode"):
-        actfx.ditac(x, th, mode="fast")
+    with pytest.raises(ValueError, match="method"):
+        actfx.ditac(x, th, method="fast")
     with pytest.raises(ValueError, match="table_size"):
-        actfx.ditac(x, th, mode="table", table_size=1)
+        actfx.ditac(x, th, method="table", table_size=1)
     with pytest.raises(ValueError, match="variant"):
         actfx.ditac(x, th, variant="leaky_cpab")
     with pytest.raises(ValueError, match="zero_boundary"):
@@ -296,7 +393,7 @@ def test_module_init_from_prior_and_regularizer():
     th = np.asarray(act.theta[...], np.float64)
     np.testing.assert_allclose(act.regularizer(), 0.1 * th @ P @ th, rtol=1e-4)
     x = jnp.linspace(-3, 3, 50)
-    np.testing.assert_array_equal(act(x), actfx.ditac(x, act.theta[...], mode="table"))
+    np.testing.assert_array_equal(act(x), actfx.ditac(x, act.theta[...], method="table"))
     # precision is not a trainable Param
     assert len(jax.tree.leaves(nnx.state(act, nnx.Param))) == 1
 
@@ -308,7 +405,7 @@ def test_module_per_channel_training_step_uses_regularizer():
     from actfx.nn import DiTAC
     from actfx.nn.ditac import ditac_penalty
 
-    model = nnx.Sequential(nnx.Linear(2, 4, rngs=nnx.Rngs(0)), DiTAC(4, mode="exact", rngs=nnx.Rngs(1)))
+    model = nnx.Sequential(nnx.Linear(2, 4, rngs=nnx.Rngs(0)), DiTAC(4, method="exact", rngs=nnx.Rngs(1)))
     assert model.layers[1].theta.shape == (4, 9)
     x = jax.random.normal(jax.random.key(5), (8, 2))
     opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
@@ -334,14 +431,14 @@ def test_module_errors():
 
     for kwargs, match in [
         (dict(a=2.0, b=1.0), "a < b"),
-        (dict(mode="fast"), "mode"),
+        (dict(method="fast"), "method"),
         (dict(reg_weight=-1.0), "reg_weight"),
         (dict(nc=1), "nc"),
         (dict(init_kernel="rbf"), "kernel"),
     ]:
         with pytest.raises(ValueError, match=match):
             DiTAC(rngs=nnx.Rngs(0), **kwargs)
-    with pytest.raises(ValueError, match="channels"):
+    with pytest.raises(ValueError, match="num_features|channels"):
         DiTAC(0, rngs=nnx.Rngs(0))
 
 
