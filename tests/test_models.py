@@ -1,5 +1,7 @@
 """Tests for actfx.nn.models: ResNet family, SmallCNN, MLP with pluggable activations."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,16 +67,93 @@ def test_factory_called_once_per_site_and_params_not_shared():
     assert len({id(v) for v in mmelus}) == 7
     # each site is trained separately: gradients w.r.t. different sites differ
     grads = nnx.jit(nnx.grad(lambda mod: jnp.sum(mod(X8) ** 2)))(m)
-    g_gamma = [g for p, g in nnx.to_flat_state(grads) if p[-1] == "gamma"]
+    g_gamma = [g for p, g in nnx.to_flat_state(grads) if p[-1] == "gamma_raw"]
     assert len(g_gamma) == 7
     assert len({float(g[...]) for g in g_gamma}) > 1
 
 
-def test_plain_function_instead_of_factory_is_a_clear_error():
-    with pytest.raises(ValueError, match="zero-argument factory"):
-        nnx.eval_shape(lambda: ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0)))
+def test_act_argument_forms():
+    """Every form of ``act``: plain function, zero-argument factory, module class,
+    ``lambda n, rngs``, ``lambda num_features``, partial -- and clear errors otherwise."""
+    seen = []
+
+    def record(n, rngs):
+        seen.append(n)
+        assert isinstance(rngs, nnx.Rngs)
+        return jax.nn.relu
+
+    nnx.eval_shape(lambda: resnet20(act=record, rngs=nnx.Rngs(0)))
+    # stem 16, then 2 sites per block: 3 blocks each of 16, 32, 64 channels
+    assert seen == [16] + [16] * 6 + [32] * 6 + [64] * 6
+    seen.clear()
+    nnx.eval_shape(lambda: SmallCNN(act=record, widths=(8, 16, 24), rngs=nnx.Rngs(0)))
+    assert seen == [8, 16, 24]
+    seen.clear()
+    nnx.eval_shape(lambda: MLP(4, 2, hidden=(5, 7), act=record, rngs=nnx.Rngs(0)))
+    assert seen == [5, 7]
+    m = nnx.eval_shape(lambda: ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0)))
+    assert m.stem_act is jax.nn.relu and m.stages[2][2].act2 is jax.nn.relu
+    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=jnp.tanh, rngs=nnx.Rngs(0)))
+    assert m.acts[0] is jnp.tanh
+    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=lambda: nnx.relu, rngs=nnx.Rngs(0)))
+    assert m.acts[0] is nnx.relu
+    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=actfx.nn.LayerAct, rngs=nnx.Rngs(0)))
+    assert isinstance(m.acts[0], actfx.nn.LayerAct)
+    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=lambda num_features: actfx.nn.MMeLU(
+        num_features, c_init=0.2), rngs=nnx.Rngs(0)))
+    assert m.acts[0].c_raw.shape == (3,)
+    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=functools.partial(
+        actfx.nn.NeLU, lam_init=1.0), rngs=nnx.Rngs(0)))
+    assert m.acts[0].lam_raw.shape == (3,)
+    with pytest.raises(TypeError, match="module instance"):
+        nnx.eval_shape(lambda: MLP(4, 2, act=actfx.nn.MMeLU(4), rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="TopK"):
+        nnx.eval_shape(lambda: MLP(4, 2, act=actfx.nn.TopK, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="at most two"):
+        nnx.eval_shape(lambda: MLP(4, 2, act=lambda a, b, c: None, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="callable activation"):
         nnx.eval_shape(lambda: SmallCNN(act=lambda: 3, rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="act must be"):
+        nnx.eval_shape(lambda: SmallCNN(act="relu", rngs=nnx.Rngs(0)))
+
+
+@pytest.mark.parametrize("act,attr,width", [
+    (actfx.nn.DiTAC, "theta", lambda c: (c, 9)),
+    (actfx.nn.MMeLU, "c_raw", lambda c: (c,)),
+    (lambda n, rngs: actfx.nn.MMeLU(n, c_init=0.1, rngs=rngs), "c_raw", lambda c: (c,)),
+])
+def test_resnet20_per_channel_activations(act, attr, width):
+    m = nnx.eval_shape(lambda: resnet20(act=act, rngs=nnx.Rngs(0)))
+    sites = [m.stem_act] + [a for stage in m.stages for blk in stage for a in (blk.act1, blk.act2)]
+    shapes = [getattr(a, attr).shape for a in sites]
+    assert shapes == [width(16)] + [width(16)] * 6 + [width(32)] * 6 + [width(64)] * 6
+    y = nnx.eval_shape(lambda mod, v: mod(v), m, jnp.ones((2, 16, 16, 3)))
+    assert y.shape == (2, 10)
+
+
+def test_per_channel_ditac_model_trains_with_its_regularizer():
+    """An MLP with per-channel DiTAC: finite, non-zero theta gradients, and the prior
+    penalty (actfx.nn.regularization) is part of what is differentiated."""
+    m = MLP(64, 10, hidden=(6, 5), act=actfx.nn.DiTAC, rngs=nnx.Rngs(0))
+    assert [a.theta.shape for a in m.acts] == [(6, 9), (5, 9)]
+    y = jax.random.randint(jax.random.key(1), (4,), 0, 10)
+
+    def ce(mod):
+        logits = mod(X8)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
+
+    @nnx.jit
+    def grads(mod):
+        return (nnx.grad(lambda q: ce(q) + actfx.nn.regularization(q))(mod), nnx.grad(ce)(mod))
+
+    g, g0 = grads(m)
+    for i, a in enumerate(m.acts):
+        t = np.asarray(g["acts"][i]["theta"][...])
+        assert np.all(np.isfinite(t)) and np.any(t != 0)
+        # the difference is exactly the regulariser's gradient 2 w P theta
+        reg = 2 * a.reg_weight * np.asarray(a.theta[...]) @ np.asarray(a.precision[...])
+        t0 = np.asarray(g0["acts"][i]["theta"][...])
+        np.testing.assert_allclose(t - t0, reg, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.parametrize("depth", [19, 2, 21, "20"])
@@ -152,7 +231,7 @@ def test_resnet_bfloat16_compute():
 def test_small_cnn_and_mlp():
     x = X8
     # conv shapes shared with resnet8 (compiled once): (3,3,1,16), (3,3,16,32)
-    cnn = SmallCNN(act=lambda: jax.nn.silu, num_classes=10, channels=(16, 32), rngs=nnx.Rngs(0))
+    cnn = SmallCNN(act=lambda: jax.nn.silu, num_classes=10, widths=(16, 32), rngs=nnx.Rngs(0))
     assert forward(cnn, x).shape == (4, 10)
     assert n_params(cnn) == 9 * 16 + 2 * 16 + 9 * 16 * 32 + 2 * 32 + 32 * 10 + 10
     mlp = nnx.eval_shape(lambda: MLP(64, 10, hidden=(32, 16), act=lambda: actfx.nn.LayerAct(),
@@ -168,14 +247,21 @@ def test_small_cnn_and_mlp():
 
 
 def test_small_cnn_topk_and_errors():
-    m = SmallCNN(act=lambda: jax.nn.relu, channels=(16, 32), topk=0.5, topk_blocks=(1,),
+    m = SmallCNN(act=lambda: jax.nn.relu, widths=(16, 32), topk=0.5, topk_blocks=(1,),
                  rngs=nnx.Rngs(0))
     assert m.topk_blocks == (1,)
-    dense = SmallCNN(act=lambda: jax.nn.relu, channels=(16, 32), rngs=nnx.Rngs(0))
+    dense = SmallCNN(act=lambda: jax.nn.relu, widths=(16, 32), rngs=nnx.Rngs(0))
     assert not np.allclose(forward(m, X8), forward(dense, X8))
     with pytest.raises(ValueError, match="topk_blocks"):
-        nnx.eval_shape(lambda: SmallCNN(channels=(4, 8), topk=0.5, topk_blocks=(2,), rngs=nnx.Rngs(0)))
-    with pytest.raises(ValueError, match="channels"):
-        nnx.eval_shape(lambda: SmallCNN(channels=(), rngs=nnx.Rngs(0)))
+        nnx.eval_shape(lambda: SmallCNN(widths=(4, 8), topk=0.5, topk_blocks=(2,), rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="widths"):
+        nnx.eval_shape(lambda: SmallCNN(widths=(), rngs=nnx.Rngs(0)))
+    with pytest.raises(ValueError, match="in_channels"):
+        nnx.eval_shape(lambda: SmallCNN(in_channels=0, rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="hidden"):
         nnx.eval_shape(lambda: MLP(4, 2, hidden=(0,), rngs=nnx.Rngs(0)))
+    # zero sizes are argument errors, not ZeroDivisionError (issue 12)
+    with pytest.raises(ValueError, match="in_features"):
+        MLP(0, 3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="in_channels"):
+        nnx.eval_shape(lambda: ResNet(20, in_channels=0, rngs=nnx.Rngs(0)))

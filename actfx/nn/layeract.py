@@ -9,6 +9,20 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike
 
 from actfx.layeract import layeract, validate_layeract_args
+from actfx.nn._common import as_input, check_dtype, check_int
+
+
+def validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype):
+    """Shared NNX/Linen checks; returns the normalised ``axis``."""
+    validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+    check_dtype("dtype", dtype)
+    if axis is None or isinstance(axis, int) and not isinstance(axis, bool):
+        return axis
+    try:
+        axis = tuple(check_int("axis", a) for a in axis)
+    except TypeError:
+        raise ValueError(f"axis must be None, an int or a tuple of ints, got {axis!r}") from None
+    return axis
 
 
 class LayerAct(nnx.Module):
@@ -17,11 +31,26 @@ class LayerAct(nnx.Module):
     Thin over :func:`actfx.layeract` (see it for the formula and arguments); no
     parameters and no running statistics, so train and eval behave the same.
 
+    Args:
+      kind: ``"silu"`` or ``"hardsilu"``.
+      alpha, axis, ddof, grad: as :func:`actfx.layeract`.
+      dtype: computation dtype; ``None`` (default) computes in ``x``'s dtype.
+      rngs: accepted for a uniform module signature (no parameters).
+
+    Raises:
+      ValueError: a bad ``kind``/``alpha``/``ddof``/``grad``/``axis``/``dtype``.
+
+    Reference:
+      K. Yoon, J. Lim, *LayerAct: Advanced Activation Mechanism for Robust Inference of
+      CNNs*, AAAI 2025, arXiv:2306.04940.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from actfx.nn import LayerAct
       >>> LayerAct("hardsilu")(jnp.ones((2, 4, 4, 3))).shape
       (2, 4, 4, 3)
+      >>> LayerAct(dtype=jnp.bfloat16)(jnp.ones((2, 3))).dtype
+      dtype(bfloat16)
     """
 
     def __init__(
@@ -32,15 +61,18 @@ class LayerAct(nnx.Module):
         axis: int | Sequence[int] | None = None,
         ddof: int = 1,
         grad: Literal["autodiff", "paper"] = "autodiff",
+        dtype=None,
+        rngs: nnx.Rngs | None = None,
     ):
-        validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+        self.axis = validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype)
         self.kind = kind
         self.alpha = float(alpha)
-        self.axis = axis if axis is None or isinstance(axis, int) else tuple(axis)
         self.ddof = ddof
         self.grad = grad
+        self.dtype = dtype
 
     def __call__(self, x: ArrayLike) -> Array:
         return layeract(
-            x, kind=self.kind, alpha=self.alpha, axis=self.axis, ddof=self.ddof, grad=self.grad
+            as_input(x, self.dtype), kind=self.kind, alpha=self.alpha, axis=self.axis,
+            ddof=self.ddof, grad=self.grad,
         )

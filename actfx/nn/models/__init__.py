@@ -1,12 +1,17 @@
 """Reference models with a pluggable activation: CIFAR ResNets, a small CNN and an MLP.
 
-Every model takes ``act``, a zero-argument *factory* called once per activation site::
+Every model takes ``act``, resolved once at build time and called once per activation site
+with that site's channel count and the model's ``rngs`` (the full rule:
+:mod:`actfx.nn.models.activation_factory`)::
 
-    ResNet(20, act=lambda: jax.nn.relu, rngs=nnx.Rngs(0))
-    ResNet(20, act=lambda: actfx.nn.LayerAct("silu"), rngs=nnx.Rngs(0))
+    ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0))                   # a plain function
+    ResNet(20, act=actfx.nn.DiTAC, rngs=nnx.Rngs(0))                # per-channel theta
+    ResNet(20, act=actfx.nn.MMeLU, rngs=nnx.Rngs(0))                # per-channel c, lam, gamma
+    ResNet(20, act=lambda n, rngs: actfx.nn.NeLU(n, axis=(-3, -2, -1)), rngs=nnx.Rngs(0))
+    ResNet(20, act=lambda: actfx.nn.LayerAct("silu"), rngs=nnx.Rngs(0))  # zero-argument
 """
 
-from actfx.nn.models.activation_factory import ActFactory, build_activation
+from actfx.nn.models.activation_factory import ActFactory, build_activation, resolve_activation
 from actfx.nn.models.mlp import MLP
 from actfx.nn.models.resnet import BasicBlock, ResNet, resnet20, resnet32, resnet44, resnet56
 from actfx.nn.models.small_cnn import SmallCNN
@@ -22,4 +27,5 @@ __all__ = [
     "resnet32",
     "resnet44",
     "resnet56",
+    "resolve_activation",
 ]

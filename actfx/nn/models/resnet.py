@@ -11,7 +11,11 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike
 
 import actfx
-from actfx.nn.models.activation_factory import ActFactory, build_activation, default_act
+from actfx.nn.models.activation_factory import (
+    ActFactory,
+    default_act,
+    resolve_activation,
+)
 from actfx.nn.models.conv import batch_norm, conv3x3, global_avg_pool
 from actfx.nn.models.topk_insertion import check_topk_fraction
 
@@ -30,14 +34,16 @@ class BasicBlock(nnx.Module):
     """``act(BN(conv(act(BN(conv(x))))) + shortcut(x))``: the two-conv residual block.
 
     BatchNorm precedes each activation; the activation factory is called twice (one per
-    site). When the block changes shape, the shortcut is option ``"A"`` (parameter-free:
+    site), each time with ``out_channels`` features (see
+    :mod:`actfx.nn.models.activation_factory` for how ``act`` is called). When the block changes shape, the shortcut is option ``"A"`` (parameter-free:
     stride-``s`` subsampling and zero channel padding, as in He et al.'s CIFAR ResNets and
     the LayerAct reference code) or ``"B"`` (1x1 conv + BN).
 
     Args:
       in_channels, out_channels: channel counts.
       stride: stride of the first conv (1 or 2).
-      act: activation factory.
+      act: activation factory or function (resolved by
+        :func:`~actfx.nn.models.activation_factory.resolve_activation`).
       shortcut: ``"A"`` or ``"B"``.
       dtype: computation dtype.
       rngs: ``nnx.Rngs``.
@@ -54,12 +60,13 @@ class BasicBlock(nnx.Module):
         dtype=None,
         rngs: nnx.Rngs,
     ):
+        make = resolve_activation(act)
         self.conv1 = conv3x3(in_channels, out_channels, stride=stride, dtype=dtype, rngs=rngs)
         self.bn1 = batch_norm(out_channels, dtype=dtype, rngs=rngs)
-        self.act1 = build_activation(act)
+        self.act1 = make(out_channels, rngs)
         self.conv2 = conv3x3(out_channels, out_channels, dtype=dtype, rngs=rngs)
         self.bn2 = batch_norm(out_channels, dtype=dtype, rngs=rngs)
-        self.act2 = build_activation(act)
+        self.act2 = make(out_channels, rngs)
         self.stride = stride
         self.out_channels = out_channels
         self.project = stride != 1 or in_channels != out_channels
@@ -95,9 +102,15 @@ class ResNet(nnx.Module):
     stem ``conv3x3(16) -> BN -> act``; stage ``i`` has ``n`` :class:`BasicBlock` with
     ``widths[i]`` channels (16/32/64), the first block of stages 2 and 3 with stride 2;
     then global average pooling and a linear layer. ResNet-20/32/44/56 have
-    ``n = 3/5/7/9`` (0.27M/0.46M/0.66M/0.85M parameters at 10 classes). The activation
-    factory is called once per activation site (``1 + 2 * 3n`` sites), so LayerAct, MMeLU
-    or any ``jax.nn`` function plugs in (LayerAct replaces ReLU only; BN stays before it).
+    ``n = 3/5/7/9`` (0.27M/0.46M/0.66M/0.85M parameters at 10 classes).
+
+    ``act`` is resolved once (:mod:`actfx.nn.models.activation_factory`) and called once per
+    activation site (``1 + 2 * 3n`` sites) as ``act(num_features, rngs=rngs)`` with the
+    site's channel count (``widths[0]`` for the stem, the stage width in each block), so
+    per-channel trainable activations plug in directly -- ``act=actfx.nn.DiTAC``,
+    ``act=actfx.nn.MMeLU``, ``act=lambda n, rngs: ...`` -- as do zero-argument factories
+    (``lambda: actfx.nn.LayerAct("silu")``) and plain functions (``act=jax.nn.relu``).
+    LayerAct replaces ReLU only; BN stays before it.
 
     Top-K activation sparsity (:func:`actfx.topk` over H, W per sample and channel) can
     be inserted after the stages listed in ``topk_stages`` (0, 1, 2), as in the shape-bias
@@ -106,7 +119,8 @@ class ResNet(nnx.Module):
     Args:
       depth: 20, 32, 44, 56, ... (any ``6n + 2`` with ``n >= 1``).
       num_classes: output size.
-      act: activation factory, e.g. ``lambda: jax.nn.relu`` or ``actfx.nn.LayerAct``.
+      act: activation: ``jax.nn.relu`` (default), a module class (``actfx.nn.MMeLU``), a
+        factory ``lambda n, rngs: ...`` or a zero-argument factory (see above).
       in_channels: channels of the input images (3 for CIFAR, 1 for digits).
       widths: channels of the three stages.
       shortcut: ``"A"`` (zero-padding identity, the CIFAR default) or ``"B"`` (1x1 conv).
@@ -127,11 +141,15 @@ class ResNet(nnx.Module):
     Example (shapes only, via ``nnx.eval_shape``: no parameters are drawn):
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> m = nnx.eval_shape(lambda: ResNet(20, act=lambda: jax.nn.relu, rngs=nnx.Rngs(0)))
+      >>> m = nnx.eval_shape(lambda: ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0)))
       >>> sum(p.size for p in jax.tree.leaves(nnx.state(m, nnx.Param)))
       269722
       >>> nnx.eval_shape(lambda mod, x: mod(x), m, jnp.ones((2, 32, 32, 3))).shape
       (2, 10)
+      >>> import actfx
+      >>> m = nnx.eval_shape(lambda: ResNet(20, act=actfx.nn.MMeLU, rngs=nnx.Rngs(0)))
+      >>> [a.c_raw.shape for a in (m.stem_act, m.stages[1][0].act1, m.stages[2][2].act2)]
+      [(16,), (32,), (64,)]
     """
 
     def __init__(
@@ -157,9 +175,12 @@ class ResNet(nnx.Module):
             raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
         if shortcut == "A" and any(b < a for a, b in zip((widths[0], *widths), widths)):
             raise ValueError(f"shortcut 'A' needs non-decreasing widths, got {widths!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
         check_topk_fraction(topk)
+        make = resolve_activation(act)
         topk_stages = tuple(topk_stages)
         if any(s not in (0, 1, 2) for s in topk_stages):
             raise ValueError(f"topk_stages must be stage indices in (0, 1, 2), got {topk_stages!r}")
@@ -169,7 +190,7 @@ class ResNet(nnx.Module):
         self.topk_stages = topk_stages if topk is not None else ()
         self.stem_conv = conv3x3(in_channels, widths[0], dtype=dtype, rngs=rngs)
         self.stem_bn = batch_norm(widths[0], dtype=dtype, rngs=rngs)
-        self.stem_act = build_activation(act)
+        self.stem_act = make(widths[0], rngs)
         stages = []
         c_in = widths[0]
         for i, w in enumerate(widths):
@@ -178,7 +199,8 @@ class ResNet(nnx.Module):
                 stride = 2 if (i > 0 and j == 0) else 1
                 blocks.append(
                     BasicBlock(
-                        c_in, w, stride=stride, act=act, shortcut=shortcut, dtype=dtype, rngs=rngs
+                        c_in, w, stride=stride, act=make, shortcut=shortcut, dtype=dtype,
+                        rngs=rngs,
                     )
                 )
                 c_in = w

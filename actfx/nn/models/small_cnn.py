@@ -9,13 +9,13 @@ from flax import nnx
 from jaxtyping import Array, ArrayLike
 
 import actfx
-from actfx.nn.models.activation_factory import ActFactory, build_activation, default_act
+from actfx.nn.models.activation_factory import ActFactory, default_act, resolve_activation
 from actfx.nn.models.conv import batch_norm, conv3x3, global_avg_pool
 from actfx.nn.models.topk_insertion import check_topk_fraction
 
 
 class SmallCNN(nnx.Module):
-    """``[conv3x3 -> BN -> act]`` per entry of ``channels``, global average pool, linear head.
+    """``[conv3x3 -> BN -> act]`` per entry of ``widths``, global average pool, linear head.
 
     The first conv block has stride 1, the following ones stride 2. BatchNorm sits before
     the activation (as in the LayerAct ResNets); ``model.train()`` / ``model.eval()``
@@ -24,10 +24,14 @@ class SmallCNN(nnx.Module):
     follows the activation of every block listed in ``topk_blocks``.
 
     Args:
-      act: activation factory, called once per block, e.g. ``lambda: jax.nn.relu``.
+      act: activation, resolved once and called once per block as
+        ``act(num_features, rngs=rngs)`` with the block's width (see
+        :mod:`actfx.nn.models.activation_factory`): ``jax.nn.relu`` (default), a module
+        class (``actfx.nn.DiTAC``, ``actfx.nn.MMeLU``: per-channel parameters),
+        ``lambda n, rngs: ...``, or a zero-argument factory ``lambda: actfx.nn.LayerAct()``.
       num_classes: output size.
       in_channels: channels of the input images.
-      channels: output channels of the conv blocks.
+      widths: output channels of the conv blocks (as :class:`ResNet`'s ``widths``).
       topk: fraction kept by Top-K in (0, 1], or ``None`` for no Top-K.
       topk_blocks: indices of the blocks followed by Top-K (default: every block).
       dtype: computation dtype (``None``: inferred).
@@ -38,9 +42,13 @@ class SmallCNN(nnx.Module):
     Example:
       >>> import jax, jax.numpy as jnp
       >>> from flax import nnx
-      >>> m = SmallCNN(act=lambda: jax.nn.relu, num_classes=10, rngs=nnx.Rngs(0))
+      >>> m = SmallCNN(act=jax.nn.relu, num_classes=10, rngs=nnx.Rngs(0))
       >>> m(jnp.ones((4, 8, 8, 1))).shape
       (4, 10)
+      >>> import actfx
+      >>> m = SmallCNN(act=actfx.nn.MMeLU, widths=(8, 16), rngs=nnx.Rngs(0))
+      >>> [a.c.shape for a in m.acts]
+      [(8,), (16,)]
     """
 
     def __init__(
@@ -49,33 +57,36 @@ class SmallCNN(nnx.Module):
         act: ActFactory = default_act,
         num_classes: int = 10,
         in_channels: int = 1,
-        channels: Sequence[int] = (32, 64),
+        widths: Sequence[int] = (32, 64),
         topk: float | None = None,
         topk_blocks: Sequence[int] | None = None,
         dtype=None,
         rngs: nnx.Rngs,
     ):
-        channels = tuple(channels)
-        if not channels or any((not isinstance(c, int)) or c < 1 for c in channels):
-            raise ValueError(f"channels must be a non-empty sequence of positive ints, got {channels!r}")
-        if not isinstance(num_classes, int) or num_classes < 1:
+        widths = tuple(widths)
+        if not widths or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in widths):
+            raise ValueError(f"widths must be a non-empty sequence of positive ints, got {widths!r}")
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
+            raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
+        make = resolve_activation(act)
         check_topk_fraction(topk)
-        blocks = tuple(range(len(channels))) if topk_blocks is None else tuple(topk_blocks)
-        if any(b not in range(len(channels)) for b in blocks):
-            raise ValueError(f"topk_blocks must be indices in [0, {len(channels)}), got {topk_blocks!r}")
+        blocks = tuple(range(len(widths))) if topk_blocks is None else tuple(topk_blocks)
+        if any(b not in range(len(widths)) for b in blocks):
+            raise ValueError(f"topk_blocks must be indices in [0, {len(widths)}), got {topk_blocks!r}")
         self.topk = topk
         self.topk_blocks = blocks if topk is not None else ()
-        widths = (in_channels, *channels)
+        chans = (in_channels, *widths)
         self.convs = nnx.List(
             [
                 conv3x3(a, b, stride=1 if i == 0 else 2, dtype=dtype, rngs=rngs)
-                for i, (a, b) in enumerate(zip(widths[:-1], widths[1:]))
+                for i, (a, b) in enumerate(zip(chans[:-1], chans[1:]))
             ]
         )
-        self.norms = nnx.List([batch_norm(c, dtype=dtype, rngs=rngs) for c in channels])
-        self.acts = nnx.List([build_activation(act) for _ in channels])
-        self.head = nnx.Linear(channels[-1], num_classes, dtype=dtype, rngs=rngs)
+        self.norms = nnx.List([batch_norm(c, dtype=dtype, rngs=rngs) for c in widths])
+        self.acts = nnx.List([make(c, rngs) for c in widths])
+        self.head = nnx.Linear(widths[-1], num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
