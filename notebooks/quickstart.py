@@ -80,7 +80,7 @@ cfg = TrainConfig(
 )
 histories = {}
 for name, act in factories.items():
-    m = SmallCNN(act=act, num_classes=10, channels=(16, 32) if QUICK else (32, 64),
+    m = SmallCNN(act=act, num_classes=10, widths=(16, 32) if QUICK else (32, 64),
                  rngs=nnx.Rngs(0))
     r = fit(m, data, config=cfg)
     histories[name] = r.history

@@ -40,7 +40,7 @@ def test_tiny_run_summary_and_plot(tmp_path):
 
 
 def test_with_topk_toggles_sparsity_in_place():
-    m = SmallCNN(act=lambda: jax.nn.relu, num_classes=3, in_channels=1, channels=(4, 8),
+    m = SmallCNN(act=lambda: jax.nn.relu, num_classes=3, in_channels=1, widths=(4, 8),
                  rngs=nnx.Rngs(0))
     x = np.random.default_rng(0).uniform(size=(5, 8, 8, 1)).astype(np.float32)
     m.eval()

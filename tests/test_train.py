@@ -95,7 +95,7 @@ def test_evaluate_matches_numpy_with_padded_last_batch(digits):
 
 
 def test_fit_learns_digits_and_writes_metrics(digits, tmp_path):
-    m = SmallCNN(act=lambda: jax.nn.relu, channels=(16, 32), rngs=nnx.Rngs(0))
+    m = SmallCNN(act=lambda: jax.nn.relu, widths=(16, 32), rngs=nnx.Rngs(0))
     path = tmp_path / "metrics.json"
     cfg = TrainConfig(epochs=4, batch_size=64, learning_rate=0.1, schedule="constant",
                       metrics_path=str(path), progress=False)

@@ -152,7 +152,7 @@ def test_evaluate_custom_loss_is_an_exact_mean_over_uneven_batches():
 def test_predict_pads_the_last_batch_and_keeps_the_mode():
     from actfx.nn.models import SmallCNN
 
-    m = SmallCNN(channels=(4,), num_classes=3, in_channels=1, rngs=nnx.Rngs(0))
+    m = SmallCNN(widths=(4,), num_classes=3, in_channels=1, rngs=nnx.Rngs(0))
     x = np.random.default_rng(0).normal(size=(11, 8, 8, 1)).astype(np.float32)
     m.train()
     p = predict(m, x, batch_size=4)  # eval mode: BatchNorm running statistics

@@ -22,7 +22,7 @@ class Interrupted(Exception):
 
 
 def _model():
-    return SmallCNN(act=lambda: jax.nn.silu, channels=(8, 16), rngs=nnx.Rngs(0))
+    return SmallCNN(act=lambda: jax.nn.silu, widths=(8, 16), rngs=nnx.Rngs(0))
 
 
 def _config(ckpt_dir):
@@ -101,7 +101,7 @@ _KILLED_RUN = textwrap.dedent(
         if step == int(sys.argv[2]):
             os.kill(os.getpid(), signal.SIGKILL)
 
-    m = SmallCNN(act=lambda: jax.nn.silu, channels=(8, 16), rngs=nnx.Rngs(0))
+    m = SmallCNN(act=lambda: jax.nn.silu, widths=(8, 16), rngs=nnx.Rngs(0))
     cfg = TrainConfig(steps=24, batch_size=32, learning_rate=0.05, augment=True, pad=1,
                       eval_every=8, checkpoint_every=5, checkpoint_dir=sys.argv[1],
                       lr_boundaries=(0.75,), progress=False)

@@ -30,7 +30,7 @@ _SCRIPT = textwrap.dedent(
     out["shard_devices"] = len({s.device for s in xb.addressable_shards})
 
     def run(num_devices, ckpt=None, on_step=None):
-        m = SmallCNN(act=lambda: jax.nn.silu, channels=(8, 16), rngs=nnx.Rngs(0))
+        m = SmallCNN(act=lambda: jax.nn.silu, widths=(8, 16), rngs=nnx.Rngs(0))
         cfg = TrainConfig(steps=8, batch_size=64, learning_rate=0.05, augment=True, pad=1,
                           eval_every=8, num_devices=num_devices, checkpoint_dir=ckpt,
                           checkpoint_every=4, progress=False)
@@ -44,7 +44,7 @@ _SCRIPT = textwrap.dedent(
     out["max_abs"] = max(float(np.max(np.abs(a))) for a in p1)
     out["acc1"], out["acc8"] = r1.final["test_accuracy"], r8.final["test_accuracy"]
     out["loss1"], out["loss8"] = r1.final["test_loss"], r8.final["test_loss"]
-    m = SmallCNN(channels=(8, 16), rngs=nnx.Rngs(0))
+    m = SmallCNN(widths=(8, 16), rngs=nnx.Rngs(0))
     out["eval_odd_count"] = evaluate(m, (ds.x_test[:13], ds.y_test[:13]), batch_size=5)["accuracy"] * 13
 
     # interrupt + resume on 8 devices gives the same parameters as the uninterrupted 8-device run
@@ -62,7 +62,7 @@ _SCRIPT = textwrap.dedent(
     out["resume_identical"] = all(np.array_equal(a, b) for a, b in zip(pr, p8))
 
     try:
-        fit(SmallCNN(channels=(8,), rngs=nnx.Rngs(0)), ds,
+        fit(SmallCNN(widths=(8,), rngs=nnx.Rngs(0)), ds,
             config=TrainConfig(steps=1, batch_size=60, progress=False))
     except ValueError as e:
         out["error"] = str(e)
