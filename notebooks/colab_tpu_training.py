@@ -1,7 +1,12 @@
 # ---
 # jupyter:
+#   accelerator: TPU
+#   colab:
+#     gpuType: V5E1
+#     provenance: []
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: accelerator,colab
 #     text_representation:
 #       extension: .py
 #       format_name: percent
@@ -30,23 +35,99 @@
 #
 # On Colab: *Runtime → Change runtime type → TPU* (v5e) or a GPU.
 
+# %% [markdown]
+# ## Install actfx (skipped when it is already importable)
+#
+# Set `ACTFX_SOURCE` (environment variable, or edit the line below) to where pip should get
+# actfx from: a local clone (`/content/actfx`), a built wheel (`/content/actfx-0.1.0-py3-none-any.whl`)
+# or a git URL (`git+https://github.com/<owner>/actfx.git`).
+#
+# Colab preinstalls `jax`, `jaxlib` (and `libtpu` on a TPU runtime) built for its accelerator;
+# a plain `pip install` could replace them with another build. So this cell installs actfx
+# itself with `--no-deps`, then only those of its requirements that are *missing*, under a
+# constraints file that pins every preinstalled jax/jaxlib/libtpu to the version already
+# there (pip then picks versions of the missing packages that work with them, or stops with
+# a resolution error; it never swaps the accelerator build).
+
 # %%
+import importlib.metadata as _md
 import importlib.util
 import os
+import re
 import subprocess
 import sys
+import tempfile
 
-# Where to install actfx from when it is not installed yet: a pip requirement such as
-# "actfx[experiments] @ git+https://github.com/<owner>/actfx.git" (edit), or a local path.
-ACTFX_SOURCE = os.environ.get("ACTFX_SOURCE", "")
-if importlib.util.find_spec("actfx") is None:
-    if not ACTFX_SOURCE:
-        raise RuntimeError(
-            "actfx is not installed: set ACTFX_SOURCE to a pip requirement for the repo, e.g. "
-            "'actfx[experiments] @ git+https://github.com/<owner>/actfx.git', or to a local path"
-        )
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", ACTFX_SOURCE])
+ACTFX_SOURCE = os.environ.get("ACTFX_SOURCE", "")  # or e.g. "git+https://github.com/<owner>/actfx.git"
+ACTFX_EXTRAS = ("experiments",)  # = data (offline datasets) + bayes (ArviZ) + matplotlib
+PINNED = ("jax", "jaxlib", "libtpu", "libtpu-nightly", "jax-cuda12-plugin", "jax-cuda12-pjrt")
 
+
+def _pip(*args):
+    subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *args])
+
+
+def _missing_requirements(extras):
+    """actfx's requirements for `extras` (closed over "actfx[...]" self-references) that no
+    installed distribution provides. jax & co. count as present whatever their version."""
+    todo, seen, missing = [""] + list(extras), set(), []
+    while todo:
+        extra = todo.pop()
+        if extra in seen:
+            continue
+        seen.add(extra)
+        for req in _md.requires("actfx") or []:
+            spec, _, marker = req.partition(";")
+            want = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+            if (want.group(1) if want else "") != extra:
+                continue
+            name = re.match(r"\s*([A-Za-z0-9._-]+)", spec).group(1)
+            sub = re.search(r"\[([^\]]*)\]", spec)
+            if name.lower() == "actfx":
+                todo += [e.strip() for e in sub.group(1).split(",")] if sub else []
+                continue
+            try:
+                _md.version(name)
+            except _md.PackageNotFoundError:
+                missing.append(spec.strip())
+    return sorted(set(missing))
+
+
+if importlib.util.find_spec("actfx") is not None:
+    import actfx
+
+    print(f"actfx {actfx.__version__} is already installed ({os.path.dirname(actfx.__file__)}): "
+          "nothing to install.")
+elif not ACTFX_SOURCE:
+    print(
+        "actfx is not installed, and ACTFX_SOURCE is not set.\n"
+        "Set it to a local clone, a built wheel or a git URL of actfx, e.g. run a cell with\n"
+        "    import os; os.environ['ACTFX_SOURCE'] = 'git+https://github.com/<owner>/actfx.git'\n"
+        "(or upload a wheel built with `pip wheel --no-deps .` and point ACTFX_SOURCE at it),\n"
+        "then re-run this cell."
+    )
+    raise RuntimeError("actfx is not installed: set ACTFX_SOURCE (see the message above)")
+else:
+    _pip("--no-deps", ACTFX_SOURCE)
+    importlib.invalidate_caches()
+    missing = _missing_requirements(ACTFX_EXTRAS)
+    pins = []
+    for name in PINNED:
+        try:
+            pins.append(f"{name}=={_md.version(name)}")
+        except _md.PackageNotFoundError:
+            pass
+    if missing:
+        with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+            f.write("\n".join(pins) + "\n")
+        print("installing the missing requirements:", ", ".join(missing))
+        print("keeping the preinstalled:", ", ".join(pins) or "(none)")
+        _pip("-c", f.name, *missing)
+    import actfx
+
+    print(f"installed actfx {actfx.__version__} from {ACTFX_SOURCE}")
+
+# %%
 # Tiny configuration for the tests (CPU, seconds); the default is the real run.
 QUICK = os.environ.get("ACTFX_NOTEBOOK_QUICK", "0") == "1"
 
@@ -59,8 +140,12 @@ import jax
 backend = jax.default_backend()
 devices = jax.devices()
 print(f"backend: {backend}, {len(devices)} device(s): {devices[0].device_kind}")
-if backend == "cpu":
-    print("No accelerator found: training runs on CPU (use a small config).")
+if backend != "tpu":
+    # The notebook asks Colab for a TPU runtime (metadata "accelerator": "TPU"); without one
+    # the same code runs on whatever JAX found.
+    print(f"Note: no TPU found, running on {backend.upper()} instead. On Colab pick "
+          "Runtime -> Change runtime type -> TPU (v5e) for the full run"
+          + ("; on CPU keep the configuration small." if backend == "cpu" else "."))
 
 # %% [markdown]
 # ## Data: CIFAR-10 if present, else MNIST-5k (offline)
