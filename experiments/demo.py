@@ -39,12 +39,12 @@ ACTIVATIONS: dict[str, tuple[Callable, float | None]] = {
 
 def run_one(name: str, seed: int, epochs: int, data) -> dict:
     act, topk = ACTIVATIONS[name]
-    model = SmallCNN(act=act, num_classes=data.num_classes, channels=(32, 64), topk=topk,
+    model = SmallCNN(act=act, num_classes=data.num_classes, widths=(32, 64), topk=topk,
                      rngs=nnx.Rngs(seed))
     cfg = TrainConfig(epochs=epochs, batch_size=64, optimizer="adamw", learning_rate=3e-3,
                       weight_decay=1e-4, schedule="cosine", seed=seed, progress=False)
     t0 = time.perf_counter()
-    result = fit(model, data, cfg)
+    result = fit(model, data, config=cfg)
     wall = time.perf_counter() - t0
     per_epoch_images = (len(data.x_train) // cfg.batch_size) * cfg.batch_size
     # Epoch 1 includes compilation: time per epoch is the median over the later epochs.

@@ -9,13 +9,16 @@ Targets:
 * ``bump1d`` -- ``y = exp(-25 x^2)`` (a narrow bump).
 
 Model: the reference's ``in -> H -> 1`` MLP with one activation layer (H = 50 for DiTAC),
-Adam (lr 0.005), batch 98, MSE; fresh uniform batches every step. DiTAC as in the
-reference example: nc = 10, [a, b] = [-3, 3], basis qr, one theta for the layer,
-initialised from difw's prior (length scale 3, variance 2), regulariser
-``0.1 theta^T P theta`` with DiTAC's precision (length scale 5, variance 1), lookup-table
-mode. Same parameter budget: every other activation gets the largest hidden width whose
-total parameter count does not exceed DiTAC's (trainable activation parameters included).
-Seeds run in parallel (``vmap``); the test MSE is on 4096 fixed uniform points.
+Adam (lr 0.005), batch 98, MSE; every step sees a fresh batch of uniform points (a training
+set of ``steps x batch`` i.i.d. points drawn per seed, one pass). DiTAC as in the reference
+example: nc = 10, [a, b] = [-3, 3], basis qr, one theta for the layer, initialised from
+difw's prior (length scale 3, variance 2), regulariser ``0.1 theta^T P theta`` with DiTAC's
+precision (length scale 5, variance 1), lookup-table method; ``actfx.train.fit`` adds the
+regulariser to the MSE by itself. PReLU is ``flax.nnx.PReLU`` (slope init 0.25). Same
+parameter budget: every other activation gets the largest hidden width whose total
+parameter count does not exceed DiTAC's (trainable activation parameters included).
+Training goes through ``actfx.train.fit`` (one run per seed; runs of one model share a
+compiled step); the test MSE is on 4096 fixed uniform points.
 
     python -m experiments.ditac_regression            # quick CPU config (a few minutes)
     python -m experiments.ditac_regression --full     # 10 000 steps, 5 seeds (the reference's)
@@ -40,8 +43,9 @@ from flax import nnx  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 import actfx  # noqa: E402
-from actfx.nn.ditac import DiTAC, ditac_penalty  # noqa: E402
+from actfx.nn.ditac import DiTAC  # noqa: E402
 from actfx.nn.models import MLP  # noqa: E402
+from actfx.train import TrainConfig, fit, mse_loss, predict  # noqa: E402
 from experiments.reporting import format_table, mean_std, results_dir, save_json  # noqa: E402
 
 _A = np.array([[9, -7], [-9, 11], [3, 13], [9, 9], [13, 5], [3, 19]], np.float32)
@@ -56,20 +60,10 @@ TARGETS = {
 ACTIVATIONS = ("DiTAC", "ReLU", "GELU", "PReLU", "MMeLU")
 
 
-class PReLU(nnx.Module):
-    """``max(x, 0) + alpha min(x, 0)`` with one trainable slope (init 0.25)."""
-
-    def __init__(self, *, rngs: nnx.Rngs | None = None):
-        self.alpha = nnx.Param(jnp.full((), 0.25, jnp.float32))
-
-    def __call__(self, x):
-        return jnp.maximum(x, 0) + self.alpha[...] * jnp.minimum(x, 0)
-
-
-def act_factory(name: str, rngs: nnx.Rngs, mode: str):
+def act_factory(name: str, rngs: nnx.Rngs, method: str):
     if name == "DiTAC":
         return lambda: DiTAC(
-            nc=10, a=-3.0, b=3.0, basis="qr", mode=mode,
+            nc=10, a=-3.0, b=3.0, basis="qr", method=method,
             init_length_scale=3.0, init_output_variance=2.0, init_kernel="difw",
             reg_length_scale=5.0, reg_output_variance=1.0, reg_kernel="ditac", reg_weight=0.1,
             rngs=rngs,
@@ -79,7 +73,7 @@ def act_factory(name: str, rngs: nnx.Rngs, mode: str):
     if name == "GELU":
         return lambda: (lambda x: jax.nn.gelu(x, approximate=False))
     if name == "PReLU":
-        return lambda: PReLU(rngs=rngs)
+        return lambda: nnx.PReLU(negative_slope_init=0.25)
     if name == "MMeLU":
         return lambda: actfx.nn.MMeLU(rngs=rngs)
     raise ValueError(f"unknown activation {name!r}")
@@ -89,49 +83,36 @@ def count_params(model: nnx.Module) -> int:
     return int(sum(np.size(p) for p in jax.tree.leaves(nnx.state(model, nnx.Param))))
 
 
-def build(name: str, d_in: int, width: int, seed: int, mode: str) -> MLP:
+def build(name: str, d_in: int, width: int, seed: int, method: str) -> MLP:
     rngs = nnx.Rngs(seed)
-    return MLP(d_in, 1, hidden=(width,), act=act_factory(name, rngs, mode), rngs=rngs)
+    return MLP(d_in, 1, hidden=(width,), act=act_factory(name, rngs, method), rngs=rngs)
 
 
-def matched_width(name: str, d_in: int, budget: int, mode: str) -> int:
+def matched_width(name: str, d_in: int, budget: int, method: str) -> int:
     """Largest hidden width whose parameter count does not exceed ``budget``."""
-    extra = count_params(build(name, d_in, 1, 0, mode)) - (d_in + 1 + 2)  # activation params
+    extra = count_params(build(name, d_in, 1, 0, method)) - (d_in + 1 + 2)  # activation params
     return (budget - 1 - extra) // (d_in + 2)
 
 
-def train_seeds(name, target, width, seeds, steps, batch, lr, mode, x_test):
-    """Train one model per seed (vmapped); return final test MSEs, loss curves, models."""
+def train_seeds(name, target, width, seeds, steps, batch, optimizer, method, x_test):
+    """One ``actfx.train.fit`` run per seed; return final test MSEs, loss curves, models."""
     d_in, f = TARGETS[target]
-    models = [build(name, d_in, width, s, mode) for s in seeds]
-    graphdef, _, _ = nnx.split(models[0], nnx.Param, ...)
-    params = jax.tree.map(lambda *a: jnp.stack(a), *[nnx.state(m, nnx.Param) for m in models])
-    rest = nnx.state(models[0], nnx.Not(nnx.Param))  # fixed buffers (DiTAC's precision)
-    opt = optax.adam(lr)
-    y_test = f(x_test)
-
-    def loss_fn(p, xb, yb):
-        model = nnx.merge(graphdef, p, rest)
-        mse = jnp.mean((model(xb)[:, 0] - yb) ** 2)
-        return mse + ditac_penalty(model), mse
-
-    def run(p, key):
-        def step(carry, k):
-            p, s = carry
-            xb = jax.random.uniform(k, (batch, d_in), minval=-1.0, maxval=1.0)
-            (_, mse), g = jax.value_and_grad(loss_fn, has_aux=True)(p, xb, f(xb))
-            upd, s = opt.update(g, s, p)
-            return (optax.apply_updates(p, upd), s), mse
-
-        (p, _), curve = jax.lax.scan(step, (p, opt.init(p)), jax.random.split(key, steps))
-        model = nnx.merge(graphdef, p, rest)
-        test = jnp.mean((model(x_test)[:, 0] - y_test) ** 2)
-        return p, test, curve
-
-    keys = jnp.stack([jax.random.key(1000 + s) for s in seeds])
-    p, test, curve = jax.jit(jax.vmap(run))(params, keys)
-    trained = [nnx.merge(graphdef, jax.tree.map(lambda a: a[i], p), rest) for i in range(len(seeds))]
-    return np.asarray(test), np.asarray(curve), trained
+    test = (x_test, np.asarray(f(jnp.asarray(x_test)))[:, None])
+    mses, curves, trained = [], [], []
+    for s in seeds:
+        x = np.asarray(jax.random.uniform(jax.random.key(1000 + s), (steps * batch, d_in),
+                                          minval=-1.0, maxval=1.0))
+        y = np.asarray(f(jnp.asarray(x)))[:, None]
+        model = build(name, d_in, width, s, method)
+        curve = []
+        cfg = TrainConfig(steps=steps, batch_size=batch, schedule="constant", seed=s,
+                          eval_every=steps, progress=False)
+        result = fit(model, (x, y), test, config=cfg, loss_fn=mse_loss, optimizer=optimizer,
+                     on_step=lambda step, m: curve.append(m["loss"]))
+        mses.append(result.final["test_loss"])
+        curves.append(np.asarray(jax.device_get(curve)))
+        trained.append(model)
+    return np.asarray(mses), np.stack(curves), trained
 
 
 def main(argv=None) -> dict:
@@ -142,7 +123,7 @@ def main(argv=None) -> dict:
     p.add_argument("--targets", nargs="+", default=list(TARGETS), choices=list(TARGETS))
     p.add_argument("--acts", nargs="+", default=list(ACTIVATIONS), choices=list(ACTIVATIONS))
     p.add_argument("--width", type=int, default=50, help="DiTAC hidden width (sets the budget)")
-    p.add_argument("--mode", default="table", choices=["table", "exact"], help="DiTAC mode")
+    p.add_argument("--method", default="table", choices=["table", "exact"], help="DiTAC method")
     p.add_argument("--batch", type=int, default=98)
     p.add_argument("--lr", type=float, default=0.005)
     p.add_argument("--out", default="results")
@@ -150,6 +131,7 @@ def main(argv=None) -> dict:
     steps = args.steps or (10_000 if args.full else 2000)
     seeds = list(range(args.seeds or (5 if args.full else 3)))
     out = results_dir("ditac_regression", args.out)
+    optimizer = optax.adam(args.lr)  # one object: the seeds of one model share a compiled step
 
     record = {"config": {**vars(args), "steps": steps, "seeds": seeds}, "results": {}}
     rows, fitted, act_models = [], {}, {}
@@ -157,11 +139,12 @@ def main(argv=None) -> dict:
     t0 = time.time()
     for target, name in tqdm(combos, desc="target x activation"):
         d_in, f = TARGETS[target]
-        budget = count_params(build("DiTAC", d_in, args.width, 0, args.mode))
-        width = args.width if name == "DiTAC" else matched_width(name, d_in, budget, args.mode)
-        x_test = jax.random.uniform(jax.random.key(12345), (4096, d_in), minval=-1.0, maxval=1.0)
+        budget = count_params(build("DiTAC", d_in, args.width, 0, args.method))
+        width = args.width if name == "DiTAC" else matched_width(name, d_in, budget, args.method)
+        x_test = np.asarray(jax.random.uniform(jax.random.key(12345), (4096, d_in), minval=-1.0,
+                                               maxval=1.0))
         test, curve, trained = train_seeds(
-            name, target, width, seeds, steps, args.batch, args.lr, args.mode, x_test
+            name, target, width, seeds, steps, args.batch, optimizer, args.method, x_test
         )
         n_params = count_params(trained[0])
         record["results"].setdefault(target, {})[name] = {
@@ -179,8 +162,8 @@ def main(argv=None) -> dict:
             rows.append([target, name + (" *" if name == best else ""), r["width"], r["params"],
                          mean_std(r["test_mse"], "{:.2e}")])
     table = format_table(["target", "activation", "width", "params", "test MSE (mean ± std)"], rows)
-    print(f"\n{len(seeds)} seeds, {steps} steps, batch {args.batch}, Adam lr {args.lr}, DiTAC mode "
-          f"{args.mode}; * = lowest mean. Wall time {time.time() - t0:.0f} s.\n")
+    print(f"\n{len(seeds)} seeds, {steps} steps, batch {args.batch}, Adam lr {args.lr}, DiTAC method "
+          f"{args.method}; * = lowest mean. Wall time {time.time() - t0:.0f} s.\n")
     print(table)
     record["table"] = table
     save_json(out / "results.json", record)
@@ -199,7 +182,7 @@ def plot_fits(fitted, targets, acts, path) -> None:
             g = np.linspace(-1, 1, 101, dtype=np.float32)
             xx = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
             panels = [("target", np.asarray(f(jnp.asarray(xx))))]
-            panels += [(a, np.asarray(fitted[(target, a)](jnp.asarray(xx))[:, 0])) for a in acts]
+            panels += [(a, predict(fitted[(target, a)], xx)[:, 0]) for a in acts]
             vmin, vmax = panels[0][1].min(), panels[0][1].max()
             for j, (title, z) in enumerate(panels):
                 axes[i, j].imshow(z.reshape(101, 101), origin="lower", extent=(-1, 1, -1, 1),
@@ -212,7 +195,7 @@ def plot_fits(fitted, targets, acts, path) -> None:
             axes[i, 0].set_title(f"{target}: target", fontsize=8)
             for j, a in enumerate(acts, start=1):
                 axes[i, j].plot(xx[:, 0], y, "k", lw=0.8, alpha=0.5)
-                axes[i, j].plot(xx[:, 0], np.asarray(fitted[(target, a)](jnp.asarray(xx))[:, 0]), "C1")
+                axes[i, j].plot(xx[:, 0], predict(fitted[(target, a)], xx)[:, 0], "C1")
                 axes[i, j].set_title(f"{target}: {a}", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

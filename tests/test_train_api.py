@@ -1,6 +1,8 @@
 """fit's open API: any loss and target, optax objects and schedule factories, model
 regularisers in the loss, evaluate/predict, and the argument/label/config checks."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -50,19 +52,24 @@ def test_regression_targets_with_mse_loss_and_adam():
     np.testing.assert_allclose(predict(m, x, batch_size=7), np.asarray(m(x)), rtol=1e-6, atol=1e-6)
 
 
+@functools.lru_cache
+def _objective_grad(graphdef, loss_fn):
+    def objective(p, rest, x, y, w):
+        m = nnx.merge(graphdef, p, rest)
+        loss, _ = loss_fn(m, (x, y))
+        return loss + w * actfx.nn.regularization(m)
+
+    return jax.jit(jax.grad(objective))
+
+
 def _manual_full_batch(model, x, y, tx, steps, loss_fn, reg_weight):
     """Reference loop: plain optax on the full batch (what fit does when batch = N)."""
     g, params, rest = nnx.split(model, nnx.Param, ...)
 
-    def objective(p):
-        m = nnx.merge(g, p, rest)
-        loss, _ = loss_fn(m, (x, y))
-        return loss + reg_weight * actfx.nn.regularization(m)
-
     s = tx.init(params)
-    grad = jax.jit(jax.grad(objective))
+    grad = _objective_grad(g, loss_fn)
     for _ in range(steps):
-        grads = grad(params)
+        grads = grad(params, rest, x, y, reg_weight)
         upd, s = tx.update(grads, s, params)
         params = optax.apply_updates(params, upd)
     return params
