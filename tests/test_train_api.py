@@ -1,6 +1,7 @@
 """fit's open API: any loss and target, optax objects and schedule factories, model
 regularisers in the loss, evaluate/predict, and the argument/label/config checks."""
 
+import dataclasses
 import functools
 
 import jax
@@ -258,3 +259,49 @@ def test_non_finite_loss_stops_before_a_nan_checkpoint(tmp_path):
     # a rerun resumes the last finite state and stops at the same step again
     with pytest.raises(FloatingPointError, match="step 4"):
         fit(_Scalar(), (x, x), config=cfg, loss_fn=_blows_up_above_4, optimizer=optax.sgd(0.1))
+
+
+def _zero_loss(model, batch):
+    loss, aux = mse_loss(model, batch)
+    return 0.0 * loss, aux
+
+
+def test_compiled_step_cache_keys_on_loss_and_optimizer():
+    from actfx.train.loop import _compiled_train_step
+
+    x, y = _regression_data(n=32)
+    tx = optax.sgd(0.1)
+    cfg = TrainConfig(steps=2, batch_size=16, progress=False)
+
+    def run(loss_fn, opt, seed=0):
+        m = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+        before = _compiled_train_step.cache_info()
+        fit(m, (x, y), config=dataclasses.replace(cfg, seed=seed), loss_fn=loss_fn,
+            optimizer=opt)
+        after = _compiled_train_step.cache_info()
+        return _params(m), after.misses - before.misses
+
+    p1, miss1 = run(mse_loss, tx)
+    p2, miss2 = run(mse_loss, tx, seed=1)  # another seed reuses the compiled step
+    assert miss2 == 0
+    p3, miss3 = run(_zero_loss, tx)  # another loss is another step: nothing moves
+    assert miss3 == 1
+    for a, b in zip(p3, _params(nnx.Linear(3, 2, rngs=nnx.Rngs(0)))):
+        np.testing.assert_array_equal(a, b)
+    p4, miss4 = run(mse_loss, optax.sgd(0.0))  # another optimizer object: recompiled, no update
+    assert miss4 == 1
+    for a, b in zip(p4, _params(nnx.Linear(3, 2, rngs=nnx.Rngs(0)))):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(p1, p4))
+
+
+def test_loss_fn_output_is_checked():
+    x, y = _regression_data(n=32)
+    cfg = TrainConfig(steps=1, batch_size=16, progress=False)
+    m = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
+    with pytest.raises(TypeError, match="loss_fn must return"):
+        fit(m, (x, y), config=cfg, loss_fn=lambda mod, b: jnp.mean(mod(b[0])))
+    with pytest.raises(TypeError, match="scalar loss"):
+        fit(m, (x, y), config=cfg, loss_fn=lambda mod, b: (mod(b[0]), {}))
+    with pytest.raises(TypeError, match="aux"):
+        fit(m, (x, y), config=cfg, loss_fn=lambda mod, b: (jnp.mean(mod(b[0])), {"out": mod(b[0])}))

@@ -235,10 +235,13 @@ class Checkpointer:
         for step in steps:
             src = os.path.join(self.directory, str(step))
             dst = f"{src}.damaged"
-            if os.path.exists(dst):
-                shutil.rmtree(dst, ignore_errors=True)
-            if os.path.exists(src):
-                os.replace(src, dst)
+            try:
+                if os.path.exists(dst):
+                    shutil.rmtree(dst)
+                if os.path.exists(src):
+                    os.replace(src, dst)
+            except OSError as e:  # e.g. a read-only directory: leave it, say so
+                warnings.warn(f"could not move the damaged checkpoint {src} aside: {e}", stacklevel=3)
         self._manager.reload()
 
     def close(self) -> None:

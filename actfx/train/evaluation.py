@@ -14,7 +14,7 @@ from jax.sharding import Mesh
 
 from actfx.data.dataset import ImageDataset
 from actfx.train._data import as_pair
-from actfx.train.losses import LossFn, check_labels
+from actfx.train.losses import LossFn, check_labels, cross_entropy_loss
 from actfx.train.sharding import batch_sharded, make_data_mesh, replicated
 from actfx.train.steps import make_eval_step, make_predict_step
 
@@ -94,7 +94,7 @@ def evaluate(
     mesh = make_data_mesh(num_devices)
     bs = _batch_size("batch_size", batch_size, len(x), mesh)
     graphdef, model_state = nnx.split(model)
-    if loss_fn is None:
+    if loss_fn is None or loss_fn is cross_entropy_loss:
         check_labels("y", y, num_outputs(graphdef, model_state, x))
     return _evaluate_state(graphdef, model_state, x, y, loss_fn, bs, mesh)
 

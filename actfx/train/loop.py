@@ -21,8 +21,8 @@ from actfx.train._data import Pair, batch_indices, train_test_pairs
 from actfx.train._fingerprint import fingerprint_diff, run_fingerprint
 from actfx.train.checkpoint import Checkpointer
 from actfx.train.config import FitResult, TrainConfig, validate_config
-from actfx.train.evaluation import _evaluate_state, num_outputs
-from actfx.train.losses import LossFn, check_labels
+from actfx.train.evaluation import _batch_size, _evaluate_state, num_outputs
+from actfx.train.losses import LossFn, check_labels, cross_entropy_loss
 from actfx.train.metrics import write_json
 from actfx.train.optimizers import make_optimizer, make_schedule
 from actfx.train.sharding import batch_sharded, check_divisible, make_data_mesh, replicated
@@ -128,7 +128,7 @@ def _check_data(model, train: Pair, test: Pair | None, num_classes, c: TrainConf
             _check_finite_inputs(f"{name} targets", pair[1])
     if c.augment and np.ndim(train[0]) != 4:
         raise ValueError(f"augment=True needs NHWC images, got train inputs of shape {np.shape(train[0])}")
-    if loss_fn is None:
+    if loss_fn is None or loss_fn is cross_entropy_loss:
         width = num_outputs(*nnx.split(model), train[0])
         num_classes = width if width is not None else num_classes
         check_labels("train targets (y)", train[1], num_classes)
@@ -264,9 +264,7 @@ def _record(run: _Run, prog: _Progress, t0: float, images: int) -> dict:
     rec = {"step": prog.step, "epoch": prog.step / run.per_epoch, "lr": _lr(run, prog, prog.step),
            **{f"train_{k}": v for k, v in train.items()}}
     if run.test is not None:
-        c = run.config
-        bs = int(np.ceil(min(c.eval_batch_size, len(run.test[0])) / run.mesh.shape["data"])
-                 * run.mesh.shape["data"])
+        bs = _batch_size("eval_batch_size", run.config.eval_batch_size, len(run.test[0]), run.mesh)
         ev = _evaluate_state(run.model_graphdef, prog.state[0], *run.test, run.loss_fn, bs, run.mesh)
         rec.update({f"test_{k}": v for k, v in ev.items()})
     rec["images_per_s"] = images / dt if dt > 0 else float("nan")

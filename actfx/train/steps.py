@@ -21,6 +21,23 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def check_loss_output(out) -> tuple[jax.Array, dict]:
+    """``(loss, aux)`` from a ``loss_fn`` result, or a ``TypeError`` naming ``loss_fn``.
+
+    Runs at trace time: ``loss`` must be a scalar, ``aux`` a dict of scalars.
+    """
+    if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
+        raise TypeError("loss_fn must return (loss, aux) with aux a dict of scalar metrics, got "
+                        f"{type(out).__name__}")
+    loss, aux = out
+    if jnp.shape(loss) != ():
+        raise TypeError(f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}")
+    for k, v in aux.items():
+        if not isinstance(k, str) or jnp.shape(v) != ():
+            raise TypeError(f"loss_fn's aux must map names to scalars, got {k!r}: shape {jnp.shape(v)}")
+    return loss, dict(aux)
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     *,
@@ -53,10 +70,10 @@ def make_train_step(
     weight = float(regularization_weight)
 
     def objective(model, batch):
-        loss, aux = loss_fn(model, batch)
+        loss, aux = check_loss_output(loss_fn(model, batch))
         reg = regularization(model)
         total = loss + weight * reg if weight != 0.0 else loss
-        return total, (loss, reg, dict(aux))
+        return total, (loss, reg, aux)
 
     def step(state, x, y, key):
         model, optimizer = nnx.merge(graphdef, state)
@@ -90,8 +107,7 @@ def make_eval_step(graphdef: nnx.GraphDef, *, loss_fn: LossFn | None = None) -> 
     def step(model_state, x, y):
         model = nnx.merge(graphdef, model_state)
         model.eval()
-        loss, aux = loss_fn(model, (x, y))
-        return loss, dict(aux)
+        return check_loss_output(loss_fn(model, (x, y)))
 
     return step
 
