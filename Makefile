@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pytest-xdist workers: one per core (CI has 2).
 WORKERS ?= auto
 
-.PHONY: demo test test-all bench clean
+.PHONY: demo test test-all bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,5 +36,13 @@ bench: $(VENV)/.installed
 	  case $$m in __init__|activations|common) ;; *) $(PY) -m benchmarks.$$m || exit 1;; esac; \
 	done
 
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PIP) install -e ".[docs]"
+	touch $@
+
+# The documentation site (not a set-up command): site/, built offline, strict.
+docs: $(VENV)/.installed-docs
+	$(VENV)/bin/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) results .pytest_cache
+	rm -rf $(VENV) results .pytest_cache site
