@@ -13,6 +13,12 @@ import jax
 import numpy as np
 
 
+class ArgumentTypeError(TypeError, ValueError):
+    """An argument of the wrong type. A ``TypeError`` and, for code written against the
+    earlier ``ValueError`` of these checks, a ``ValueError`` too (as ``numpy.AxisError``
+    is both a ``ValueError`` and an ``IndexError``)."""
+
+
 def is_concrete(x) -> bool:
     """True when ``x`` holds concrete values (not a tracer inside jit/grad/vmap)."""
     return not isinstance(x, jax.core.Tracer)
@@ -38,20 +44,46 @@ def check_positive(name: str, value, *, allow_zero: bool = False) -> None:
 
 
 def check_floating(name: str, x) -> None:
-    """Raise ``ValueError`` unless ``x`` has a floating dtype."""
-    if not jax.numpy.issubdtype(jax.numpy.result_type(x), jax.numpy.floating):
-        raise ValueError(f"{name} must have a floating dtype, got {jax.numpy.result_type(x)}")
+    """Raise :class:`ArgumentTypeError` unless ``x`` is an array (or number) of a real
+    floating dtype (not complex, integer, bool, string or object)."""
+    try:
+        dtype = jax.numpy.result_type(x)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(
+            f"{name} must be a floating array, got {type(x).__name__}: {x!r:.80}"
+        ) from None
+    if not jax.numpy.issubdtype(dtype, jax.numpy.floating):
+        raise ArgumentTypeError(f"{name} must have a floating dtype, got {dtype}")
+
+
+def check_real_scalar(name: str, value) -> float:
+    """A Python/NumPy real number (not bool, not an array) as a float, else
+    :class:`ArgumentTypeError` naming ``name``; for static arguments."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (int, float, np.integer, np.floating)
+    ):
+        raise ArgumentTypeError(f"{name} must be a real number, got {type(value).__name__}: {value!r}")
+    return float(value)
 
 
 def normalize_axes(name: str, axis: int | Sequence[int], ndim: int) -> tuple[int, ...]:
     """Normalise ``axis`` (int or sequence) to sorted non-negative ints for rank ``ndim``."""
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    if isinstance(axis, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be an int or a tuple of ints, got {axis!r}")
+    if isinstance(axis, (int, np.integer)):
+        axes = (axis,)
+    elif isinstance(axis, Sequence) and not isinstance(axis, (str, bytes)):
+        axes = tuple(axis)
+    else:
+        raise ArgumentTypeError(
+            f"{name} must be an int or a tuple of ints, got {type(axis).__name__}: {axis!r}"
+        )
     if len(axes) == 0:
         raise ValueError(f"{name} must name at least one axis, got {axis!r}")
     out = []
     for a in axes:
-        if not isinstance(a, (int, np.integer)):
-            raise ValueError(f"{name} must be an int or a tuple of ints, got {axis!r}")
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise ArgumentTypeError(f"{name} must be an int or a tuple of ints, got {axis!r}")
         if not -ndim <= a < ndim:
             raise ValueError(f"{name}={axis!r} is out of range for an input of rank {ndim}")
         out.append(int(a) % ndim)

@@ -8,9 +8,16 @@ from typing import Literal
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from actfx._checks import check_floating, check_positive, normalize_axes
+from actfx._checks import (
+    ArgumentTypeError,
+    check_floating,
+    check_positive,
+    check_real_scalar,
+    normalize_axes,
+)
 
 Kind = Literal["silu", "hardsilu"]
 _KINDS = ("silu", "hardsilu")
@@ -21,7 +28,10 @@ def _scale(n: Array, kind: str) -> Array:
     """The gate ``s(n)``: sigmoid for LA-SiLU, ``clip(n/6 + 1/2, 0, 1)`` for LA-HardSiLU."""
     if kind == "silu":
         return jax.nn.sigmoid(n)
-    return jnp.clip(n / 6 + 0.5, 0.0, 1.0)
+    # = clip(n/6 + 1/2, 0, 1), written so that autodiff's slope is 1/6 on (-3, 3] and 0
+    # elsewhere, the reference's convention (a clip would give 1/12 at the kinks).
+    s = jnp.where(n > 3, 1.0, jnp.where(n > -3, n / 6 + 0.5, 0.0))
+    return jnp.where(jnp.isnan(n), n, s).astype(n.dtype)  # NaN stays NaN
 
 
 def _scale_grad(n: Array, kind: str) -> Array:
@@ -29,24 +39,46 @@ def _scale_grad(n: Array, kind: str) -> Array:
     if kind == "silu":
         s = jax.nn.sigmoid(n)
         return s * (1 - s)
-    return jnp.where(jnp.abs(n) < 3, 1.0 / 6, 0.0).astype(n.dtype)
+    # The reference's slope: 1/6 on (-3, 3] (n = +3 exactly included, -3 excluded).
+    return jnp.where((n > -3) & (n <= 3), 1.0 / 6, 0.0).astype(n.dtype)
+
+
+def _pow2(v: Array, k: Array) -> Array:
+    """``v * 2**k`` for integer ``k``, exactly, as two normal powers of two."""
+    k1 = k // 2
+    k2 = k - k1
+    return v * jnp.exp2(k1.astype(v.dtype)) * jnp.exp2(k2.astype(v.dtype))
 
 
 def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
-    """``(n, 1/std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``."""
+    """``(n, x / std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``.
+
+    Overflow-safe: each layer is first scaled by a power of two ``2^-e`` near
+    ``1 / max|x|`` (exact), so the mean and the squares cannot overflow or underflow;
+    ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. The scale is a constant
+    for autodiff (``n`` computed at any fixed scale is the same function of ``x``, so its
+    derivative is unchanged). A constant layer with ``alpha = 0`` (0/0) gets ``n = 0``
+    and finite gradients: the limit along ``alpha -> 0``."""
     count = 1
     for a in axes:
         count *= x.shape[a]
-    mu = jnp.mean(x, axis=axes, keepdims=True)
-    xc = x - mu
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
+    _, e = jnp.frexp(jnp.where(jnp.isfinite(m) & (m > 0), m, 1.0))
+    xs = _pow2(x, -e)
+    mu = jnp.mean(xs, axis=axes, keepdims=True)
+    xc = xs - mu
     var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
-    inv_std = jax.lax.rsqrt(var + alpha)
-    return xc * inv_std, inv_std
+    denom = var + _pow2(jnp.asarray(alpha, x.dtype), -2 * e) if alpha > 0 else var
+    pos = denom > 0
+    inv_std = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
+    # a layer with a NaN/inf entry: NaN throughout (documented), not a partial result
+    inv_std = jnp.where(jnp.isfinite(m), inv_std, jnp.nan)
+    return xc * inv_std, xs * inv_std
 
 
 def _forward(x, kind, axes, alpha, ddof):
-    n, inv_std = _normalize(x, axes, alpha, ddof)
-    return x * _scale(n, kind), (n, inv_std)
+    n, x_std = _normalize(x, axes, alpha, ddof)
+    return x * _scale(n, kind), (n, x_std)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
@@ -55,15 +87,15 @@ def _layeract_paper(x, kind, axes, alpha, ddof):
 
 
 def _paper_fwd(x, kind, axes, alpha, ddof):
-    out, (n, inv_std) = _forward(x, kind, axes, alpha, ddof)
-    return out, (x, n, inv_std)
+    out, (n, x_std) = _forward(x, kind, axes, alpha, ddof)
+    return out, (n, x_std)
 
 
 def _paper_bwd(kind, axes, alpha, ddof, res, g):
     # The backward of the paper's reference code (a LayerNorm-style formula):
     #   dn = g * x * s'(n) / std;  dx = g*s + dn - mean(dn) - mean(dn*n) * n
-    x, n, inv_std = res
-    dn = g * x * _scale_grad(n, kind) * inv_std
+    n, x_std = res  # x_std = x / std, formed from the scaled layer (no overflow)
+    dn = g * x_std * _scale_grad(n, kind)
     dx = (
         g * _scale(n, kind)
         + dn
@@ -77,13 +109,17 @@ _layeract_paper.defvjp(_paper_fwd, _paper_bwd)
 
 
 def validate_layeract_args(*, kind: str, alpha: float, ddof: int, grad: str) -> None:
-    """Raise ``ValueError`` for a bad static argument of :func:`layeract`."""
-    if kind not in _KINDS:
+    """Raise ``ValueError`` (``TypeError`` for a wrong type) naming a bad static argument
+    of :func:`layeract`."""
+    if not isinstance(kind, str) or kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
-    if grad not in _GRADS:
+    if not isinstance(grad, str) or grad not in _GRADS:
         raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
+    check_real_scalar("alpha", alpha)
     check_positive("alpha", alpha, allow_zero=True)
-    if isinstance(ddof, bool) or not isinstance(ddof, int) or ddof < 0:
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)):
+        raise ArgumentTypeError(f"ddof must be a non-negative int, got {ddof!r}")
+    if ddof < 0:
         raise ValueError(f"ddof must be a non-negative int, got {ddof!r}")
 
 
@@ -111,7 +147,16 @@ def layeract(
     are no parameters and no running statistics, so train and eval behave the same.
 
     Statistics are computed in at least float32 (bfloat16/float16 inputs are upcast for the
-    mean and variance); the output has ``x``'s dtype.
+    mean and variance); the output has ``x``'s dtype. They are overflow-safe: each layer
+    is scaled by a power of two near ``1/max|x|`` before the mean and variance are formed
+    (exact, and the same ``n``), so LayerAct is right up to the dtype's largest value
+    (without it float32 returned ``x/2`` above ~1.8e19).
+
+    Limits and documented exceptions: a constant layer with ``alpha = 0`` (``0/0``, e.g. a
+    dead ReLU layer) has ``n = 0``, output ``x/2`` (``s(0) = 1/2`` for both gates) and
+    finite gradients (the ``alpha -> 0`` limit). A layer containing NaN or ``+-inf``
+    gives NaN for that layer. Subnormal inputs count as 0 where the backend flushes them
+    (XLA on CPU does). An empty batch returns an empty array.
 
     Args:
       x: input with a leading batch axis, e.g. ``(N, H, W, C)`` or ``(N, D)``.
@@ -130,7 +175,10 @@ def layeract(
 
     Raises:
       ValueError: unknown ``kind``/``grad``, ``alpha`` negative or non-finite, an ``axis``
-        out of range, or a layer with ``N - ddof <= 0`` entries.
+        out of range or repeated, or a layer with ``N - ddof <= 0`` entries.
+      TypeError: ``alpha`` not a real number, ``ddof`` not an int, ``axis`` not an int or
+        a tuple of ints, ``x`` not floating (these are
+        :class:`actfx._checks.ArgumentTypeError`, also a ``ValueError``).
 
     References:
       K. Yoon, J. Lim, *LayerAct: Advanced Activation Mechanism for Robust Inference of

@@ -87,7 +87,16 @@ def _to_rows(a: Array, axes: tuple[int, ...]) -> tuple[Array, tuple[int, ...], t
     rest = tuple(i for i in range(a.ndim) if i not in axes)
     perm = rest + axes
     t = jnp.transpose(a, perm)
-    return t.reshape(t.shape[: len(rest)] + (-1,)), t.shape, perm
+    pool = math.prod(t.shape[len(rest):])  # explicit: reshape(-1) is ambiguous when empty
+    return t.reshape(t.shape[: len(rest)] + (pool,)), t.shape, perm
+
+
+def _pow2(v: Array, k: Array) -> Array:
+    """``v * 2**k`` for integer ``k`` (|k| <= ~300), exactly: two factors, each a normal
+    power of two (``jnp.ldexp`` mishandles very large/small exponents on some backends)."""
+    k1 = k // 2
+    k2 = k - k1
+    return v * jnp.exp2(k1.astype(v.dtype)) * jnp.exp2(k2.astype(v.dtype))
 
 
 def _check_lam(lam: Array, shape: tuple[int, ...]) -> None:
@@ -161,7 +170,18 @@ def nelu(
     all other entries exactly 0), where every method returns the solution with the largest
     residual; ``r = 0`` is then a spurious root that the methods never pick. An entry with
     ``lam >= 1`` would always be zero (and at ``lam = 1`` the solution is not unique), so
-    concrete ``lam`` outside ``(0, 1)`` raises. ``lam`` traced under ``jit`` is not checked.
+    concrete ``lam`` outside ``(0, 1)`` raises. ``lam`` traced under ``jit`` (or ``grad``)
+    cannot be checked at trace time: a pool whose ``lam`` is outside ``(0, 1)`` or NaN then
+    gives NaN (never a silent all-zero code), so eager and jit agree on every valid input
+    and an invalid ``lam`` is loud either way.
+
+    Extreme inputs: each pool is rescaled by a power of two near its ``max|x|`` before any
+    square is formed, so no norm overflows or underflows and the homogeneity
+    ``nelu(c x) = c nelu(x)`` holds up to the dtype's largest value (exactly for powers of
+    two ``c``). float16/bfloat16 inputs are computed in float32 and cast back. Documented
+    exceptions: a pool containing NaN or ``+-inf`` gives NaN for that whole pool;
+    subnormal inputs count as 0 where the backend flushes them (XLA on CPU does). An empty
+    ``x`` (any axis of size 0, batch or pool) returns an empty array of the same shape.
 
     Gradients are finite everywhere, including ``x = 0`` (where NeLU is not
     differentiable; the gradient of the residual norm is taken as 0) and pools where every
@@ -181,8 +201,11 @@ def nelu(
       Array with the shape and dtype of ``x``.
 
     Raises:
-      ValueError: ``lam`` not finite, ``<= 0`` or ``>= 1``, not broadcastable to ``x``;
-        unknown ``method``; ``iters < 1``; ``axis`` out of range; non-floating ``x``.
+      ValueError: concrete ``lam`` not finite, ``<= 0`` or ``>= 1``, not broadcastable to
+        ``x``; unknown ``method``; ``iters < 1``; ``step`` not a finite number > 0;
+        ``axis`` out of range; non-floating ``x``.
+      TypeError: ``lam`` or ``axis`` of a wrong type (also a ``ValueError`` subclass for
+        ``axis``, see :func:`actfx._checks.normalize_axes`).
 
     References:
       N. Goldenstein, J. Sulam, Y. Romano, *Pivotal Auto-Encoder via Self-Normalizing ReLU*,
@@ -202,15 +225,34 @@ def nelu(
     """
     check_floating("x", x)
     x = jnp.asarray(x)
-    if method not in _METHODS:
+    if not isinstance(method, str) or method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
     if isinstance(iters, bool) or not isinstance(iters, (int, np.integer)) or iters < 1:
         raise ValueError(f"iters must be a positive int (static), got {iters!r}")
-    if not (isinstance(step, (int, float)) and math.isfinite(step) and step > 0):
+    if isinstance(step, bool) or not (
+        isinstance(step, (int, float, np.integer, np.floating)) and math.isfinite(step) and step > 0
+    ):
         raise ValueError(f"step must be a finite float > 0, got {step!r}")
     axes = normalize_axes("axis", axis, x.ndim)
+    lam = _as_lam(lam)
     _check_lam(lam, x.shape)
-    return _nelu(x, jnp.asarray(lam, x.dtype), axes, bool(two_sided), method, int(iters), float(step))
+    if x.size == 0:  # empty batch or empty pool: nothing to compute, same shape back
+        return x
+    # float16/bfloat16 are computed in float32 and cast back.
+    ct = jnp.promote_types(x.dtype, jnp.float32)
+    out = _nelu(x.astype(ct), jnp.asarray(lam, ct), axes, bool(two_sided), method, int(iters), float(step))
+    return out.astype(x.dtype)
+
+
+def _as_lam(lam):
+    """``lam`` as an array, rejecting non-numeric values by name."""
+    if isinstance(lam, (str, bytes)) or lam is None:
+        raise TypeError(f"lam must be a real number or a floating array, got {lam!r}")
+    if not isinstance(lam, jax.core.Tracer):
+        dt = np.asarray(lam).dtype
+        if not (jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating) or dt == np.bool_):
+            raise TypeError(f"lam must be a real number or a floating array, got {lam!r}")
+    return lam
 
 
 @functools.partial(jax.jit, static_argnums=(2, 3, 4, 5, 6))
@@ -222,6 +264,16 @@ def _nelu(
     a = jnp.abs(x) if two_sided else x
     rows, tshape, perm = _to_rows(a, axes)
     lrows, _, _ = _to_rows(lam, axes)
+    # NeLU is positively homogeneous, z(x) = 2^e z(x / 2^e): scale each pool by the power
+    # of two 2^e ~ max|x| so that no square overflows or underflows (float32 would
+    # overflow from |x| ~ 1e19, float16 from ~256). Exact (powers of two) and, by Euler's
+    # theorem for degree-1 homogeneous maps, the constant scale does not change gradients.
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(rows), axis=-1, keepdims=True))
+    finite = jnp.isfinite(m)
+    _, e = jnp.frexp(jnp.where(finite & (m > 0), m, 1.0))
+    rows = _pow2(rows, -e)
+    # lam is checked eagerly; traced lam outside (0, 1) (or NaN) makes its pool NaN.
+    lam_ok = jnp.all((lrows > 0) & (lrows < 1), axis=-1, keepdims=True)
     if method == "unrolled":
         z = _code_unrolled(rows, lrows, iters, step)
     else:
@@ -230,5 +282,6 @@ def _nelu(
         else:
             r = _residual_fixed_point(rows, lrows, iters)
         z = jax.nn.relu(rows - lrows * r)
+    z = jnp.where(finite & lam_ok, _pow2(z, e), jnp.nan)
     z = jnp.transpose(z.reshape(tshape), np.argsort(perm))
     return sign * z if two_sided else z

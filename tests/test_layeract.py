@@ -175,3 +175,78 @@ def test_too_small_layer_raises_instead_of_nan():
         actfx.layeract(jnp.ones((5,)))
     with pytest.raises(ValueError, match="floating"):
         actfx.layeract(jnp.ones((2, 3), jnp.int32))
+
+
+# ---- issue 12: alpha = 0 on constant layers, overflow, HardSiLU kink, argument types -----
+
+
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize("grad", ["autodiff", "paper"])
+def test_alpha_zero_constant_layer_is_finite(kind, grad):
+    """A dead ReLU layer (all zeros) with alpha = 0 was NaN (0/0). Defined: n = 0, so the
+    output is x * s(0) = x/2, with finite gradients."""
+    for x in (jnp.zeros((2, 4)), jnp.full((2, 4), 3.0)):
+        y = actfx.layeract(x, kind=kind, alpha=0.0, grad=grad)
+        np.testing.assert_array_equal(y, x / 2)
+        g = jax.grad(lambda v: actfx.layeract(v, kind=kind, alpha=0.0, grad=grad).sum())(x)
+        assert bool(jnp.all(jnp.isfinite(g)))
+    # a non-constant layer with alpha = 0 is unaffected (scale-invariant n)
+    x = jnp.array([[-1.0, 0.0, 1.0, 2.0]])
+    np.testing.assert_allclose(actfx.layeract(x * 1e-20, alpha=0.0) * 1e20, actfx.layeract(x, alpha=0.0), rtol=1e-6)
+
+
+def _np_layeract(x, kind, alpha, ddof=1):
+    x = np.asarray(x, np.float64)
+    mu = x.mean(axis=-1, keepdims=True)
+    var = ((x - mu) ** 2).sum(axis=-1, keepdims=True) / (x.shape[-1] - ddof)
+    n = (x - mu) / np.sqrt(var + alpha)
+    s = 1 / (1 + np.exp(-n)) if kind == "silu" else np.clip(n / 6 + 0.5, 0, 1)
+    return x * s
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+def test_overflow_safe_up_to_the_dtype_max(x64, dtype, kind):
+    """float32 used to return x/2 above ~1.8e19 (the variance overflowed)."""
+    fi = jnp.finfo(dtype)
+    base = np.array([[-1.0, 0.25, 1.0, 0.5], [0.1, -0.7, 0.3, 0.9]])
+    for scale in (float(fi.max) / 2, 2.0 ** (int(np.log2(float(fi.max))) // 2 + 3), 1.0):
+        x = jnp.asarray(base * scale, dtype)
+        y = actfx.layeract(x, kind=kind, alpha=0.0)
+        assert y.dtype == x.dtype and bool(jnp.all(jnp.isfinite(y)))
+        # alpha = 0: LayerAct is positively homogeneous, so the float64 reference is
+        # evaluated on x / scale (it would overflow itself on x).
+        ref = _np_layeract(np.asarray(x, np.float64) / scale, kind, 0.0)
+        tol = 4 * float(fi.eps) if dtype != "float64" else 1e-12
+        np.testing.assert_allclose(np.asarray(y, np.float64) / scale, ref, rtol=tol, atol=tol)
+        g = jax.grad(lambda v: actfx.layeract(v, kind=kind, alpha=0.0).astype(jnp.float32).sum())(x)
+        assert bool(jnp.all(jnp.isfinite(g.astype(jnp.float32))))
+
+
+def test_hardsilu_slope_convention_at_the_kinks(x64):
+    """Reference slope of the HardSiLU gate: 1/6 on (-3, 3] -- n = +3 included, -3 not."""
+    from actfx.layeract import _scale, _scale_grad
+
+    n = jnp.array([-3.0, -2.9, 0.0, 2.9, 3.0, 3.1])
+    np.testing.assert_array_equal(_scale_grad(n, "hardsilu"), [0, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0])
+    auto = jax.vmap(jax.grad(lambda v: _scale(v, "hardsilu")))(n)
+    np.testing.assert_array_equal(auto, _scale_grad(n, "hardsilu"))
+    np.testing.assert_array_equal(_scale(n, "hardsilu"), np.clip(np.asarray(n) / 6 + 0.5, 0, 1))
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"axis": 1.0}, "axis"),
+        ({"axis": "1"}, "axis"),
+        ({"axis": (1, 2.0)}, "axis"),
+        ({"alpha": "0.1"}, "alpha"),
+        ({"alpha": None}, "alpha"),
+        ({"alpha": True}, "alpha"),
+        ({"ddof": 1.0}, "ddof"),
+        ({"kind": ["silu"]}, "kind"),
+    ],
+)
+def test_wrong_types_raise_type_errors_naming_the_argument(kwargs, match):
+    with pytest.raises(TypeError, match=match) if "kind" not in kwargs else pytest.raises(ValueError, match=match):
+        actfx.layeract(jnp.ones((2, 3)), **kwargs)

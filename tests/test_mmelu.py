@@ -55,3 +55,45 @@ def test_nan_parameter_raises(name):
     params[name] = float("nan")
     with pytest.raises(ValueError, match=name):
         actfx.mmelu(jnp.ones(3), **params)
+
+
+# ---- issue 12: argument checks and extreme inputs -----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, value, match",
+    [
+        ("c", 1.5, "c must be <= 1"),
+        ("c", -0.1, "c must be >= 0"),
+        ("c", jnp.array([0.2, 2.0]), "c must be <= 1"),
+        ("lam", -1.0, "lam must be >= 0"),
+        ("lam", float("inf"), "lam must be finite"),
+        ("gamma", float("-inf"), "gamma must be finite"),
+        ("gamma", "0", "gamma"),
+        ("c", 0.5j, "c"),
+    ],
+)
+def test_bad_parameters_raise_naming_them(name, value, match):
+    params = {"c": 0.5, "lam": 1.0, "gamma": 0.0}
+    params[name] = value
+    with pytest.raises(ValueError, match=match):
+        actfx.mmelu(jnp.ones(2), **params)
+
+
+def test_boundary_parameters_are_valid():
+    x = jnp.array([-1.0, 0.0, 0.5, 2.0])
+    np.testing.assert_array_equal(actfx.mmelu(x, 0.0, 1.0, 0.0), jax.nn.relu(x))
+    np.testing.assert_array_equal(actfx.mmelu(x, 1.0, 0.0, 0.0), jnp.zeros(4))  # c = 1, lam = 0
+    np.testing.assert_array_equal(actfx.mmelu(x, 0.5, 0.0, 0.0), 0.5 * jax.nn.relu(x))
+
+
+def test_extreme_inputs_finite():
+    big = float(jnp.finfo(jnp.float32).max)
+    x = jnp.array([-big, -1e30, -1e-30, 0.0, 1e-30, 1e30, big], jnp.float32)
+    for gamma in (-big, 0.0, big):
+        y = actfx.mmelu(x, 0.3, 2.0, gamma)
+        g = jax.grad(lambda v: actfx.mmelu(v, 0.3, 2.0, gamma).sum())(x)
+        assert bool(jnp.all(jnp.isfinite(y))) and bool(jnp.all(jnp.isfinite(g)))
+        np.testing.assert_allclose(y, np_mmelu(np.asarray(x), 0.3, 2.0, gamma), rtol=1e-6)
+    with pytest.raises(ValueError, match="broadcast"):
+        actfx.mmelu(jnp.ones((2, 3)), jnp.ones(2) * 0.5, 1.0, 0.0)

@@ -225,3 +225,83 @@ def test_errors():
     with pytest.raises(ValueError, match="floating"):
         nelu(jnp.ones((2, 3), jnp.int32), 0.1)
     assert actfx.nelu is nelu
+
+
+# ---- issue 12: overflow, empty input, jit/eager consistency -------------------------------
+
+
+def test_float16_no_overflow_issue_example():
+    """Was all zeros (300^2 overflows float16); the float64 value is ~[146.6, 0, 46.6, 0]."""
+    x = jnp.array([300.0, -300.0, 200.0, 100.0], jnp.float16)
+    z = actfx.nelu(x, 0.4)
+    assert z.dtype == jnp.float16
+    ref = np.asarray(actfx.nelu(np.asarray(x, np.float32), 0.4), np.float64)
+    np.testing.assert_allclose(np.asarray(z, np.float64), ref, rtol=2e-3)
+    np.testing.assert_allclose(np.asarray(z, np.float64)[[0, 2]], [146.6, 46.6], atol=0.2)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("method", ["exact", "fixed_point", "unrolled"])
+def test_homogeneity_up_to_the_dtype_max(x64, dtype, method):
+    """nelu(2^k x) = 2^k nelu(x) exactly for powers of two, from the smallest normal
+    scale to the largest finite one (float32 used to break from |x| ~ 1e19)."""
+    fi = jnp.finfo(dtype)
+    x = jnp.array([3.0, -1.0, 0.5, -2.0], dtype)
+    z1 = np.asarray(actfx.nelu(x, 0.4, method=method, iters=30), np.float64)
+    assert np.max(z1) > 0
+    lo, hi = int(np.log2(float(fi.tiny))) + 4, int(np.log2(float(fi.max))) - 2
+    for k in (lo, -20, 20, hi):
+        c = 2.0**k
+        zk = np.asarray(actfx.nelu(x * jnp.asarray(c, dtype), 0.4, method=method, iters=30), np.float64)
+        assert np.all(np.isfinite(zk))
+        np.testing.assert_array_equal(zk / c, z1)
+
+
+def test_empty_axes_return_empty():
+    for shape in [(0, 4), (3, 0), (0,)]:
+        z = actfx.nelu(jnp.zeros(shape), 0.4)
+        assert z.shape == shape
+    z = jax.jit(lambda x: actfx.nelu(x, 0.4))(jnp.zeros((0, 4)))
+    assert z.shape == (0, 4)
+
+
+def test_jit_and_eager_agree_and_traced_bad_lam_is_nan_not_zeros():
+    x = jnp.array([[3.0, -1.0, 0.5, -2.0], [1.0, 2.0, -3.0, 0.1]])
+    f = jax.jit(actfx.nelu)
+    np.testing.assert_array_equal(f(x, 0.4), actfx.nelu(x, 0.4))
+    for bad in (1.0, 1.5, 0.0, -0.2, float("nan")):
+        with pytest.raises(ValueError, match="lam"):
+            actfx.nelu(x, bad)
+        assert bool(jnp.all(jnp.isnan(f(x, bad))))  # loud under jit, never silent zeros
+    lam = jnp.array([0.4, 0.4, 0.4, 1.2])  # per-entry: the pool with a bad entry is NaN
+    assert bool(jnp.all(jnp.isnan(f(x, lam))))
+
+
+def test_extreme_inputs_finite_with_finite_gradients():
+    for scale in (1e-30, 1e30, 3e38):
+        x = jnp.array([3.0, -1.0, 0.5, -2.0]) * jnp.float32(scale / 3)
+        z = actfx.nelu(x, 0.4)
+        g = jax.grad(lambda v: actfx.nelu(v, 0.4).sum())(x)
+        assert bool(jnp.all(jnp.isfinite(z))) and bool(jnp.all(jnp.isfinite(g)))
+        np.testing.assert_allclose(g, jax.grad(lambda v: actfx.nelu(v, 0.4).sum())(x / scale), rtol=1e-5)
+
+
+def test_nan_or_inf_in_a_pool_gives_nan_for_that_pool_only():
+    x = jnp.array([[3.0, -1.0, jnp.nan, -2.0], [3.0, jnp.inf, 0.5, -2.0], [3.0, -1.0, 0.5, -2.0]])
+    z = actfx.nelu(x, 0.4)
+    assert bool(jnp.all(jnp.isnan(z[:2])))
+    np.testing.assert_allclose(z[2], [2.0, 0.0, 0.0, 0.0], rtol=1e-6)
+
+
+def test_wrong_types_name_the_argument():
+    x = jnp.ones((2, 4))
+    with pytest.raises(TypeError, match="lam"):
+        actfx.nelu(x, "0.4")
+    with pytest.raises(TypeError, match="axis"):
+        actfx.nelu(x, 0.4, axis=1.0)
+    with pytest.raises(ValueError, match="method"):
+        actfx.nelu(x, 0.4, method=["exact"])
+    with pytest.raises(ValueError, match="step"):
+        actfx.nelu(x, 0.4, method="unrolled", step=True)
+    with pytest.raises(TypeError, match="x"):
+        actfx.nelu(jnp.ones(4, jnp.complex64), 0.4)

@@ -467,7 +467,12 @@ def _check_time(time, dtype) -> Array:
 def _transform(x, theta, B, t, nc: int, zero_boundary: bool):
     # The basis is a traced argument: one compilation serves every basis of a given nc.
     sign = jnp.where(t < 0, -1.0, 1.0).astype(x.dtype)
-    return _batched(lambda xf, A: _integrate(xf, sign * A, sign * t, nc, zero_boundary), x, theta, B)
+    # Non-finite x: NaN out (documented), computed on a harmless stand-in so that the
+    # derivative coefficients of the other points stay finite.
+    ok = jnp.isfinite(x)
+    xs = jnp.where(ok, x, 0.5)
+    T = _batched(lambda xf, A: _integrate(xf, sign * A, sign * t, nc, zero_boundary), xs, theta, B)
+    return jnp.where(ok, T, jnp.nan)
 
 
 @partial(jax.jit, static_argnums=(3,))
@@ -490,6 +495,20 @@ def transform(x: ArrayLike, theta: ArrayLike, tess: Tessellation, *, time: Array
     it as a static argument or close over it), ``vmap``, and forward/reverse-mode autodiff of
     any order w.r.t. ``x``, ``theta`` and ``time``.
 
+    Extreme fields (overflow-safe in every float dtype): where ``a t`` would overflow
+    ``exp`` (float32: theta ~100x a prior draw; float64: ~1000x; or a long ``time``), the
+    in-cell displacement is computed in log space and saturates: a point that cannot leave
+    its cell within ``time`` stays finite inside it, a point that would reach the cell
+    boundary does so, and in the unbounded end cells (outside [0, 1], or
+    ``zero_boundary=False``) ``T`` saturates at ``+-finfo(dtype).max``. Derivatives
+    (``grad_x``, ``jax.grad`` w.r.t. x, theta, time) stay finite: per-point derivative
+    coefficients saturate at ``+-sqrt(finfo.max)`` (~1.8e19 float32, ~1.3e154 float64)
+    where the true value would exceed it (e.g. ``dT/dx = e^{a t}`` at a repelling fixed
+    point). float16/bfloat16 are computed in float32 and cast back (so a result beyond
+    the 16-bit range is ``+-inf`` there). Documented exceptions: non-finite ``x`` gives NaN
+    at that point (other points unaffected); subnormal ``x`` counts as 0 where the backend
+    flushes subnormals (XLA on CPU). Traced theta/time are not checked for NaN.
+
     Args:
       x: points, any shape, floating; meant to lie in [0, 1] (cells are clamped outside).
       theta: ``(d,)`` or a batch ``(n, d)``, ``d = tess.theta_dim``.
@@ -498,6 +517,12 @@ def transform(x: ArrayLike, theta: ArrayLike, tess: Tessellation, *, time: Array
 
     Returns:
       ``x.shape`` for one theta, ``(n, *x.shape)`` for a batch; dtype ``result_type(x, theta)``.
+
+    Raises:
+      ValueError: ``tess`` not a Tessellation; ``theta`` of the wrong shape; concrete
+        ``theta``/``time`` NaN or infinite; ``time`` not a scalar.
+      TypeError: ``x``/``theta`` not floating (an ``ArgumentTypeError``, also a
+        ``ValueError``).
 
     References:
       Freifeld et al., TPAMI 2017; Martinez et al. (difw), ICML 2022.
