@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import partial
 
 import jax
@@ -14,7 +13,6 @@ from actfx._checks import check_finite, check_floating
 from actfx.cpab import Tessellation, transform
 
 METHODS = ("exact", "table")
-MODES = METHODS  # deprecated alias (the switch was called ``mode`` before 0.2)
 VARIANTS = ("gelu_cpab", "gelu_cpab_relu", "gelu_cpab_gelu")
 
 
@@ -192,7 +190,6 @@ def ditac(
     method: str = "exact",
     table_size: int = 2048,
     variant: str = "gelu_cpab",
-    mode: str | None = None,
 ) -> Array:
     r"""DiTAC activation: a CPAB diffeomorphism of [a, b] times the normal CDF.
 
@@ -235,7 +232,6 @@ def ditac(
       method: ``"exact"`` or ``"table"`` (static).
       table_size: number of grid points of the table, >= 2 (static).
       variant: see above (static).
-      mode: deprecated name of ``method`` (emits a ``DeprecationWarning``).
 
     Returns:
       Array of ``x``'s shape and dtype. The transform is computed in
@@ -259,15 +255,6 @@ def ditac(
       >>> bool(jnp.allclose(actfx.ditac(x, theta, method="table"), y, atol=1e-5))
       True
     """
-    if mode is not None:
-        warnings.warn(
-            "actfx.ditac(mode=...) is deprecated, use method=... (same values)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        if method != "exact" and method != mode:
-            raise ValueError(f"pass only method=, not both method={method!r} and mode={mode!r}")
-        method = mode
     x = jnp.asarray(x)
     theta = jnp.asarray(theta)
     check_floating("x", x)

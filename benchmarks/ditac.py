@@ -44,15 +44,15 @@ def main(argv=None) -> dict:
     theta = jax.random.normal(kt, (tess.theta_dim,), jnp.float32)
 
     def ditac(mode):
-        return lambda v, t=theta: actfx.ditac(v, t, tess, mode=mode)
+        return lambda v, t=theta: actfx.ditac(v, t, tess, method=mode)
 
     fns = {
         "GELU (erf)": fwd_bwd(lambda v: jax.nn.gelu(v, approximate=False)),
         "GELU (tanh)": fwd_bwd(jax.nn.gelu),
         "DiTAC table, dx": fwd_bwd(ditac("table")),
-        "DiTAC table, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, mode="table"), theta),
+        "DiTAC table, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, method="table"), theta),
         "DiTAC exact, dx": fwd_bwd(ditac("exact")),
-        "DiTAC exact, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, mode="exact"), theta),
+        "DiTAC exact, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, method="exact"), theta),
     }
     t = interleaved_medians(fns, x, g, rounds=args.rounds)
     base = t["GELU (erf)"]

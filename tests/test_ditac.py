@@ -252,19 +252,16 @@ def test_derivative_at_a_and_b_is_the_inside_one_sided_one(x64, edge):
     np.testing.assert_allclose(g_table, g_exact, rtol=2e-2)
 
 
-def test_deprecated_mode_keyword_still_works():
+def test_method_keyword_renamed_and_public_interval_helper():
+    """``mode=`` was renamed ``method=`` in 0.2 (a clean rename, see CHANGELOG)."""
     x, th = jnp.linspace(-1, 3, 7), jnp.asarray(THETA, jnp.float32)
-    with pytest.warns(DeprecationWarning, match="method"):
-        y = actfx.ditac(x, th, mode="table")
-    np.testing.assert_array_equal(y, actfx.ditac(x, th, method="table"))
-    with pytest.raises(ValueError, match="method"):
-        with pytest.warns(DeprecationWarning):
-            actfx.ditac(x, th, method="table", mode="exact")
-    assert actfx.ditac.__module__ == "actfx.ditac"
-    from actfx.ditac import METHODS, MODES, _interval, ditac_interval
+    with pytest.raises(TypeError, match="mode"):
+        actfx.ditac(x, th, mode="table")
+    from actfx.ditac import METHODS, _interval, ditac_interval
 
-    assert METHODS == MODES == ("exact", "table")
+    assert METHODS == ("exact", "table")
     assert ditac_interval("gelu_cpab", -1, 1) == _interval("gelu_cpab", -1, 1) == (-1.0, 1.0)
+    assert ditac_interval("gelu_cpab_gelu", -1, 1) == (-1.0, 0.0)
     with pytest.raises(ValueError, match="variant"):
         ditac_interval("nope", -1, 1)
 
