@@ -114,3 +114,16 @@ def test_site_builds_strict_with_api_figures_and_local_mathjax(tmp_path, hooks):
         remote = re.findall(r'<(?:script|link)[^>]+(?:src|href)="(https?://[^"]+)"', text)
         assert not remote, f"{page.relative_to(site)} loads {remote}"
         assert "fonts.googleapis" not in text
+
+
+def test_readme_python_blocks_run_as_printed():
+    """Every ```python block of the README runs, top to bottom in one namespace (a block
+    whose first line starts with `# not run` is skipped)."""
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"^```python[^\n]*\n(.*?)^```", text, re.S | re.M)
+    assert blocks, "the README has no python block"
+    ns: dict = {"__name__": "readme"}
+    for i, code in enumerate(blocks):
+        if code.lstrip().startswith("# not run"):
+            continue
+        exec(compile(code, f"README.md[python block {i + 1}]", "exec"), ns)
