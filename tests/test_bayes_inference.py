@@ -18,6 +18,8 @@ from actfx.bayes import (
     pruned_accuracy,
     reliability_curve,
     run_mcmc,
+    site_r_hats,
+    to_inference_data,
 )
 
 rng = np.random.default_rng(0)
@@ -29,7 +31,9 @@ PRELU = SparseMLP((1, 1, 1), activation="prelu", prior="normal", likelihood="nor
 
 @pytest.fixture(scope="module")
 def prelu_run():
-    return run_mcmc(PRELU, XP, YP, num_warmup=150, num_samples=150, num_chains=2, map_steps=150, seed=1)
+    # 6 vmapped MAP restarts of 600 steps: most restarts of this 1-1-1 net stall in a flat
+    # "noise explains everything" mode (loss 96.1); the best reaches the global mode (-42)
+    return run_mcmc(PRELU, XP, YP, num_warmup=150, num_samples=150, num_chains=2, map_steps=600, map_restarts=6, seed=1)
 
 
 def test_nuts_recovers_planted_activation_slope(prelu_run):
@@ -113,8 +117,56 @@ def test_sparsity_utilities():
     y = (x[:, 0] > 0).astype(int)  # relu(x0) summed: logit > 0 iff x0 > 0 (when x1 part pruned or not)
     out = pruned_accuracy(m, s, x, y, eps=0.1)
     assert np.isclose(out["fraction_pruned"], 2 / 9)
-    with pytest.raises(ValueError, match="eps must be > 0"):
+    with pytest.raises(ValueError, match="eps must be a finite float > 0"):
         prob_small(w, 0.0)
+
+
+def test_run_warns_exactly_when_diagnostics_say_so(prelu_run):
+    res = prelu_run
+    expect_div = res.divergence_rate > 0.01
+    expect_rhat = res.max_r_hat > 1.01
+    assert any("diverged" in m for m in res.warnings) == expect_div
+    assert any("R-hat" in m for m in res.warnings) == expect_rhat
+    # max_r_hat covers every sample site (weights included), not just the reported ones
+    assert res.max_r_hat == pytest.approx(max(site_r_hats({k: res.samples[k] for k in ("layer0/w_z", "layer0/b",
+        "layer0/scale", "layer1/w_z", "layer1/b", "layer1/scale", "layer0/act/slope", "noise/scale")}).values()))
+
+
+def test_wall_time_includes_map_initialisation(prelu_run):
+    res = prelu_run
+    assert res.map_time > 0 and res.sampling_time > 0
+    assert res.wall_time == pytest.approx(res.map_time + res.sampling_time)
+
+
+# --- ArviZ export of the fixture's run ------------------------------------------------------------------------------
+def test_to_inference_data(prelu_run):
+    az = pytest.importorskip("arviz")
+    res = prelu_run
+    idata = to_inference_data(res, PRELU, XP, YP)
+    assert idata.posterior["layer0/act/slope"].shape == (2, 150)
+    assert idata.posterior["layer0/w"].shape == (2, 150, 1, 1)
+    assert idata.log_likelihood["y"].shape == (2, 150, 60)
+    assert idata.sample_stats["diverging"].shape == (2, 150)
+    np.testing.assert_array_equal(idata.posterior["layer0/act/slope"].values, np.asarray(res.samples["layer0/act/slope"]))
+    summ = az.summary(idata, var_names=["layer0/act/slope"])
+    ours = site_r_hats({"s": res.samples["layer0/act/slope"]})["s"]
+    assert abs(float(summ["r_hat"].iloc[0]) - ours) < 0.02  # ArviZ's rank-normalised vs NumPyro's split R-hat
+    loo = az.loo(idata)
+    assert np.isfinite(loo.elpd_loo)
+    with pytest.raises(ValueError, match="together"):
+        to_inference_data(res, PRELU, XP)
+    with pytest.raises(ValueError, match="grouped by chain"):
+        to_inference_data({"a": np.zeros(3)})
+
+
+def test_chains_start_from_their_own_map_restart():
+    r = run_mcmc(PRELU, XP, YP, init="map_per_chain", num_warmup=3, num_samples=4, num_chains=2, map_steps=30,
+                 max_r_hat=float("inf"), max_divergence_rate=1.0, seed=2)
+    assert isinstance(r.init_values, list) and len(r.init_values) == 2 and r.map_losses.shape == (2,)
+    a, b = (float(v["layer0/act/slope"]) for v in r.init_values)
+    assert a != b
+    assert r.map_time > 0 and r.wall_time == pytest.approx(r.map_time + r.sampling_time)
+    assert r.warnings == ()  # thresholds disabled
 
 
 @pytest.mark.slow

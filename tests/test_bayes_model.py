@@ -186,3 +186,24 @@ def test_ditac_theta_has_cpa_gaussian_prior_and_forward_uses_ditac():
     h = X @ params["layer0/w"] + params["layer0/b"]
     out = actfx.ditac(h, theta) @ params["layer1/w"] + params["layer1/b"]
     np.testing.assert_allclose(m.forward(params, X), out, rtol=1e-5, atol=1e-6)
+
+
+def test_mmelu_network_scale_symmetry_that_the_experiment_normalises_out():
+    """(W0, b0, lam, gamma, W1) -> (W0/a, b0/a, lam/a, gamma/a, a W1) leaves the network unchanged:
+    lam and gamma are not identifiable, c and gamma/lam are (experiments/bayes_sparse.py)."""
+    import jax.numpy as jnp
+
+    r = np.random.default_rng(3)
+    m = SparseMLP((4, 3, 1), activation="mmelu", likelihood="normal")
+    p = {"layer0/w": r.normal(size=(4, 3)), "layer0/b": r.normal(size=3), "layer1/w": r.normal(size=(3, 1)),
+         "layer1/b": r.normal(size=1), "layer0/act/c": 0.6, "layer0/act/lam": 1.5, "layer0/act/gamma": 0.5}
+    p = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
+    x = r.normal(size=(50, 4)).astype("float32")
+    a = 2.7
+    q = dict(p)
+    for k in ("layer0/w", "layer0/b", "layer0/act/lam", "layer0/act/gamma"):
+        q[k] = p[k] / a
+    q["layer1/w"] = p["layer1/w"] * a
+    np.testing.assert_allclose(m.forward(q, x), m.forward(p, x), rtol=2e-5, atol=2e-5)
+    q["layer0/act/gamma"] = p["layer0/act/gamma"]  # changing gamma/lam does change the function
+    assert np.max(np.abs(np.asarray(m.forward(q, x) - m.forward(p, x)))) > 1e-2

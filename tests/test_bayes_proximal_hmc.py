@@ -35,7 +35,7 @@ def _quadrature_1d():
 
 def _run(model, seed, num_chains=4, num_warmup=500, num_samples=2000):
     mcmc = MCMC(
-        ProximalHMC(model, num_steps=5),
+        ProximalHMC(model, num_leapfrog=5),
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
@@ -118,7 +118,14 @@ def test_laplace_sites_detected_and_exact_potential_used():
     np.testing.assert_allclose(state.potential_energy, exact, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kw", [{"step_size": 0.0}, {"num_steps": 0}, {"target_accept_prob": 1.0}, {"moreau_factor": -1.0}])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"step_size": 0.0}, {"step_size": float("nan")}, {"step_size": float("inf")}, {"num_leapfrog": 0},
+        {"num_leapfrog": 2.0}, {"target_accept_prob": 1.0}, {"target_accept_prob": float("nan")},
+        {"moreau_factor": -1.0}, {"max_delta_energy": float("nan")},
+    ],
+)
 def test_bad_arguments_raise(kw):
     name = next(iter(kw))
     with pytest.raises(ValueError, match=name):

@@ -3,7 +3,8 @@
 Build a model with :class:`SparseMLP`, sample it with :func:`run_mcmc` (NUTS with MAP
 initialisation by default; block Gibbs; :class:`ProximalHMC` for exact Laplace priors), then
 summarise with :func:`posterior_predictive`, :func:`diagnostics_table`, the calibration metrics
-and the sparsity utilities.
+and the sparsity utilities;
+export the draws to ArviZ with :func:`to_inference_data`.
 """
 
 from actfx.bayes.activation_priors import ACTIVATIONS, activation_prior, apply_activation
@@ -14,7 +15,18 @@ from actfx.bayes.calibration import (
     reliability_curve,
 )
 from actfx.bayes.diagnostics import diagnostics_table, format_table
-from actfx.bayes.inference import KERNELS, MCMCResult, default_chain_method, map_estimate, run_mcmc
+from actfx.bayes.export import to_inference_data
+from actfx.bayes.inference import (
+    KERNELS,
+    MAPDivergedError,
+    MCMCConvergenceWarning,
+    MCMCResult,
+    default_chain_method,
+    map_estimate,
+    multistart_map,
+    run_mcmc,
+    site_r_hats,
+)
 from actfx.bayes.likelihoods import LIKELIHOODS, check_data
 from actfx.bayes.model import SparseMLP
 from actfx.bayes.posterior import (
@@ -33,6 +45,8 @@ __all__ = [
     "KERNELS",
     "LIKELIHOODS",
     "PRIORS",
+    "MAPDivergedError",
+    "MCMCConvergenceWarning",
     "MCMCResult",
     "ProximalHMC",
     "ProximalHMCState",
@@ -47,6 +61,7 @@ __all__ = [
     "format_table",
     "map_estimate",
     "moreau_envelope_abs",
+    "multistart_map",
     "negative_log_likelihood",
     "network_params",
     "posterior_predictive",
@@ -56,5 +71,7 @@ __all__ = [
     "pruned_accuracy",
     "reliability_curve",
     "run_mcmc",
+    "site_r_hats",
+    "to_inference_data",
     "weight_prior",
 ]

@@ -17,16 +17,23 @@ ACTIVATIONS = ("mmelu", "prelu", "relu", "ditac")
 
 # DiTAC theta prior: zero-boundary tessellation of [a, b] = [-0.5, 2] into DITAC_CELLS cells,
 # theta ~ MultivariateNormal(0, Sigma_theta) with the CPA prior of actfx.cpab (DiTAC's
-# kernel, length scale 5, output variance 2) plus a small jitter for positive definiteness.
+# covariance kernel, length scale 5, output variance 2) plus a small jitter for positive
+# definiteness. ("kernel" in actfx.bayes means an MCMC kernel; the covariance kernel is
+# ``cov_kernel``.)
 DITAC_CELLS = 8
-DITAC_PRIOR = {"kernel": "ditac", "length_scale": 5.0, "output_variance": 2.0}
+DITAC_PRIOR = {"cov_kernel": "ditac", "length_scale": 5.0, "output_variance": 2.0}
 
 
 def ditac_prior_covariance(nc: int = DITAC_CELLS) -> np.ndarray:
     """The CPA prior covariance of DiTAC's theta used by ``activation="ditac"``, ``(nc-1, nc-1)``."""
+    import inspect
+
     from actfx.cpab import Tessellation, prior_covariance
 
-    S = prior_covariance(Tessellation(nc), **DITAC_PRIOR)
+    kw = dict(DITAC_PRIOR)
+    if "cov_kernel" not in inspect.signature(prior_covariance).parameters:  # older actfx.cpab name
+        kw["kernel"] = kw.pop("cov_kernel")
+    S = prior_covariance(Tessellation(nc), **kw)
     return S + 1e-6 * np.trace(S) / len(S) * np.eye(len(S))
 
 

@@ -6,17 +6,40 @@ import numpy as np
 from jaxtyping import ArrayLike
 
 
+_ATOL = 1e-4  # tolerance on p in [0, 1] and on rows of (N, K) probabilities summing to 1
+
+
 def _as_probs(p: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
-    """Return ``(P (N, K), labels (N,))``; a binary ``p`` of shape ``(N,)`` becomes K = 2."""
-    p = np.asarray(p, dtype=np.float64)
-    y = np.asarray(y)
+    """Validated ``(P (N, K), labels (N,))``; a binary ``p`` of shape ``(N,)`` becomes K = 2.
+
+    Raises:
+      ValueError: naming ``p`` (wrong shape, non-finite, outside [0, 1], rows not summing to
+        1) or ``y`` (wrong shape, non-integer or out-of-range labels).
+    """
+    try:
+        p = np.asarray(p, dtype=np.float64)
+        y = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"p and y must be numeric arrays: {e}") from None
+    if p.ndim not in (1, 2) or y.ndim != 1 or p.shape[0] != y.shape[0] or p.shape[0] == 0:
+        raise ValueError(f"p must be (N,) or (N, K) and y (N,) with N >= 1, got p {p.shape} and y {y.shape}")
+    if not np.all(np.isfinite(p)):
+        raise ValueError("p must hold finite probabilities, got a NaN or infinite entry")
+    if np.any(p < -_ATOL) or np.any(p > 1 + _ATOL):
+        raise ValueError(f"p must hold probabilities in [0, 1], got values in [{p.min():.4g}, {p.max():.4g}]")
+    if p.ndim == 2 and np.any(np.abs(p.sum(1) - 1) > _ATOL * p.shape[1]):
+        raise ValueError("p of shape (N, K) must have rows that sum to 1 (class probabilities, not logits)")
+    p = np.clip(p, 0.0, 1.0)
     if p.ndim == 1:
         p = np.stack([1 - p, p], axis=1)
-    if p.ndim != 2 or p.shape[0] != y.shape[0] or y.ndim != 1:
-        raise ValueError(f"p must be (N,) or (N, K) and y (N,), got p {np.shape(p)} and y {np.shape(y)}")
-    if np.any((y < 0) | (y >= p.shape[1]) | (y != np.round(y))):
+    if not np.all(np.isfinite(y)) or np.any((y < 0) | (y >= p.shape[1]) | (y != np.round(y))):
         raise ValueError(f"y must hold integer labels in [0, {p.shape[1]}), got {np.unique(y)[:10]}")
     return p, y.astype(int)
+
+
+def _check_num_bins(num_bins) -> None:
+    if isinstance(num_bins, bool) or not isinstance(num_bins, (int, np.integer)) or num_bins < 1:
+        raise ValueError(f"num_bins must be an int >= 1, got {num_bins!r}")
 
 
 def reliability_curve(p: ArrayLike, y: ArrayLike, num_bins: int = 10) -> dict[str, np.ndarray]:
@@ -27,6 +50,7 @@ def reliability_curve(p: ArrayLike, y: ArrayLike, num_bins: int = 10) -> dict[st
       >>> r["count"].tolist()
       [0, 3]
     """
+    _check_num_bins(num_bins)
     p, y = _as_probs(p, y)
     conf = p.max(1)
     correct = (p.argmax(1) == y).astype(float)
@@ -46,6 +70,10 @@ def expected_calibration_error(p: ArrayLike, y: ArrayLike, num_bins: int = 10) -
 
     ``p``: P(y = 1) of shape ``(N,)`` or class probabilities ``(N, K)``; ``y``: labels ``(N,)``.
 
+    Raises:
+      ValueError: ``p`` not finite probabilities in [0, 1] (rows summing to 1), ``y`` not
+        integer labels, or ``num_bins`` not an int >= 1.
+
     References:
       C. Guo et al., *On calibration of modern neural networks*, ICML 2017.
 
@@ -64,6 +92,10 @@ def brier_score(p: ArrayLike, y: ArrayLike) -> float:
 
     For binary ``p`` of shape ``(N,)`` this is twice the usual binary Brier score.
 
+    Raises:
+      ValueError: ``p`` not finite probabilities in [0, 1] (rows summing to 1) or ``y`` not
+        integer labels (both named).
+
     Example:
       >>> brier_score([1.0, 0.0], [1, 1])
       1.0
@@ -80,5 +112,7 @@ def negative_log_likelihood(p: ArrayLike, y: ArrayLike, eps: float = 1e-12) -> f
       >>> round(negative_log_likelihood([0.5, 0.5], [0, 1]), 4)
       0.6931
     """
+    if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+        raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
     p, y = _as_probs(p, y)
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], eps, 1.0))))

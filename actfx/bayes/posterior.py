@@ -64,16 +64,31 @@ def prob_small(w: ArrayLike, eps: float) -> np.ndarray:
       >>> prob_small(np.array([[0.0, 1.0], [0.5, 1.0]]), 0.1).tolist()
       [0.5, 0.0]
     """
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps!r}")
+    _check_eps(eps)
     return np.mean(np.abs(np.asarray(w)) < eps, axis=0)
+
+
+def _check_eps(eps) -> None:
+    if isinstance(eps, bool) or not (isinstance(eps, (int, float, np.floating)) and np.isfinite(eps) and eps > 0):
+        raise ValueError(f"eps must be a finite float > 0, got {eps!r}")
 
 
 def prune_masks(
     model: SparseMLP, samples: Mapping[str, ArrayLike], *, eps: float = 0.05, threshold: float = 0.5, grouped: bool = False
 ) -> dict[str, np.ndarray]:
     """Keep-masks ``layer{l}/w -> bool`` (True = kept): a weight is pruned when
-    ``P(|w| < eps) > threshold``."""
+    ``P(|w| < eps) > threshold``.
+
+    Raises:
+      ValueError: ``eps`` not a finite float > 0, ``threshold`` not in [0, 1] (NaN included),
+        or ``samples`` missing a weight site.
+    """
+    _check_eps(eps)
+    if isinstance(threshold, bool) or not (isinstance(threshold, (int, float, np.floating)) and 0 <= threshold <= 1):
+        raise ValueError(f"threshold must be a float in [0, 1], got {threshold!r}")
+    missing = [k for k in model.weight_sites() if k not in samples]
+    if missing:
+        raise ValueError(f"samples must hold the weight sites {model.weight_sites()}, missing {missing}")
     d = _draws(samples, grouped)
     return {k: prob_small(d[k], eps) <= threshold for k in model.weight_sites()}
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -12,7 +13,13 @@ from jax import random
 from jax.flatten_util import ravel_pytree
 from jaxtyping import Array
 from numpyro import handlers
-from numpyro.infer.hmc_util import dual_averaging
+from numpyro.infer.hmc_util import (
+    HMCAdaptState,
+    IntegratorState,
+    euclidean_kinetic_energy,
+    velocity_verlet,
+    warmup_adapter,
+)
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import constrain_fn, initialize_model
@@ -28,11 +35,12 @@ class ProximalHMCState(NamedTuple):
     - **accept_prob** - MH acceptance probability of the last proposal.
     - **mean_accept_prob** - running mean of ``accept_prob`` (reset after warm-up).
     - **diverging** - whether the last trajectory's energy error exceeded ``max_delta_energy``.
-    - **step_size** - leapfrog step size.
-    - **inverse_mass_matrix** - diagonal inverse mass, flat.
-    - **da_state** - dual-averaging state of the log step size.
-    - **welford_state** - running (mean, M2, n) of z for the diagonal mass.
+    - **adapt_state** - NumPyro's ``HMCAdaptState`` (step size, diagonal inverse mass,
+      dual-averaging and Welford states, window index) from
+      :func:`numpyro.infer.hmc_util.warmup_adapter`.
     - **rng_key** - PRNG key.
+
+    ``step_size`` and ``inverse_mass_matrix`` are read-only views of ``adapt_state``.
     """
 
     i: Array
@@ -41,11 +49,16 @@ class ProximalHMCState(NamedTuple):
     accept_prob: Array
     mean_accept_prob: Array
     diverging: Array
-    step_size: Array
-    inverse_mass_matrix: Array
-    da_state: tuple
-    welford_state: tuple
+    adapt_state: HMCAdaptState
     rng_key: Array
+
+    @property
+    def step_size(self) -> Array:
+        return self.adapt_state.step_size
+
+    @property
+    def inverse_mass_matrix(self) -> Array:
+        return self.adapt_state.inverse_mass_matrix
 
 
 def _unwrap(fn):
@@ -95,16 +108,20 @@ class ProximalHMC(MCMCKernel):
     Hamiltonian :math:`U(z) + \tfrac12 p^\top M^{-1} p`, so the chain targets the exact
     Laplace posterior (not a smoothed one).
 
-    Warm-up adapts the step size by dual averaging towards ``target_accept_prob`` and a
-    diagonal mass matrix from a Welford estimate over the middle of warm-up. The number of
-    leapfrog steps is fixed (``num_steps``; the paper used 10 steps of size 0.1).
+    Built from NumPyro's HMC pieces (:mod:`numpyro.infer.hmc_util`): the leapfrog is
+    ``velocity_verlet`` on the smoothed potential, and warm-up is ``warmup_adapter`` (dual
+    averaging of the step size towards ``target_accept_prob``, a diagonal mass matrix from
+    ``welford_covariance`` over the windows of ``build_adaptation_schedule``, exactly as
+    NumPyro's HMC/NUTS adapt). Only the force and the accept rule are ours. The number of
+    leapfrog steps is fixed (``num_leapfrog``; the paper used 10 steps of size 0.1). NumPyro's
+    ``HMC`` calls it ``num_steps``; actfx keeps ``num_steps`` for optimiser steps only.
 
     Chains: under ``chain_method="vectorized"`` the kernel vmaps itself over chains.
 
     Args:
       model: NumPyro model.
       step_size: initial step size.
-      num_steps: leapfrog steps per proposal.
+      num_leapfrog: leapfrog steps per proposal.
       adapt_step_size: adapt the step size during warm-up.
       adapt_mass_matrix: adapt a diagonal mass matrix during warm-up.
       target_accept_prob: dual-averaging target.
@@ -136,7 +153,7 @@ class ProximalHMC(MCMCKernel):
         model: Callable,
         *,
         step_size: float = 0.1,
-        num_steps: int = 10,
+        num_leapfrog: int = 10,
         adapt_step_size: bool = True,
         adapt_mass_matrix: bool = True,
         target_accept_prob: float = 0.8,
@@ -146,17 +163,19 @@ class ProximalHMC(MCMCKernel):
     ):
         if not callable(model):
             raise ValueError(f"model must be a callable NumPyro model, got {model!r}")
-        if not step_size > 0:
-            raise ValueError(f"step_size must be > 0, got {step_size!r}")
-        if not (isinstance(num_steps, int) and num_steps >= 1):
-            raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
-        if not 0 < target_accept_prob < 1:
+        positive = (("step_size", step_size), ("moreau_factor", moreau_factor), ("max_delta_energy", max_delta_energy))
+        for name, v in positive:
+            if isinstance(v, bool) or not (isinstance(v, (int, float)) and math.isfinite(v) and v > 0):
+                raise ValueError(f"{name} must be a finite float > 0, got {v!r}")
+        if isinstance(num_leapfrog, bool) or not (isinstance(num_leapfrog, int) and num_leapfrog >= 1):
+            raise ValueError(f"num_leapfrog must be an int >= 1, got {num_leapfrog!r}")
+        if isinstance(target_accept_prob, bool) or not (
+            isinstance(target_accept_prob, (int, float)) and 0 < target_accept_prob < 1
+        ):
             raise ValueError(f"target_accept_prob must be in (0, 1), got {target_accept_prob!r}")
-        if not moreau_factor > 0:
-            raise ValueError(f"moreau_factor must be > 0, got {moreau_factor!r}")
         self._model = model
         self._step_size = float(step_size)
-        self._num_steps = num_steps
+        self._num_leapfrog = num_leapfrog
         self._adapt_step_size = adapt_step_size
         self._adapt_mass_matrix = adapt_mass_matrix
         self._target = float(target_accept_prob)
@@ -168,6 +187,7 @@ class ProximalHMC(MCMCKernel):
         self._laplace_sites: tuple[str, ...] = ()
         self._num_warmup = 0
         self._vectorized = False
+        self._wa_update = None
 
     @property
     def model(self) -> Callable:
@@ -183,7 +203,7 @@ class ProximalHMC(MCMCKernel):
         return ("z", "diverging")
 
     def get_diagnostics_str(self, state: ProximalHMCState) -> str:
-        return f"{self._num_steps} steps of size {float(jnp.mean(state.step_size)):.2e}. acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
+        return f"{self._num_leapfrog} steps of size {float(jnp.mean(state.step_size)):.2e}. acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
 
     def postprocess_fn(self, model_args, model_kwargs):
         if self._postprocess_fn is None:
@@ -242,21 +262,27 @@ class ProximalHMC(MCMCKernel):
         self._num_warmup = int(num_warmup)
         self._vectorized = vectorized
         pe_fn = self._potential_fn_gen(*model_args, **model_kwargs)
-        da_init, _ = dual_averaging()
+        wa_init, self._wa_update = warmup_adapter(
+            self._num_warmup,
+            adapt_step_size=self._adapt_step_size,
+            adapt_mass_matrix=self._adapt_mass_matrix,
+            dense_mass=False,
+            target_accept_prob=self._target,
+        )
 
         def one(z, key):
-            size = ravel_pytree(z)[0].shape[0]
+            z_flat = ravel_pytree(z)[0]
+            key, key_wa = random.split(key)
+            pe = pe_fn(z)
+            adapt = wa_init(IntegratorState(z_flat, None, pe, None), key_wa, step_size=self._step_size)
             return ProximalHMCState(
                 i=jnp.array(0),
                 z=z,
-                potential_energy=pe_fn(z),
+                potential_energy=pe,
                 accept_prob=jnp.zeros(()),
                 mean_accept_prob=jnp.zeros(()),
                 diverging=jnp.array(False),
-                step_size=jnp.asarray(self._step_size),
-                inverse_mass_matrix=jnp.ones(size),
-                da_state=da_init(jnp.log(10 * self._step_size)),
-                welford_state=(jnp.zeros(size), jnp.zeros(size), jnp.array(0)),
+                adapt_state=adapt,
                 rng_key=key,
             )
 
@@ -275,70 +301,33 @@ class ProximalHMC(MCMCKernel):
         pe_fn = self._potential_fn_gen(*model_args, **model_kwargs)
         smooth = self._smoothed_potential(model_args, model_kwargs)
         z_flat, unravel = ravel_pytree(state.z)
-        m = state.inverse_mass_matrix
-        eps = state.step_size
+        adapt = state.adapt_state
+        m, eps = adapt.inverse_mass_matrix, adapt.step_size
         delta = unravel(self._moreau_factor * eps**2 * m)
-        grad_fn = jax.grad(smooth)
-
-        def force(zf):
-            return ravel_pytree(grad_fn(unravel(zf), delta))[0]
-
+        # leapfrog (NumPyro's velocity Verlet) on the smoothed potential: Moreau-envelope force
+        vv_init, vv_update = velocity_verlet(lambda zf: smooth(unravel(zf), delta), euclidean_kinetic_energy)
         key, k_mom, k_acc = random.split(state.rng_key, 3)
-        p = random.normal(k_mom, z_flat.shape, z_flat.dtype) / jnp.sqrt(m)
-        h0 = state.potential_energy + 0.5 * jnp.sum(m * p**2)
-
-        def leapfrog(_, carry):
-            zf, pf, g = carry
-            pf = pf - 0.5 * eps * g
-            zf = zf + eps * m * pf
-            g = force(zf)
-            pf = pf - 0.5 * eps * g
-            return zf, pf, g
-
-        z1, p1, _ = jax.lax.fori_loop(0, self._num_steps, leapfrog, (z_flat, p, force(z_flat)))
-        u1 = pe_fn(unravel(z1))
-        delta_h = u1 + 0.5 * jnp.sum(m * p1**2) - h0
+        p = adapt.mass_matrix_sqrt * random.normal(k_mom, z_flat.shape, z_flat.dtype)  # p ~ N(0, M)
+        h0 = state.potential_energy + euclidean_kinetic_energy(m, p)
+        end = jax.lax.fori_loop(0, self._num_leapfrog, lambda _, s: vv_update(eps, m, s), vv_init(z_flat, p))
+        # Metropolis test on the exact (non-smooth) Hamiltonian
+        u1 = pe_fn(unravel(end.z))
+        delta_h = u1 + euclidean_kinetic_energy(m, end.r) - h0
         delta_h = jnp.where(jnp.isnan(delta_h), jnp.inf, delta_h)
         accept_prob = jnp.clip(jnp.exp(-delta_h), max=1.0)
         diverging = delta_h > self._max_delta_energy
         accept = random.uniform(k_acc) < accept_prob
-        z_new = jnp.where(accept, z1, z_flat)
+        z_new = jnp.where(accept, end.z, z_flat)
         u_new = jnp.where(accept, u1, state.potential_energy)
-
-        # --- warm-up adaptation -----------------------------------------------------
+        # warm-up: NumPyro's adapter (dual averaging + windowed Welford), frozen afterwards
         i, nw = state.i, self._num_warmup
-        _, da_update = dual_averaging()
         in_warmup = i < nw
-        da_state = state.da_state
-        if self._adapt_step_size:
-            da_new = da_update(self._target - accept_prob, da_state)
-            da_state = jax.tree.map(lambda a, b: jnp.where(in_warmup, a, b), da_new, da_state)
-            eps_next = jnp.where(in_warmup, jnp.exp(da_state[0]), eps)
-            eps_next = jnp.where(i == nw - 1, jnp.exp(da_state[1]), eps_next)
-        else:
-            eps_next = eps
-        m_next, welford = m, state.welford_state
-        if self._adapt_mass_matrix and nw >= 20:
-            w_start, w_end = int(0.15 * nw), int(0.75 * nw)
-            mean, m2, n = welford
-            in_window = (i >= w_start) & (i < w_end)
-            n1 = n + 1
-            d_pre = z_new - mean
-            mean1 = mean + d_pre / n1
-            m2_1 = m2 + d_pre * (z_new - mean1)
-            welford = (
-                jnp.where(in_window, mean1, mean),
-                jnp.where(in_window, m2_1, m2),
-                jnp.where(in_window, n1, n),
-            )
-            at_end = i == w_end - 1
-            nf = welford[2].astype(z_new.dtype)
-            var = (nf / (nf + 5)) * welford[1] / jnp.maximum(nf - 1, 1) + 1e-3 * 5 / (nf + 5)
-            m_next = jnp.where(at_end, var, m)
-            if self._adapt_step_size:  # restart dual averaging after the mass changes
-                da_init, _ = dual_averaging()
-                restarted = da_init(jnp.log(10 * eps_next))
-                da_state = jax.tree.map(lambda a, b: jnp.where(at_end, a, b), restarted, da_state)
+        adapt = jax.lax.cond(
+            in_warmup,
+            lambda a: self._wa_update(i, accept_prob, IntegratorState(z_new, None, u_new, None), a),
+            lambda a: a,
+            adapt,
+        )
         n_avg = jnp.where(in_warmup, i + 1, i - nw + 1).astype(accept_prob.dtype)
         prev = jnp.where(i == nw, 0.0, state.mean_accept_prob)
         mean_acc = prev + (accept_prob - prev) / n_avg
@@ -349,9 +338,6 @@ class ProximalHMC(MCMCKernel):
             accept_prob=accept_prob,
             mean_accept_prob=mean_acc,
             diverging=diverging,
-            step_size=eps_next,
-            inverse_mass_matrix=m_next,
-            da_state=da_state,
-            welford_state=welford,
+            adapt_state=adapt,
             rng_key=key,
         )
