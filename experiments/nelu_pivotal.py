@@ -1,41 +1,77 @@
-"""Noise invariance of the pivotal (NeLU) auto-encoder vs a ReLU + bias auto-encoder.
+"""Is NeLU's threshold pivotal? NeLU vs ReLU + bias auto-encoders across noise levels.
 
-Two studies (spec: nelu.md):
+Claim (spec nelu.md, issue 14): in a one-layer transform-learning auto-encoder
+``y_hat = D act(W y)``, NeLU's threshold ``lam`` (square-root lasso, in units of the
+residual RMS) is *pivotal*: the learned ``lam`` barely moves with the training noise level
+sigma, while a ReLU + bias ``b`` (lasso) must grow with sigma; so one NeLU model trained at
+one sigma denoises about as well as ReLU models trained at each test sigma.
 
-1. **synthetic** - signals ``y = A s`` with ``s`` k-sparse (signed, |s_i| in [1, 2]) in a
-   random orthonormal dictionary ``A``; a dense one-layer auto-encoder is trained on
-   ``y + sigma_train * noise`` (MSE to the clean ``y``) for several ``sigma_train``.
-   Reported: test MSE vs ``sigma_test`` for models trained at the main ``sigma_train``
-   (also a NeLU AE whose activation is the ``"unrolled"`` proximal-gradient solver instead
-   of the exact one), and the learned NeLU ``lam`` / ReLU bias ``b`` as ``sigma_train``
-   varies.
-2. **images** - a convolutional auto-encoder trained on random 40x40 patches of the
-   grayscale photos bundled with scikit-image (``actfx.data.denoising.OFFLINE_TRAIN``) at
-   ``sigma_train = 25/255``, tested on camera / astronaut / coins / moon
-   (``OFFLINE_TEST``): PSNR for ``sigma_test`` in {5, 10, 15, 25, 35, 50}/255.
-   ``--data-dir DIR`` trains on ``DIR/BSD400/*.png`` and tests on ``DIR/BSD68/*.png``.
+Design (every model is trained from scratch, same steps, same data, same batch order,
+same encoder initialisation per seed; paired seeds):
 
-Both activations are two-sided by default (soft-thresholding: NeLU's square-root-lasso
-prox vs the lasso prox ``sign(x) relu(|x| - b)``); ``--one-sided`` uses the ReLU forms.
-A ReLU + bias auto-encoder trained from a random start collapses to ``b ~ 0`` (a linear
-map) in this short training, so by default training has two phases of ``--syn-steps`` /
-``--img-steps`` each (fresh AdamW, cosine decay): phase 1 trains the NeLU model; the ReLU
-model is then *warm-started* from it (same ``W``, ``D``; ``b`` = the NeLU threshold
-averaged over training data) and both models train phase 2 separately. Both end with the
-same number of steps and the same starting transform, which isolates the effect of the
-activation. ``--relu-init random`` trains the ReLU model from scratch instead.
+* Both activations are two-sided (soft-thresholding) with **one parameter per atom**:
+  per-atom ``lam`` for NeLU, per-atom bias for ReLU (``PivotalAE(per_atom=True)``).
+* Two decoders: ``free`` (a learned matrix ``D``) and ``pinv`` (``D = pinv(W)``, no decoder
+  parameters). The free decoder can learn an output *gain* that undoes shrinkage sized
+  for sigma_train (the loophole found in issue 14); with ``pinv`` rescaling ``W`` cannot
+  change the output scale, so shrinkage is set by the threshold alone. (The other tied
+  option, ``decoder="transpose"`` = ``s W^T`` with a learned scalar ``s``, still has a
+  global gain ``s``, so it does not close the loophole; it is not used here.)
+* Training: ``actfx.train.fit`` with the MSE reconstruction loss
+  (``actfx.train.mse_loss``) on fixed ``(noisy, clean)`` pairs, Adam with a cosine
+  schedule, no weight decay (it would pull ``b`` and ``lam`` to 0). Loss curves (train
+  and held-out loss at sigma_train) are plotted, and a run counts as converged when its
+  held-out loss dropped by < 5 % over the second half of the steps.
 
-    python -m experiments.nelu_pivotal            # quick CPU run (a few minutes)
-    python -m experiments.nelu_pivotal --full     # accelerator: longer training, full images
+Studies:
+
+1. **synthetic**: ``y = A s``, ``s`` 3-sparse (signed, ``|s_i|`` in [1, 2]) in a random
+   orthonormal 32 x 32 dictionary ``A``; 32 atoms. NeLU at sigma_train in {0.05, 0.1,
+   0.2}; ReLU at those *and* at the oracle sigmas {0.02, 0.05, 0.1, 0.2, 0.5} (the
+   per-sigma ReLU models); every model is tested at sigma_test in {0.01, 0.02, 0.05, 0.1,
+   0.2, 0.3, 0.5}.
+2. **images**: a dense AE on 8x8 patches (64 atoms, patch mean removed and restored) of the
+   grayscale photos bundled with scikit-image (``actfx.data.denoising.OFFLINE_TRAIN``),
+   tested on camera / astronaut / coins / moon (``OFFLINE_TEST``, centre crops in the quick
+   run) by averaging overlapping patches; sigma_train in {15, 25, 50}/255 for both
+   activations, sigma_test in {5, 10, 15, 25, 35, 50}/255. ``--data-dir DIR`` trains on
+   ``DIR/BSD400/*.png`` and tests on ``DIR/BSD68/*.png`` instead.
+
+Reported quantities (tables, ``results.json``, ``synthetic.png``, ``images.png``):
+
+* learned parameter ``p(sigma)`` per model: the **activity-weighted mean over atoms** of
+  ``lam`` (NeLU) or ``b`` (ReLU), weights = the fraction of held-out training inputs on
+  which the atom is non-zero (an atom that never fires gets no gradient and would keep
+  its initial value); the plain mean is reported too.
+* **pivotality ratio** of a seed, over the sigma_train set ``S``:
+  ``R = [(max_S p - min_S p) / mean_S p] / [(max S - min S) / mean S]``, the relative
+  spread of the parameter over the relative spread of sigma (0: pivotal; 1: the parameter
+  spreads as much as sigma, e.g. ``p`` proportional to sigma gives ``R = 1``). Mean and
+  95 % t-interval over seeds.
+* test MSE (synthetic) / PSNR (images) vs sigma_test, for the models trained at the main
+  sigma_train (0.1 and 25/255) and for the per-sigma ReLU oracle.
+* output gain ``<out, clean> / <clean, clean>`` (images: after subtracting the clean image
+  mean) vs sigma_test, models trained at the main sigma_train.
+
+Verdicts (decided by fixed rules, printed):
+
+* *lam pivotal*: supported if the upper 95 % bound of NeLU's ``R`` is < 0.25 while the
+  ReLU control's lower bound is > 0.25 (the test can see a non-pivotal parameter); not
+  supported if NeLU's lower bound is > 0.25; else inconclusive.
+* *one NeLU matches per-sigma ReLU*: per sigma_test, the per-seed log ratio
+  ``log(MSE_NeLU@main / MSE_ReLU@sigma_test)``; supported if its upper 95 % bound is below
+  ``log 1.1`` (within 10 % MSE, 0.41 dB) at every sigma_test that has an oracle; not
+  supported if the lower bound exceeds ``log 1.1`` at some sigma_test; else inconclusive.
+
+    python -m experiments.nelu_pivotal            # quick CPU run
+    python -m experiments.nelu_pivotal --full     # accelerator: more steps, seeds, full images
     python -m experiments.nelu_pivotal --full --data-dir /data/bsd   # BSD400 -> BSD68
-
-Writes ``results/nelu_pivotal/{results.json, synthetic.png, images.png}``.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
+import math
 import time
 
 import jax
@@ -48,6 +84,7 @@ from tqdm.auto import tqdm
 from actfx.data.denoising import (
     OFFLINE_TEST,
     OFFLINE_TRAIN,
+    add_gaussian_noise,
     extract_patches,
     fold_patches,
     load_bsd,
@@ -55,152 +92,159 @@ from actfx.data.denoising import (
     psnr,
     random_patches,
 )
-from actfx.nn import ConvPivotalAE, PivotalAE
+from actfx.nn import PivotalAE
+from actfx.train import TrainConfig, fit, mse_loss, predict
 from experiments.reporting import format_table, mean_std, results_dir, save_json
 
-IMAGE_SIGMAS = (5, 10, 15, 25, 35, 50)  # / 255
+ACTS = ("nelu", "relu")
+DECODERS = ("free", "pinv")
+MATCH_TOL = 1.10  # "matches": within 10 % MSE (0.41 dB)
+PIVOTAL_MAX = 0.25  # "pivotal": parameter spread < 1/4 of the sigma spread
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
+       9: 2.262}
+
+
+def _adam(schedule):
+    """Adam on ``fit``'s schedule (module level: one object, so compilations are reused)."""
+    return optax.adam(schedule)
+
+
+def _interval(values) -> tuple[float, float, float]:
+    """Mean and 95 % t-interval (``nan`` bounds for a single value)."""
+    v = np.asarray(values, np.float64)
+    m = float(v.mean())
+    if v.size < 2:
+        return m, math.nan, math.nan
+    h = T95.get(v.size - 1, 1.96) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    return m, m - h, m + h
+
+
+def pivotality_ratio(params, sigmas) -> float:
+    """``[(max p - min p) / mean p] / [(max s - min s) / mean s]`` (see the module doc).
+
+    Example:
+      >>> round(pivotality_ratio([1.0, 2.0, 4.0], [1.0, 2.0, 4.0]), 6)   # p ~ sigma
+      1.0
+      >>> pivotality_ratio([3.0, 3.0, 3.0], [1.0, 2.0, 4.0])
+      0.0
+    """
+    p, s = np.asarray(params, np.float64), np.asarray(sigmas, np.float64)
+    return float((np.ptp(p) / p.mean()) / (np.ptp(s) / s.mean()))
 
 
 # ----------------------------------------------------------------------------- training
 
 
-_RUNNERS: dict = {}
+def build(activation: str, decoder: str, dim: int, atoms: int, seed: int, *,
+          remove_mean: bool = False) -> PivotalAE:
+    """Per-atom two-sided AE; the init does not depend on sigma (``lam`` 2, ``b`` 0.1)."""
+    return PivotalAE(dim, atoms, activation=activation, decoder=decoder, two_sided=True,
+                     per_atom=True, lam_init=2.0, bias_init=0.1, remove_mean=remove_mean,
+                     rngs=nnx.Rngs(seed))
 
 
-def _runner(graphdef, sample_batch, chunk: int):
-    """Jitted ``chunk`` AdamW steps (a ``lax.scan``), cached per model structure + sampler."""
-    cache_key = (graphdef, sample_batch, chunk)
-    if cache_key not in _RUNNERS:
-
-        def one_step(carry, _):
-            state, key, sigma = carry
-            key, sub = jax.random.split(key)
-            clean, noisy = sample_batch(sub, sigma)
-            model, opt = nnx.merge(graphdef, state)
-            loss, grads = nnx.value_and_grad(
-                lambda m: jnp.mean((m(noisy) - clean) ** 2))(model)
-            opt.update(model, grads)
-            return (nnx.state((model, opt)), key, sigma), loss
-
-        @jax.jit
-        def run(state, key, sigma):
-            (state, key, _), losses = jax.lax.scan(one_step, (state, key, sigma), None, chunk)
-            return state, key, losses[-1]
-
-        _RUNNERS[cache_key] = run
-    return _RUNNERS[cache_key]
+def train(model, pairs, val, args, seed: int) -> dict:
+    """``fit`` on ``pairs = (noisy, clean)``; returns the loss curve and a convergence flag."""
+    cfg = TrainConfig(steps=args.steps, batch_size=args.batch, learning_rate=args.lr,
+                      schedule="cosine", seed=seed, eval_every=max(1, args.steps // 10),
+                      eval_batch_size=4096, regularization_weight=0.0, progress=False)
+    res = fit(model, pairs, val, config=cfg, loss_fn=mse_loss, optimizer=_adam)
+    steps = [int(h["step"]) for h in res.history]
+    test = [float(h["test_loss"]) for h in res.history]
+    tr = [float(h["train_loss"]) for h in res.history]
+    return {"step": steps, "train_loss": tr, "test_loss": test, **convergence(steps, test)}
 
 
-@functools.lru_cache(maxsize=None)
-def _adamw(lr: float, steps: int) -> optax.GradientTransformation:
-    return optax.adamw(optax.cosine_decay_schedule(lr, steps), weight_decay=1e-4)
+def convergence(steps, losses) -> dict:
+    """Relative held-out loss drop over the second half of training; < 5 %: converged.
 
-
-def _fit(model, sample_batch, sigma: float, steps: int, lr: float, seed: int, desc: str,
-         chunk: int = 50) -> float:
-    """AdamW (cosine decay) on the MSE to the clean signal, in place; returns the last loss.
-
-    ``sample_batch(key, sigma) -> (clean, noisy)`` is a pure JAX function; steps run in
-    jitted chunks of ``chunk`` (compiled once per model structure and sampler).
+    (The cosine schedule still runs at >= half the peak rate at mid-training, so a model
+    far from its optimum keeps improving there; the last few percent of steps, where the
+    rate is ~0, would say nothing.)
     """
-    opt = nnx.Optimizer(model, _adamw(lr, steps), wrt=nnx.Param)
-    graphdef, state = nnx.split((model, opt))
-    run = _runner(graphdef, sample_batch, chunk)
-    key, loss = jax.random.key(seed), jnp.nan
-    for _ in tqdm(range(max(1, steps // chunk)), desc=desc, leave=False, mininterval=2.0):
-        state, key, loss = run(state, key, jnp.float32(sigma))
-    nnx.update((model, opt), state)
-    return float(loss)
+    k = next(i for i, s in enumerate(steps) if s >= 0.5 * steps[-1])
+    change = (losses[k] - losses[-1]) / losses[-1]
+    return {"half_change": float(change), "converged": bool(change < 0.05)}
 
 
-def _warm_start_relu(relu, nelu, clean, noisy):
-    """Copy ``W``, ``D`` from a trained NeLU model; ``b`` = its mean threshold on ``noisy``."""
-    relu.encoder.kernel[...] = nelu.encoder.kernel[...]
-    relu.decoder.kernel[...] = nelu.decoder.kernel[...]
-    x = nelu.encoder(noisy - jnp.mean(noisy, axis=tuple(range(1, noisy.ndim)), keepdims=True)
-                     if nelu.remove_mean else noisy)
-    z = nelu.act(x)
-    t = jnp.where(z != 0, jnp.abs(x) - jnp.abs(z), jnp.nan)  # = lam * r on the active set
-    b = jnp.nanmean(t)
-    relu.act.bias[...] = jnp.full(relu.act.bias.shape, jnp.where(jnp.isfinite(b), b, 0.1))
+@nnx.jit
+def _encode(model, x):
+    return model.encode(x)
 
 
-def _bias_of(model) -> float:
-    return float(jnp.mean(model.act.bias[...]))
+def learned_param(model, x_val) -> dict:
+    """Activity-weighted and plain mean over atoms of ``lam`` (NeLU) or ``b`` (ReLU)."""
+    p = np.asarray(model.act.lam if model.activation == "nelu" else model.act.bias[...],
+                   np.float64)
+    code = np.asarray(_encode(model, jnp.asarray(x_val)))
+    active = (code != 0).mean(axis=0)
+    w = active / active.sum() if active.sum() > 0 else np.full_like(active, 1 / active.size)
+    return {"weighted": float((w * p).sum()), "mean": float(p.mean()),
+            "active_atoms": int((active > 0.01).sum())}
+
+
+def _gain(out: np.ndarray, clean: np.ndarray) -> float:
+    return float(np.vdot(out, clean) / np.vdot(clean, clean))
+
+
+def _curve_key(act: str, dec: str, sigma) -> str:
+    return f"{act}/{dec}@{sigma:g}"
 
 
 # ----------------------------------------------------------------------------- synthetic
 
 
-def synthetic_sampler(dim: int, sparsity: int, seed: int):
-    """``(key, n, sigma) -> (clean, noisy)`` for k-sparse signals in an orthonormal basis."""
-    basis = jnp.asarray(np.linalg.qr(np.random.default_rng(seed).normal(size=(dim, dim)))[0],
-                        jnp.float32)
-
-    def sample(key, n, sigma):
-        k1, k2, k3, k4 = jax.random.split(key, 4)
-        idx = jnp.argsort(jax.random.uniform(k1, (n, dim)), axis=-1)[:, :sparsity]
-        mag = jax.random.uniform(k2, (n, sparsity), minval=1.0, maxval=2.0)
-        mag = mag * jax.random.rademacher(k3, (n, sparsity), dtype=jnp.float32)
-        s = jnp.zeros((n, dim)).at[jnp.arange(n)[:, None], idx].set(mag)
-        clean = s @ basis.T
-        return clean, clean + sigma * jax.random.normal(k4, clean.shape)
-
-    return sample
+def synthetic_signals(n: int, dim: int, sparsity: int, rng: np.random.Generator,
+                      basis: np.ndarray) -> np.ndarray:
+    """``n`` signals ``A s`` with ``s`` ``sparsity``-sparse, signed, ``|s_i|`` in [1, 2]."""
+    s = np.zeros((n, dim), np.float32)
+    idx = np.argsort(rng.uniform(size=(n, dim)), axis=1)[:, :sparsity]
+    mag = rng.uniform(1.0, 2.0, (n, sparsity)) * rng.choice([-1.0, 1.0], (n, sparsity))
+    np.put_along_axis(s, idx, mag.astype(np.float32), axis=1)
+    return (s @ basis.T).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=None)
-def _synthetic_batch(dim: int, sparsity: int, batch: int):
-    sample = synthetic_sampler(dim, sparsity, seed=1234)
-    return lambda key, sigma: sample(key, batch, sigma)
+def _noisy(clean, sigma: float, key) -> np.ndarray:
+    return np.asarray(add_gaussian_noise(jnp.asarray(clean), float(sigma), key))
 
 
-def run_synthetic(args) -> dict:
-    sample = synthetic_sampler(args.dim, args.sparsity, seed=1234)  # same basis as training
-    test_clean, _ = sample(jax.random.key(10_000), args.test_size, 0.0)
-    noise = jax.random.normal(jax.random.key(10_001), test_clean.shape)
-    two_sided = not args.one_sided
-    out = {"mse": {}, "params": {}}
-    predict = nnx.jit(lambda m, y: m(y))
-    for sigma_train in args.sigma_trains:
-        for seed in range(args.seeds):
-            batch = _synthetic_batch(args.dim, args.sparsity, args.batch)
-            models = {}
-            nelu = PivotalAE(args.dim, args.atoms, activation="nelu", two_sided=two_sided,
-                             lam_init=2.0, rngs=nnx.Rngs(seed))
-            _fit(nelu, batch, sigma_train, args.syn_steps, args.lr, seed, f"syn nelu s={sigma_train} #{seed}")
-            models["nelu"] = nelu
-            relu = PivotalAE(args.dim, args.atoms, activation="relu", two_sided=two_sided,
-                             bias_init=2.0 * sigma_train, rngs=nnx.Rngs(seed))
-            if args.relu_init == "nelu":
-                c, nz = sample(jax.random.key(seed + 77), 2048, sigma_train)
-                _warm_start_relu(relu, nelu, c, nz)
-                # Same second phase for NeLU, so both models get the same training.
-                _fit(nelu, batch, sigma_train, args.syn_steps, args.lr, seed + 2,
-                     f"syn nelu phase 2 s={sigma_train} #{seed}")
-            _fit(relu, batch, sigma_train, args.syn_steps, args.lr, seed + 1,
-                 f"syn relu s={sigma_train} #{seed}")
-            models["relu"] = relu
-            if args.unrolled_iters and sigma_train == args.sigma_train_main:
-                unrolled = PivotalAE(args.dim, args.atoms, activation="nelu", two_sided=two_sided,
-                                     lam_init=2.0, method="unrolled", iters=args.unrolled_iters,
-                                     rngs=nnx.Rngs(seed))
-                for phase in range(2 if args.relu_init == "nelu" else 1):
-                    _fit(unrolled, batch, sigma_train, args.syn_steps, args.lr, seed + 2 * phase,
-                         f"syn nelu unrolled #{seed}")
-                models[f"nelu unrolled({args.unrolled_iters})"] = unrolled
-            out["params"].setdefault(str(sigma_train), {"nelu_lam": [], "relu_bias": []})
-            out["params"][str(sigma_train)]["nelu_lam"].append(float(nelu.act.lam))
-            out["params"][str(sigma_train)]["relu_bias"].append(_bias_of(relu))
-            if sigma_train != args.sigma_train_main:
-                continue
-            for name, m in models.items():
-                rec = out["mse"].setdefault(name, {str(s): [] for s in args.sigma_tests})
-                for s in args.sigma_tests:
-                    est = predict(m, test_clean + s * noise)
-                    rec[str(s)].append(float(jnp.mean((est - test_clean) ** 2)))
-    out["mse"]["noisy input"] = {str(s): [float(jnp.mean((s * noise) ** 2))]
-                                 for s in args.sigma_tests}
+def run_synthetic(args, bar) -> dict:
+    dim = args.dim
+    basis = np.linalg.qr(np.random.default_rng(1234).normal(size=(dim, dim)))[0]
+    test_clean = synthetic_signals(args.test_size, dim, args.sparsity,
+                                   np.random.default_rng(10_000), basis)
+    test_noise = np.asarray(jax.random.normal(jax.random.key(10_001), test_clean.shape))
+    sigmas_relu = sorted({*args.sigma_trains, *args.oracle_sigmas})
+    out: dict = {"params": {}, "mse": {}, "gain": {}, "curves": {}, "converged": {},
+                 "sigma_tests": list(args.sigma_tests), "sigma_trains": list(args.sigma_trains),
+                 "noisy_mse": [float(s * s * np.mean(test_noise**2)) for s in args.sigma_tests]}
+    eval_sigmas = [0.0, *args.sigma_tests]
+    for seed in range(args.seeds):
+        rng = np.random.default_rng(seed)
+        clean = synthetic_signals(args.train_size, dim, args.sparsity, rng, basis)
+        val_clean = synthetic_signals(2048, dim, args.sparsity, rng, basis)
+        for act in ACTS:
+            for sigma in (args.sigma_trains if act == "nelu" else sigmas_relu):
+                key = jax.random.fold_in(jax.random.key(seed), int(round(sigma * 1e4)))
+                k1, k2 = jax.random.split(key)
+                pairs = (_noisy(clean, sigma, k1), clean)
+                val = (_noisy(val_clean, sigma, k2), val_clean)
+                for dec in DECODERS:
+                    name = _curve_key(act, dec, sigma)
+                    model = build(act, dec, dim, args.atoms, seed)
+                    curve = train(model, pairs, val, args, seed)
+                    out["curves"].setdefault(name, []).append(curve)
+                    out["converged"].setdefault(name, []).append(curve["converged"])
+                    out["params"].setdefault(name, []).append(learned_param(model, val[0]))
+                    mses, gains = [], []
+                    for s in eval_sigmas:
+                        est = predict(model, test_clean + s * test_noise, batch_size=4096)
+                        mses.append(float(np.mean((est - test_clean) ** 2)))
+                        gains.append(_gain(est, test_clean))
+                    out["mse"].setdefault(name, []).append(mses[1:])
+                    out["gain"].setdefault(name, []).append(gains)
+                    bar.update(1)
+    out["gain_sigmas"] = eval_sigmas
     return out
 
 
@@ -216,205 +260,323 @@ def _center_crop(img: np.ndarray, size: int | None) -> np.ndarray:
     return img[r:r + s, c:c + s]
 
 
-def run_images(args) -> dict:
+def run_images(args, bar) -> dict:
     if args.data_dir:
         train_imgs, test_imgs = load_bsd(args.data_dir)
-        test_names = [f"BSD68[{i}]" for i in range(len(test_imgs))]
+        names = [f"BSD68[{i}]" for i in range(len(test_imgs))]
     else:
-        train_imgs, test_imgs = load_offline_images(OFFLINE_TRAIN), load_offline_images(OFFLINE_TEST)
-        test_names = list(OFFLINE_TEST)
+        train_imgs = load_offline_images(OFFLINE_TRAIN)
+        test_imgs, names = load_offline_images(OFFLINE_TEST), list(OFFLINE_TEST)
     test_imgs = [_center_crop(im, args.test_crop) for im in test_imgs]
-    size = args.patch if args.image_model == "conv" else args.dense_patch
-    pool = jnp.asarray(random_patches(train_imgs, size, args.num_patches,
-                                      np.random.default_rng(0)))
-    pool = pool[..., None] if args.image_model == "conv" else pool.reshape(len(pool), -1)
-    sigma_train = args.image_sigma_train / 255.0
-    two_sided = not args.one_sided
-    image_batch = args.image_batch if args.image_model == "conv" else args.batch
+    size, d = args.patch, args.patch * args.patch
+    sig_tests = [s / 255.0 for s in args.image_sigma_tests]
+    sig_trains = [s / 255.0 for s in args.image_sigma_trains]
+    # the same noisy test images for every model (paired comparisons)
+    noisy_tests = [[im + s * np.asarray(jax.random.normal(
+        jax.random.fold_in(jax.random.key(50_000 + i), k), im.shape), np.float32)
+        for i, im in enumerate(test_imgs)] for k, s in enumerate(sig_tests)]
+    out: dict = {"params": {}, "psnr": {}, "gain": {}, "curves": {}, "converged": {},
+                 "test_images": names, "sigma_tests": list(args.image_sigma_tests),
+                 "sigma_trains": list(args.image_sigma_trains),
+                 "noisy_psnr": [float(np.mean([psnr(c, n) for c, n in zip(test_imgs, row)]))
+                                for row in noisy_tests]}
 
-    def batch(key, sigma):
-        k1, k2 = jax.random.split(key)
-        clean = pool[jax.random.randint(k1, (image_batch,), 0, pool.shape[0])]
-        return clean, clean + sigma * jax.random.normal(k2, clean.shape)
+    @jax.jit
+    def to_patches(img):
+        return extract_patches(img, size, args.stride)
 
-    def build(activation, seed):
-        kw = dict(activation=activation, two_sided=two_sided, lam_init=2.0,
-                  bias_init=2 * sigma_train, rngs=nnx.Rngs(seed))
-        if args.image_model == "conv":
-            return ConvPivotalAE(1, args.features, kernel_size=args.kernel, **kw)
-        return PivotalAE(size * size, args.atoms_img, remove_mean=True, **kw)
-
-    @nnx.jit
-    def denoise(m, noisy):
-        if args.image_model == "conv":
-            return m(noisy[None, ..., None])[0, ..., 0]
-        patches = extract_patches(noisy, size, args.stride)
-        return fold_patches(m(patches), noisy.shape, size, args.stride)
-
-    out = {"psnr": {}, "test_images": test_names, "params": {"nelu_lam": [], "relu_bias": []},
-           "model": args.image_model}
+    fold = jax.jit(lambda p, shape: fold_patches(p, shape, size, args.stride),
+                   static_argnums=1)
     for seed in range(args.seeds):
-        nelu = build("nelu", seed)
-        _fit(nelu, batch, sigma_train, args.img_steps, args.lr, seed, f"img nelu #{seed}")
-        relu = build("relu", seed)
-        if args.relu_init == "nelu":
-            c, nz = batch(jax.random.key(seed + 77), sigma_train)
-            _warm_start_relu(relu, nelu, c, nz)
-            _fit(nelu, batch, sigma_train, args.img_steps, args.lr, seed + 2, f"img nelu phase 2 #{seed}")
-        _fit(relu, batch, sigma_train, args.img_steps, args.lr, seed + 1, f"img relu #{seed}")
-        out["params"]["nelu_lam"].append(float(nelu.act.lam))
-        out["params"]["relu_bias"].append(_bias_of(relu))
-        for name, m in (("nelu", nelu), ("relu", relu), ("noisy input", None)):
-            rec = out["psnr"].setdefault(name, {str(s): [] for s in IMAGE_SIGMAS})
-            for s in IMAGE_SIGMAS:
-                vals = []
-                for i, img in enumerate(test_imgs):
-                    key = jax.random.fold_in(jax.random.key(50_000 + seed), 1000 * s + i)
-                    noisy = img + (s / 255.0) * np.asarray(jax.random.normal(key, img.shape))
-                    est = noisy if m is None else np.asarray(denoise(m, jnp.asarray(noisy)))
-                    vals.append(psnr(img, est))
-                rec[str(s)].append(float(np.mean(vals)))
+        rng = np.random.default_rng(seed)
+        pool = random_patches(train_imgs, size, args.num_patches + 4096, rng).reshape(-1, d)
+        clean, val_clean = pool[:args.num_patches], pool[args.num_patches:]
+        for k, sigma in enumerate(sig_trains):
+            key = jax.random.fold_in(jax.random.key(100 + seed), k)
+            k1, k2 = jax.random.split(key)
+            pairs = (_noisy(clean, sigma, k1), clean)
+            val = (_noisy(val_clean, sigma, k2), val_clean)
+            for act in ACTS:
+                for dec in DECODERS:
+                    name = _curve_key(act, dec, args.image_sigma_trains[k])
+                    model = build(act, dec, d, args.atoms_img, seed, remove_mean=True)
+                    curve = train(model, pairs, val, args, seed)
+                    out["curves"].setdefault(name, []).append(curve)
+                    out["converged"].setdefault(name, []).append(curve["converged"])
+                    out["params"].setdefault(name, []).append(learned_param(model, val[0]))
+                    ps, gains = [], []
+                    for row in noisy_tests:
+                        vals, gs = [], []
+                        for img, noisy in zip(test_imgs, row):
+                            p = predict(model, to_patches(jnp.asarray(noisy)), batch_size=8192)
+                            est = np.asarray(fold(jnp.asarray(p), img.shape))
+                            vals.append(psnr(img, est))
+                            m = img.mean()
+                            gs.append(_gain(est - m, img - m))
+                        ps.append(float(np.mean(vals)))
+                        gains.append(float(np.mean(gs)))
+                    out["psnr"].setdefault(name, []).append(ps)
+                    out["gain"].setdefault(name, []).append(gains)
+                    bar.update(1)
     return out
 
 
-# ----------------------------------------------------------------------------- report
+# ----------------------------------------------------------------------------- analysis
 
 
-def _plot(res: dict, args, path_syn, path_img) -> None:
+def analyse(study: dict, main_sigma, *, images: bool) -> dict:
+    """Pivotality ratios, match-the-oracle log ratios, and the verdicts."""
+    trains = study["sigma_trains"]
+    tests = study["sigma_tests"]
+    piv = {}
+    for act in ACTS:
+        for dec in DECODERS:
+            per_seed = [pivotality_ratio([study["params"][_curve_key(act, dec, s)][i]["weighted"]
+                                          for s in trains], trains)
+                        for i in range(len(study["params"][_curve_key(act, dec, trains[0])]))]
+            m, lo, hi = _interval(per_seed)
+            piv[f"{act}/{dec}"] = {"per_seed": per_seed, "mean": m, "lo": lo, "hi": hi}
+    match = {}
+    metric = "psnr" if images else "mse"
+    for dec in DECODERS:
+        nelu = np.asarray(study[metric][_curve_key("nelu", dec, main_sigma)])
+        rows = {}
+        for j, s in enumerate(tests):
+            oracle = study[metric].get(_curve_key("relu", dec, s))
+            if oracle is None:
+                continue
+            oracle = np.asarray(oracle)[:, j]
+            # log MSE ratio; from PSNR: log(MSE_a / MSE_b) = (PSNR_b - PSNR_a) ln(10) / 10
+            lr = ((oracle - nelu[:, j]) * math.log(10) / 10 if images
+                  else np.log(nelu[:, j] / oracle))
+            m, lo, hi = _interval(lr)
+            rows[f"{s:g}"] = {"mean": m, "lo": lo, "hi": hi,
+                              "ratio": math.exp(m), "ratio_hi": math.exp(hi)}
+        match[dec] = rows
+    verdicts = {}
+    for dec in DECODERS:
+        n, r = piv[f"nelu/{dec}"], piv[f"relu/{dec}"]
+        if n["hi"] < PIVOTAL_MAX and r["lo"] > PIVOTAL_MAX:
+            v = "supported"
+        elif n["lo"] > PIVOTAL_MAX:
+            v = "not supported"
+        else:
+            v = "inconclusive"
+        verdicts[f"pivotal/{dec}"] = (
+            f"{v}: NeLU R = {n['mean']:.3f} [{n['lo']:.3f}, {n['hi']:.3f}] vs ReLU R = "
+            f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] (threshold {PIVOTAL_MAX})")
+        rows = match[dec]
+        tol = math.log(MATCH_TOL)
+        if rows and all(x["hi"] < tol for x in rows.values()):
+            v = "supported"
+        elif any(x["lo"] > tol for x in rows.values()):
+            v = "not supported"
+        else:
+            v = "inconclusive"
+        worst = max(rows, key=lambda k: rows[k]["mean"]) if rows else None
+        detail = (f"worst at sigma_test={worst}: MSE ratio {rows[worst]['ratio']:.3f} "
+                  f"(upper {rows[worst]['ratio_hi']:.3f})" if worst else "no oracle")
+        verdicts[f"match/{dec}"] = f"{v}: {detail} (tolerance {MATCH_TOL})"
+    return {"pivotality": piv, "match": match, "verdicts": verdicts}
+
+
+def _all_converged(study) -> tuple[int, int]:
+    flags = [f for v in study["converged"].values() for f in v]
+    return sum(flags), len(flags)
+
+
+def tables(res: dict, args) -> str:
+    parts = []
+    for key, unit in (("synthetic", ""), ("images", "/255")):
+        if key not in res:
+            continue
+        st, an = res[key], res[key + "_analysis"]
+        main = args.sigma_train_main if key == "synthetic" else args.image_sigma_train_main
+        images = key == "images"
+        prow = []
+        for s in st["sigma_trains"]:
+            row = [f"{s:g}{unit}"]
+            for act in ACTS:
+                for dec in DECODERS:
+                    row.append(mean_std([p["weighted"] for p in
+                                         st["params"][_curve_key(act, dec, s)]], "{:.3f}"))
+            prow.append(row)
+        prow.append(["pivotality R"] + [
+            f"{an['pivotality'][f'{a}/{d}']['mean']:.3f} [{an['pivotality'][f'{a}/{d}']['lo']:.2f},"
+            f" {an['pivotality'][f'{a}/{d}']['hi']:.2f}]" for a in ACTS for d in DECODERS])
+        parts.append(f"{key}: learned per-atom parameter (activity-weighted mean over atoms; "
+                     f"NeLU lam in RMS units, ReLU bias b) vs sigma_train, {args.seeds} seeds\n"
+                     + format_table(["sigma_train"] + [f"{a} {d}" for a in ACTS
+                                                       for d in DECODERS], prow))
+        metric = "psnr" if images else "mse"
+        fmt = "{:.2f}" if images else "{:.5f}"
+        rows = []
+        for act in ACTS:
+            for dec in DECODERS:
+                vals = np.asarray(st[metric][_curve_key(act, dec, main)])
+                rows.append([f"{act} {dec} @ {main:g}{unit}"]
+                            + [mean_std(vals[:, j], fmt) for j in range(len(st["sigma_tests"]))])
+        for dec in DECODERS:
+            row = [f"relu {dec} @ sigma_test (oracle)"]
+            for j, s in enumerate(st["sigma_tests"]):
+                o = st[metric].get(_curve_key("relu", dec, s))
+                row.append(mean_std(np.asarray(o)[:, j], fmt) if o is not None else "-")
+            rows.append(row)
+        noisy = st["noisy_psnr"] if images else st["noisy_mse"]
+        rows.append(["noisy input"] + [fmt.format(v) for v in noisy])
+        for dec in DECODERS:
+            m = an["match"][dec]
+            rows.append([f"MSE ratio nelu/oracle {dec}"] + [
+                f"{m[f'{s:g}']['ratio']:.3f}" if f"{s:g}" in m else "-"
+                for s in st["sigma_tests"]])
+        what = "PSNR (dB)" if images else "test MSE"
+        parts.append(f"{key}: {what} vs sigma_test (models trained at sigma_train={main:g}{unit};"
+                     f" oracle = ReLU trained at each sigma_test)\n"
+                     + format_table(["model"] + [f"{s:g}{unit}" for s in st["sigma_tests"]], rows))
+        gs = [0.0, *st["sigma_tests"]] if not images else st["sigma_tests"]
+        grow = []
+        for act in ACTS:
+            for dec in DECODERS:
+                g = np.asarray(st["gain"][_curve_key(act, dec, main)])
+                grow.append([f"{act} {dec}"] + [f"{v:.3f}" for v in g.mean(0)])
+        parts.append(f"{key}: output gain <out,clean>/<clean,clean>"
+                     f"{' (mean removed)' if images else ''}, trained at {main:g}{unit}\n"
+                     + format_table(["model"] + [f"{s:g}{unit}" for s in gs], grow))
+        ok, n = _all_converged(st)
+        worst = max(c["half_change"] for v in st["curves"].values() for c in v)
+        parts.append(f"{key}: {ok}/{n} runs converged (held-out loss drop over the second half "
+                     f"of training < 5 %; worst {100 * worst:.1f} %)\n"
+                     + "\n".join(f"VERDICT {key} {k}: {v}" for k, v in an["verdicts"].items()))
+    return "\n\n".join(parts)
+
+
+# ----------------------------------------------------------------------------- plots
+
+
+def plot(res: dict, args, out) -> None:
     import matplotlib
-    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if "synthetic" in res:
-        syn = res["synthetic"]
-        fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-        for name, rec in syn["mse"].items():
-            s = np.array([float(k) for k in rec])
-            v = [np.asarray(x) for x in rec.values()]
-            ax[0].errorbar(s, [x.mean() for x in v], yerr=[x.std() for x in v], marker="o",
-                           label=name, ls="--" if name == "noisy input" else "-")
-        ax[0].axvline(args.sigma_train_main, color="gray", ls=":", label="sigma_train")
-        ax[0].set(xscale="log", yscale="log", xlabel="sigma_test", ylabel="test MSE",
-                  title="synthetic sparse signals")
-        ax[0].set_xticks(s, [f"{v:g}" for v in s], minor=False)
-        ax[0].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax[0].legend()
-        st = np.array([float(k) for k in syn["params"]])
-        for key, lab in (("nelu_lam", "NeLU lam (RMS units)"), ("relu_bias", "ReLU bias b")):
-            v = [np.asarray(p[key]) for p in syn["params"].values()]
-            ax[1].errorbar(st, [x.mean() for x in v], yerr=[x.std() for x in v], marker="o",
-                           label=lab)
-        ax[1].set(xlabel="sigma_train", ylabel="learned value", xscale="log", yscale="log",
-                  title="learned threshold parameter")
-        ax[1].set_xticks(st, [f"{v:g}" for v in st], minor=False)
-        ax[1].xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax[1].legend()
+    for key in ("synthetic", "images"):
+        if key not in res:
+            continue
+        st = res[key]
+        images = key == "images"
+        main = args.image_sigma_train_main if images else args.sigma_train_main
+        fig, ax = plt.subplots(2, 2, figsize=(12, 9))
+        tests = np.asarray(st["sigma_tests"], float)
+        metric = "psnr" if images else "mse"
+        for act, color in zip(ACTS, ("C0", "C3")):
+            for dec, ls in zip(DECODERS, ("-", "--")):
+                v = np.asarray(st[metric][_curve_key(act, dec, main)])
+                ax[0, 0].errorbar(tests, v.mean(0), v.std(0), color=color, ls=ls, marker="o",
+                                  label=f"{act} {dec} @ {main:g}")
+            if act == "relu":
+                for dec, ls in zip(DECODERS, ("-", "--")):
+                    o = [(s, np.mean(np.asarray(st[metric][_curve_key("relu", dec, s)])[:, j]))
+                         for j, s in enumerate(st["sigma_tests"])
+                         if _curve_key("relu", dec, s) in st[metric]]
+                    if o:
+                        ax[0, 0].plot(*zip(*o), color="k", ls=ls, marker="x",
+                                      label=f"relu {dec} oracle (per sigma)")
+        noisy = st["noisy_psnr"] if images else st["noisy_mse"]
+        ax[0, 0].plot(tests, noisy, color="gray", ls=":", label="noisy input")
+        ax[0, 0].set(xscale="log", yscale="linear" if images else "log",
+                     xlabel="sigma_test" + (" (x 1/255)" if images else ""),
+                     ylabel="PSNR (dB)" if images else "test MSE", title=f"{key}: denoising")
+        ax[0, 0].legend(fontsize=7)
+        trains = np.asarray(st["sigma_trains"], float)
+        for act, color in zip(ACTS, ("C0", "C3")):
+            for dec, ls in zip(DECODERS, ("-", "--")):
+                p = np.asarray([[q["weighted"] for q in st["params"][_curve_key(act, dec, s)]]
+                                for s in st["sigma_trains"]])
+                ax[0, 1].errorbar(trains, p.mean(1), p.std(1), color=color, ls=ls, marker="o",
+                                  label=f"{act} {dec} ({'lam' if act == 'nelu' else 'b'})")
+        ax[0, 1].set(xscale="log", yscale="log", xlabel="sigma_train",
+                     ylabel="learned parameter", title="per-atom parameter (weighted mean)")
+        ax[0, 1].legend(fontsize=7)
+        gs = st["sigma_tests"] if images else st["gain_sigmas"]
+        for act, color in zip(ACTS, ("C0", "C3")):
+            for dec, ls in zip(DECODERS, ("-", "--")):
+                g = np.asarray(st["gain"][_curve_key(act, dec, main)]).mean(0)
+                ax[1, 0].plot(np.asarray(gs, float) + (0 if images else 1e-3), g, color=color,
+                              ls=ls, marker="o", label=f"{act} {dec}")
+        ax[1, 0].axhline(1.0, color="gray", ls=":")
+        ax[1, 0].set(xscale="log", xlabel="sigma_test" + ("" if images else " (+1e-3)"),
+                     ylabel="<out,clean>/<clean,clean>", title=f"output gain (trained at {main:g})")
+        ax[1, 0].legend(fontsize=7)
+        for act, color in zip(ACTS, ("C0", "C3")):
+            for dec, ls in zip(DECODERS, ("-", "--")):
+                for c in st["curves"][_curve_key(act, dec, main)]:
+                    ax[1, 1].plot(c["step"], c["test_loss"], color=color, ls=ls, alpha=0.7)
+                ax[1, 1].plot([], [], color=color, ls=ls, label=f"{act} {dec}")
+        ax[1, 1].set(yscale="log", xlabel="step", ylabel="held-out loss at sigma_train",
+                     title=f"loss curves (trained at {main:g}, all seeds)")
+        ax[1, 1].legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(path_syn, dpi=120)
-        plt.close(fig)
-    if "images" in res:
-        img = res["images"]
-        fig, ax = plt.subplots(figsize=(5, 4))
-        for name, rec in img["psnr"].items():
-            s = np.array([int(k) for k in rec])
-            v = [np.asarray(x) for x in rec.values()]
-            ax.errorbar(s, [x.mean() for x in v], yerr=[x.std() for x in v], marker="o",
-                        label=name, ls="--" if name == "noisy input" else "-")
-        ax.axvline(args.image_sigma_train, color="gray", ls=":", label="sigma_train")
-        ax.set(xlabel="sigma_test (x 1/255)", ylabel="PSNR (dB)", title="image denoising")
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(path_img, dpi=120)
+        fig.savefig(out / f"{key}.png", dpi=110)
         plt.close(fig)
 
 
-def _tables(res: dict, args) -> str:
-    parts = []
-    if "synthetic" in res:
-        syn = res["synthetic"]
-        rows = [[name] + [mean_std(rec[str(s)], "{:.5f}") for s in args.sigma_tests]
-                for name, rec in syn["mse"].items()]
-        if "nelu" in syn["mse"] and "relu" in syn["mse"]:  # > 1: NeLU better
-            rows.append(["MSE ratio relu/nelu"] + [
-                f"{np.mean(syn['mse']['relu'][str(s)]) / np.mean(syn['mse']['nelu'][str(s)]):.2f}"
-                for s in args.sigma_tests])
-        parts.append(f"Synthetic: test MSE (trained at sigma_train={args.sigma_train_main}, "
-                     f"{args.seeds} seeds)\n"
-                     + format_table(["model"] + [f"s={s}" for s in args.sigma_tests], rows))
-        prow = [[st, mean_std(p["nelu_lam"], "{:.3f}"), mean_std(p["relu_bias"], "{:.4f}")]
-                for st, p in syn["params"].items()]
-        parts.append("Synthetic: learned parameters vs sigma_train\n"
-                     + format_table(["sigma_train", "NeLU lam", "ReLU bias b"], prow))
-    if "images" in res:
-        img = res["images"]
-        rows = [[name] + [mean_std(rec[str(s)], "{:.2f}") for s in IMAGE_SIGMAS]
-                for name, rec in img["psnr"].items()]
-        # > 0: NeLU better.
-        rows.append(["PSNR gain nelu-relu"] + [
-            f"{np.mean(img['psnr']['nelu'][str(s)]) - np.mean(img['psnr']['relu'][str(s)]):+.2f}"
-            for s in IMAGE_SIGMAS])
-        parts.append(f"Images: mean PSNR (dB) over {len(img['test_images'])} test images, "
-                     f"trained at {args.image_sigma_train}/255, {args.seeds} seeds\n"
-                     + format_table(["model"] + [f"{s}/255" for s in IMAGE_SIGMAS], rows)
-                     + f"\nlearned NeLU lam: {mean_std(img['params']['nelu_lam'], '{:.3f}')}, "
-                     f"ReLU bias: {mean_std(img['params']['relu_bias'], '{:.4f}')}")
-    return "\n\n".join(parts)
+# ----------------------------------------------------------------------------- main
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--full", action="store_true", help="accelerator config: longer, bigger")
+    p.add_argument("--full", action="store_true", help="accelerator config: more steps/seeds")
     p.add_argument("--study", choices=("both", "synthetic", "images"), default="both")
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--one-sided", action="store_true", help="ReLU forms instead of soft-thresholding")
-    p.add_argument("--relu-init", choices=("nelu", "random"), default="nelu",
-                   help="warm-start the ReLU AE from the trained NeLU AE, or train from scratch")
-    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--seeds", type=int, default=None, help="default 3 (quick) / 5 (full)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="optimiser steps of every model; default 1000 (quick) / 10000 (full)")
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-2, help="peak Adam rate (cosine decay)")
     p.add_argument("--data-dir", default=None, help="folder with BSD400/ and BSD68/ PNG images")
     p.add_argument("--out", default="nelu_pivotal", help="results/<out>/")
     g = p.add_argument_group("synthetic")
-    g.add_argument("--dim", type=int, default=64)
-    g.add_argument("--sparsity", type=int, default=4)
-    g.add_argument("--syn-steps", type=int, default=None, help="steps per phase; default 500 (quick) / 5000 (full)")
-    g.add_argument("--batch", type=int, default=256)
+    g.add_argument("--dim", type=int, default=32)
+    g.add_argument("--atoms", type=int, default=32)
+    g.add_argument("--sparsity", type=int, default=3)
+    g.add_argument("--train-size", type=int, default=16384)
     g.add_argument("--test-size", type=int, default=4000)
     g.add_argument("--sigma-trains", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     g.add_argument("--sigma-train-main", type=float, default=0.1)
-    g.add_argument("--unrolled-iters", type=int, default=10,
-                   help="also train a NeLU AE with method='unrolled' (this many proximal-"
-                        "gradient steps) at the main sigma_train; 0 = off")
     g.add_argument("--sigma-tests", type=float, nargs="+",
-                   default=[0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
+                   default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
+    g.add_argument("--oracle-sigmas", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.5],
+                   help="sigmas (a subset of --sigma-tests) at which per-sigma ReLU models are "
+                        "also trained; ReLU is always trained at --sigma-trains too")
     g = p.add_argument_group("images")
-    g.add_argument("--image-sigma-train", type=float, default=25.0, help="x 1/255")
-    g.add_argument("--image-model", choices=("dense", "conv"), default="dense",
-                   help="dense AE on 8x8 patches (averaged back) or convolutional AE")
-    g.add_argument("--dense-patch", type=int, default=8)
-    g.add_argument("--atoms-img", type=int, default=None, help="dense code size; default 2 * patch^2")
-    g.add_argument("--stride", type=int, default=None, help="patch stride at test; 2 (quick) / 1 (full)")
-    g.add_argument("--features", type=int, default=None, help="default 24 (quick) / 64 (full)")
-    g.add_argument("--kernel", type=int, default=7)
-    g.add_argument("--patch", type=int, default=40, help="conv training patch size")
-    g.add_argument("--num-patches", type=int, default=20000)
-    g.add_argument("--image-batch", type=int, default=16, help="conv batch (dense uses --batch)")
-    g.add_argument("--img-steps", type=int, default=None, help="steps per phase; default 500 (quick) / 5000 (full)")
+    g.add_argument("--image-sigma-trains", type=float, nargs="+", default=[15.0, 25.0, 50.0],
+                   help="x 1/255")
+    g.add_argument("--image-sigma-train-main", type=float, default=25.0)
+    g.add_argument("--image-sigma-tests", type=float, nargs="+",
+                   default=[5.0, 10.0, 15.0, 25.0, 35.0, 50.0])
+    g.add_argument("--patch", type=int, default=8)
+    g.add_argument("--atoms-img", type=int, default=64)
+    g.add_argument("--num-patches", type=int, default=None,
+                   help="training patches; default 16384 (quick) / 100000 (full)")
+    g.add_argument("--stride", type=int, default=None, help="test patch stride; 3 quick / 1 full")
     g.add_argument("--test-crop", type=int, default=None,
-                   help="centre crop of test images; default 192 (quick) / none (full)")
+                   help="centre crop of test images; default 160 (quick) / none (full)")
     args = p.parse_args(argv)
     full = args.full
-    args.syn_steps = args.syn_steps or (5000 if full else 500)
-    args.img_steps = args.img_steps or (5000 if full else 500)
-    args.features = args.features or (64 if full else 24)
+    args.seeds = args.seeds or (5 if full else 3)
+    args.steps = args.steps or (10000 if full else 1000)
+    if not set(args.oracle_sigmas) <= set(args.sigma_tests):
+        args.sigma_tests = sorted({*args.sigma_tests, *args.oracle_sigmas})
+    args.num_patches = args.num_patches or (100_000 if full else 16384)
+    args.stride = args.stride or (1 if full else 3)
     if args.test_crop is None and not full:
-        args.test_crop = 192
-    args.atoms = args.dim
-    args.atoms_img = args.atoms_img or 2 * args.dense_patch**2
-    args.stride = args.stride or (1 if full else 2)
+        args.test_crop = 160
     if args.sigma_train_main not in args.sigma_trains:
         args.sigma_trains = sorted({*args.sigma_trains, args.sigma_train_main})
+    if args.image_sigma_train_main not in args.image_sigma_trains:
+        args.image_sigma_trains = sorted({*args.image_sigma_trains, args.image_sigma_train_main})
+    if len(args.sigma_trains) < 2 or len(args.image_sigma_trains) < 2:
+        p.error("the pivotality ratio needs at least two sigma_train values")
     return args
 
 
@@ -422,19 +584,28 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     t0 = time.time()
     res: dict = {"config": vars(args).copy()}
-    if args.study in ("both", "synthetic"):
-        res["synthetic"] = run_synthetic(args)
-    if args.study in ("both", "images"):
-        res["images"] = run_images(args)
+    n_syn = args.seeds * len(DECODERS) * (
+        len(args.sigma_trains) + len({*args.sigma_trains, *args.oracle_sigmas}))
+    n_img = args.seeds * len(DECODERS) * len(ACTS) * len(args.image_sigma_trains)
+    total = (n_syn if args.study != "images" else 0) + (n_img if args.study != "synthetic" else 0)
+    with tqdm(total=total, desc="models", mininterval=5.0) as bar:
+        if args.study in ("both", "synthetic"):
+            res["synthetic"] = run_synthetic(args, bar)
+            res["synthetic_analysis"] = analyse(res["synthetic"], args.sigma_train_main,
+                                                images=False)
+        if args.study in ("both", "images"):
+            res["images"] = run_images(args, bar)
+            res["images_analysis"] = analyse(res["images"], args.image_sigma_train_main,
+                                             images=True)
     res["seconds"] = time.time() - t0
     out = results_dir(args.out)
-    text = _tables(res, args)
+    text = tables(res, args)
     print(text)
-    print(f"\n({res['seconds']:.0f} s)")
+    print(f"\n({res['seconds']:.0f} s, {total} models x {args.steps} steps)")
     res["tables"] = text
-    _plot(res, args, out / "synthetic.png", out / "images.png")
+    plot(res, args, out)
     save_json(out / "results.json", res)
-    print(f"wrote {out}/results.json, synthetic.png, images.png")
+    print(f"wrote {out}/results.json and PNGs")
     return res
 
 

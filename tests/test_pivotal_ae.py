@@ -246,20 +246,38 @@ def test_biased_relu_arguments_and_dtypes():
     assert float(out[:, 0].min()) == 1.0 and float(out[:, 1].max()) == 0.0
 
 
+def test_experiment_statistics_and_convergence_rule():
+    from experiments import nelu_pivotal as E
+
+    assert E.pivotality_ratio([1.0, 2.0, 4.0], [1.0, 2.0, 4.0]) == pytest.approx(1.0)
+    assert E.pivotality_ratio([2.0, 2.0, 2.0], [0.05, 0.1, 0.2]) == 0.0
+    # p = sigma^0.5: spread ratio strictly between 0 and 1
+    assert 0.3 < E.pivotality_ratio(np.sqrt([0.05, 0.1, 0.2]), [0.05, 0.1, 0.2]) < 0.7
+    m, lo, hi = E._interval([1.0, 2.0, 3.0])
+    assert m == 2.0 and lo == pytest.approx(2.0 - 4.303 / math.sqrt(3)) and hi > 2.0
+    assert E.convergence([10, 20, 30, 40], [1.0, 0.5, 0.4, 0.39])["converged"] is False
+    assert E.convergence([10, 20, 30, 40], [1.0, 0.40, 0.395, 0.39])["converged"] is True
+
+
 @pytest.mark.slow
 def test_experiment_smoke(tmp_path, monkeypatch):
-    """experiments.nelu_pivotal end to end at toy size: tables, JSON and plots written."""
+    """experiments.nelu_pivotal end to end at toy size: tables, verdicts, JSON and plots."""
     from experiments import nelu_pivotal
 
     monkeypatch.chdir(tmp_path)
-    res = nelu_pivotal.main(["--seeds", "2", "--syn-steps", "50", "--img-steps", "50",
-                             "--sigma-trains", "0.1", "0.2", "--test-size", "256",
-                             "--num-patches", "2000", "--test-crop", "64",
-                             "--unrolled-iters", "3", "--out", "smoke"])
+    res = nelu_pivotal.main([
+        "--seeds", "2", "--steps", "20", "--sigma-trains", "0.1", "0.2",
+        "--oracle-sigmas", "0.1", "0.2", "--sigma-tests", "0.1", "0.2",
+        "--image-sigma-trains", "25", "50", "--image-sigma-tests", "25", "50",
+        "--num-patches", "512", "--test-crop", "32", "--train-size", "1024",
+        "--test-size", "256", "--out", "smoke"])
     out = tmp_path / "results" / "smoke"
     assert {"results.json", "synthetic.png", "images.png"} <= {p.name for p in out.iterdir()}
-    assert set(res["synthetic"]["mse"]) == {"nelu", "relu", "nelu unrolled(3)", "noisy input"}
-    assert len(res["synthetic"]["params"]["0.2"]["nelu_lam"]) == 2
-    assert all(np.isfinite(v).all() for rec in res["images"]["psnr"].values()
-               for v in rec.values())
-    assert "PSNR gain nelu-relu" in res["tables"]
+    syn = res["synthetic"]
+    assert set(syn["mse"]) == {f"{a}/{d}@{s:g}" for a in ("nelu", "relu")
+                               for d in ("free", "pinv") for s in (0.1, 0.2)}
+    assert len(syn["params"]["nelu/pinv@0.2"]) == 2
+    assert all(np.isfinite(v).all() for rec in res["images"]["psnr"].values() for v in rec)
+    assert set(res["synthetic_analysis"]["verdicts"]) == {
+        "pivotal/free", "match/free", "pivotal/pinv", "match/pinv"}
+    assert res["tables"].count("VERDICT") == 8
