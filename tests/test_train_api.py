@@ -138,15 +138,38 @@ def test_model_regularizer_enters_the_loss_by_default():
     ref = _manual_full_batch(_DiTACNet(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 1.0)
     for a, b in zip(_params(m), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    # ... and not plain optax on CE alone, which regularization_weight=0 reproduces
-    m0 = _DiTACNet(nnx.Rngs(0))
-    fit(m0, (x, y), config=TrainConfig(steps=3, batch_size=len(x), regularization_weight=0.0,
-                                       progress=False), optimizer=optax.sgd(0.5))
+    # ... and not plain optax on CE alone (the same compiled gradient with weight 0)
     ref0 = _manual_full_batch(_DiTACNet(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 0.0)
-    for a, b in zip(_params(m0), jax.tree.leaves(ref0)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-    theta, theta0 = np.asarray(m.act.theta[...]), np.asarray(m0.act.theta[...])
+    theta, theta0 = np.asarray(m.act.theta[...]), np.asarray(ref0["act"]["theta"][...])
     assert np.max(np.abs(theta - theta0)) > 1e-4  # 20x the tolerance above
+
+
+class _DecayedLinear(nnx.Module):
+    """Any module with ``regularizer()`` (the ``actfx.nn.HasRegularizer`` protocol) counts."""
+
+    def __init__(self, rngs):
+        self.lin = nnx.Linear(4, 3, rngs=rngs)
+
+    def regularizer(self):
+        return 0.5 * jnp.sum(self.lin.kernel[...] ** 2)
+
+    def __call__(self, x):
+        return self.lin(x)
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.3])
+def test_regularization_weight_scales_any_module_regularizer(weight):
+    x, y = _class_data()
+    m = _DecayedLinear(nnx.Rngs(0))
+    fit(m, (x, y), config=TrainConfig(steps=3, batch_size=len(x), regularization_weight=weight,
+                                      progress=False), optimizer=optax.sgd(0.5))
+    ref = _manual_full_batch(_DecayedLinear(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3,
+                             cross_entropy_loss, weight)
+    for a, b in zip(_params(m), jax.tree.leaves(ref)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    other = _manual_full_batch(_DecayedLinear(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3,
+                               cross_entropy_loss, 0.3 - weight)
+    assert max(np.max(np.abs(a - b)) for a, b in zip(_params(m), jax.tree.leaves(other))) > 1e-3
 
 
 def test_evaluate_custom_loss_is_an_exact_mean_over_uneven_batches():

@@ -11,7 +11,7 @@ import pytest
 from flax import nnx
 
 import actfx.nn
-from actfx.nn.models import ResNet
+from actfx.nn.models import ResNet, SmallCNN
 from actfx.train import TrainConfig, fit, predict, restore
 
 
@@ -25,8 +25,15 @@ def smoothed_cross_entropy(model, batch):
 
 
 def _model(depth, seed=0):
+    if depth == 0:  # the cheap default: SmallCNN, two conv-BN-DiTAC blocks
+        return SmallCNN(act=actfx.nn.DiTAC, num_classes=3, in_channels=1, widths=(4, 4),
+                        rngs=nnx.Rngs(seed))
     return ResNet(depth, act=actfx.nn.DiTAC, num_classes=3, in_channels=1, widths=(4, 4, 4),
                   rngs=nnx.Rngs(seed))
+
+
+def _num_sites(depth):
+    return 2 if depth == 0 else 1 + 2 * 3 * ((depth - 2) // 6)
 
 
 def _theta(model):
@@ -38,17 +45,23 @@ def _theta(model):
 OPTIMIZER = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(3e-2))
 
 
-@pytest.mark.parametrize("depth,control", [(8, False), pytest.param(20, True, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("depth,control", [
+    (0, False),
+    pytest.param(8, False, marks=pytest.mark.slow),
+    pytest.param(20, True, marks=pytest.mark.slow),
+])
 def test_resnet_with_per_channel_ditac_trains_checkpoints_and_restores(depth, control, tmp_path):
-    """Default: ResNet-8 (7 DiTAC sites, ~20 s CPU). Slow: ResNet-20 (19 sites) plus the
-    ``regularization_weight=0`` control run (tests/test_train_api.py checks the weighted
-    penalty against a plain optax loop on a small DiTAC net by default)."""
+    """``depth=20``: ResNet-20 (19 per-channel DiTAC sites) plus the
+    ``regularization_weight=0`` control run, ~50 s CPU, slow; ``depth=8``: ResNet-8 (7
+    sites, ~22 s CPU), slow; default ``depth=0``: the same checks on a two-block SmallCNN
+    (tests/test_train_api.py checks the weighted penalty against a plain optax loop on a
+    small DiTAC net by default)."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(48, 8, 8, 1)).astype(np.float32)
     y = rng.integers(0, 3, 48).astype(np.int32)
     model = _model(depth)
     acts = [m for _, m in nnx.iter_graph(model) if isinstance(m, actfx.nn.DiTAC)]
-    assert len(acts) == 1 + 2 * 3 * ((depth - 2) // 6)
+    assert len(acts) == _num_sites(depth)
     assert all(a.theta[...].ndim == 2 and a.theta[...].shape[0] == 4 for a in acts)  # per channel
     reg0 = float(actfx.nn.regularization(model))
     assert reg0 > 0 and reg0 == pytest.approx(float(actfx.nn.ditac_penalty(model)), rel=1e-6)
