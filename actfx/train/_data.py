@@ -15,7 +15,9 @@ Pair = tuple[np.ndarray, np.ndarray]
 def as_pair(name: str, data: Any) -> Pair:
     """``(x, y)`` from a 2-tuple of arrays with equal, non-zero leading dimension."""
     if isinstance(data, ImageDataset) or not isinstance(data, (tuple, list)) or len(data) != 2:
-        kind = type(data).__name__ + (f" of length {len(data)}" if isinstance(data, (tuple, list)) else "")
+        kind = type(data).__name__
+        if isinstance(data, (tuple, list)):
+            kind += f" of length {len(data)}"
         raise TypeError(f"{name} must be an (inputs, targets) pair of arrays, got {kind}")
     x, y = data
     if np.ndim(x) < 1 or np.ndim(y) < 1:

@@ -33,12 +33,14 @@ def describe(obj: Any, depth: int = 0) -> Any:
     if isinstance(obj, (tuple, list)):
         return [describe(o, depth + 1) for o in obj]
     if isinstance(obj, dict):
-        return {str(k): describe(v, depth + 1) for k, v in sorted(obj.items(), key=lambda kv: str(kv[0]))}
+        items = sorted(obj.items(), key=lambda kv: str(kv[0]))
+        return {str(k): describe(v, depth + 1) for k, v in items}
     if hasattr(obj, "init") and hasattr(obj, "update") and not isinstance(obj, type):
         return {"transform": type(obj).__name__, "init": describe(obj.init, depth + 1),
                 "update": describe(obj.update, depth + 1)}
     if isinstance(obj, functools.partial):
-        return {"partial": describe(obj.func, depth + 1), "args": describe(list(obj.args), depth + 1),
+        return {"partial": describe(obj.func, depth + 1),
+                "args": describe(list(obj.args), depth + 1),
                 "keywords": describe(dict(obj.keywords), depth + 1)}
     if hasattr(obj, "__self__") and hasattr(obj, "__func__"):  # bound method
         return {"method": describe(obj.__func__, depth + 1), "of": type(obj.__self__).__qualname__}

@@ -241,7 +241,8 @@ class Checkpointer:
                 if os.path.exists(src):
                     os.replace(src, dst)
             except OSError as e:  # e.g. a read-only directory: leave it, say so
-                warnings.warn(f"could not move the damaged checkpoint {src} aside: {e}", stacklevel=3)
+                warnings.warn(f"could not move the damaged checkpoint {src} aside: {e}",
+                              stacklevel=3)
         self._manager.reload()
 
     def close(self) -> None:
@@ -299,7 +300,8 @@ def restore(model: nnx.Module, checkpoint_dir: str | os.PathLike, step: int | No
             step, state, _, _ = found
         else:
             if step not in ck.steps():
-                raise ValueError(f"step={step!r} is not in checkpoint_dir {d!r} (saved: {ck.steps()})")
+                raise ValueError(
+                    f"step={step!r} is not in checkpoint_dir {d!r} (saved: {ck.steps()})")
             state, _, _ = ck.restore(step, target, None)
     finally:
         ck.close()

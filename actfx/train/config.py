@@ -156,14 +156,15 @@ def validate_config(c: TrainConfig) -> None:
     _finite("weight_decay", c.weight_decay, lower=0.0, strict=False)
     _finite("regularization_weight", c.regularization_weight, lower=0.0, strict=False)
     _finite("lr_factor", c.lr_factor, lower=0.0, strict=True)
-    if isinstance(c.warmup_steps, bool) or not isinstance(c.warmup_steps, int) or c.warmup_steps < 0:
-        raise ValueError(f"warmup_steps must be an int >= 0, got {c.warmup_steps!r}")
-    if isinstance(c.pad, bool) or not isinstance(c.pad, int) or c.pad < 0:
-        raise ValueError(f"pad must be an int >= 0, got {c.pad!r}")
+    for name in ("warmup_steps", "pad"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {v!r}")
     if c.optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {c.optimizer!r}")
     if c.schedule not in ("piecewise", "constant", "cosine"):
-        raise ValueError(f"schedule must be 'piecewise', 'constant' or 'cosine', got {c.schedule!r}")
+        raise ValueError(
+            f"schedule must be 'piecewise', 'constant' or 'cosine', got {c.schedule!r}")
     if c.resume_mismatch not in ("error", "ignore"):
         raise ValueError(f"resume_mismatch must be 'error' or 'ignore', got {c.resume_mismatch!r}")
     if c.checkpoint_dir is not None and os.path.exists(c.checkpoint_dir) \

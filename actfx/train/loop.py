@@ -28,7 +28,8 @@ from actfx.train.optimizers import make_optimizer, make_schedule
 from actfx.train.sharding import batch_sharded, check_divisible, make_data_mesh, replicated
 from actfx.train.steps import make_train_step
 
-OptimizerArg = optax.GradientTransformation | Callable[[optax.Schedule], optax.GradientTransformation]
+OptimizerArg = (optax.GradientTransformation
+                | Callable[[optax.Schedule], optax.GradientTransformation])
 
 __all__ = ["FitResult", "TrainConfig", "batch_indices", "fit"]
 
@@ -120,14 +121,16 @@ def _check_finite_inputs(name: str, a: Any) -> None:
         raise ValueError(f"{name} contain NaN or inf (first at example {bad})")
 
 
-def _check_data(model, train: Pair, test: Pair | None, num_classes, c: TrainConfig, loss_fn) -> None:
+def _check_data(model, train: Pair, test: Pair | None, num_classes, c: TrainConfig,
+                loss_fn) -> None:
     """Finite inputs, labels for the default loss, NHWC images for augmentation."""
     for name, pair in (("train", train), ("test", test)):
         if pair is not None:
             _check_finite_inputs(f"{name} inputs", pair[0])
             _check_finite_inputs(f"{name} targets", pair[1])
     if c.augment and np.ndim(train[0]) != 4:
-        raise ValueError(f"augment=True needs NHWC images, got train inputs of shape {np.shape(train[0])}")
+        raise ValueError("augment=True needs NHWC images, got train inputs of shape "
+                         f"{np.shape(train[0])}")
     if loss_fn is None or loss_fn is cross_entropy_loss:
         width = num_outputs(*nnx.split(model), train[0])
         num_classes = width if width is not None else num_classes
@@ -139,11 +142,13 @@ def _check_data(model, train: Pair, test: Pair | None, num_classes, c: TrainConf
 def _steps_of(c: TrainConfig, n: int) -> tuple[int, int]:
     per_epoch = n // c.batch_size
     if per_epoch < 1:
-        raise ValueError(f"batch_size={c.batch_size} must be <= the number of training examples ({n})")
+        raise ValueError(
+            f"batch_size={c.batch_size} must be <= the number of training examples ({n})")
     return per_epoch, (c.steps if c.steps is not None else c.epochs * per_epoch)
 
 
-def _prepare(model, train, test, c: TrainConfig, loss_fn, optimizer, extra_meta) -> tuple[_Run, Any]:
+def _prepare(model, train, test, c: TrainConfig, loss_fn, optimizer, extra_meta
+             ) -> tuple[_Run, Any]:
     """Check everything, build the optimiser and compiled step: ``(run, initial state)``."""
     validate_config(c)
     if loss_fn is not None and not callable(loss_fn):
@@ -161,7 +166,8 @@ def _prepare(model, train, test, c: TrainConfig, loss_fn, optimizer, extra_meta)
     step = _compiled_train_step(graphdef, loss_fn, c.pad if c.augment else None,
                                 float(c.regularization_weight), mesh)
     eval_every = c.eval_every or per_epoch
-    run = _Run(c, train_pair, test_pair, per_epoch, total, eval_every, c.checkpoint_every or eval_every,
+    run = _Run(c, train_pair, test_pair, per_epoch, total, eval_every,
+               c.checkpoint_every or eval_every,
                mesh, graphdef, nnx.graphdef(model), schedule, step, loss_fn,
                run_fingerprint(c, loss_fn, optimizer), dict(extra_meta or {}))
     return run, state
@@ -265,7 +271,8 @@ def _record(run: _Run, prog: _Progress, t0: float, images: int) -> dict:
            **{f"train_{k}": v for k, v in train.items()}}
     if run.test is not None:
         bs = _batch_size("eval_batch_size", run.config.eval_batch_size, len(run.test[0]), run.mesh)
-        ev = _evaluate_state(run.model_graphdef, prog.state[0], *run.test, run.loss_fn, bs, run.mesh)
+        ev = _evaluate_state(run.model_graphdef, prog.state[0], *run.test, run.loss_fn, bs,
+                             run.mesh)
         rec.update({f"test_{k}": v for k, v in ev.items()})
     rec["images_per_s"] = images / dt if dt > 0 else float("nan")
     prog.history.append(rec)
@@ -301,7 +308,8 @@ def _one_step(run: _Run, prog: _Progress, base_key) -> dict:
     idx = batch_indices(len(run.train[0]), c.batch_size, c.seed, prog.step)
     xb, yb = np.asarray(run.train[0][idx]), np.asarray(run.train[1][idx])
     xb, yb = jax.device_put((xb, yb), batch_sharded(run.mesh))
-    prog.state, metrics = run.train_step(prog.state, xb, yb, jax.random.fold_in(base_key, prog.step))
+    key = jax.random.fold_in(base_key, prog.step)
+    prog.state, metrics = run.train_step(prog.state, xb, yb, key)
     prog.step += 1
     prog.pending.append(metrics)
     prog.unchecked.append((prog.step, metrics))

@@ -69,7 +69,8 @@ def check_labels(name: str, y, num_classes: int | None) -> None:
       >>> check_labels("y", np.array([0, 3]), 3)
       Traceback (most recent call last):
       ...
-      ValueError: y: the default cross-entropy needs integer labels in [0, 3), got values in [0, 3] (label 3 at index 1)
+      ValueError: y: the default cross-entropy needs integer labels in [0, 3), got values in
+      [0, 3] (label 3 at index 1)
     """
     y = np.asarray(y)
     if not np.issubdtype(y.dtype, np.integer):
@@ -78,7 +79,8 @@ def check_labels(name: str, y, num_classes: int | None) -> None:
             "(pass loss_fn=... for other targets, e.g. actfx.train.mse_loss)"
         )
     if y.ndim != 1:
-        raise ValueError(f"{name}: the default cross-entropy needs labels of shape (N,), got {y.shape}")
+        raise ValueError(
+            f"{name}: the default cross-entropy needs labels of shape (N,), got {y.shape}")
     if y.size == 0:
         return
     lo, hi = int(y.min()), int(y.max())

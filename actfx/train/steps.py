@@ -34,7 +34,8 @@ def check_loss_output(out) -> tuple[jax.Array, dict]:
         raise TypeError(f"loss_fn must return a scalar loss, got shape {jnp.shape(loss)}")
     for k, v in aux.items():
         if not isinstance(k, str) or jnp.shape(v) != ():
-            raise TypeError(f"loss_fn's aux must map names to scalars, got {k!r}: shape {jnp.shape(v)}")
+            raise TypeError(
+                f"loss_fn's aux must map names to scalars, got {k!r}: shape {jnp.shape(v)}")
     return loss, dict(aux)
 
 
@@ -62,7 +63,8 @@ def make_train_step(
       >>> from flax import nnx
       >>> m = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
       >>> g, s = nnx.split((m, nnx.Optimizer(m, optax.sgd(0.1), wrt=nnx.Param)))
-      >>> s, met = make_train_step(g)(s, jnp.ones((4, 3)), jnp.array([0, 1, 0, 1]), jax.random.key(0))
+      >>> x, y = jnp.ones((4, 3)), jnp.array([0, 1, 0, 1])
+      >>> s, met = make_train_step(g)(s, x, y, jax.random.key(0))
       >>> sorted(met), bool(met["finite"])
       (['accuracy', 'finite', 'loss', 'regularization'], True)
     """
