@@ -189,6 +189,9 @@ def test_a_different_run_is_refused_unless_asked(run, tmp_path):
         fit(Net(), _data(), config=_cfg(d), optimizer=optax.adam(1e-3))
     with pytest.raises(ValueError, match="loss_fn"):
         fit(Net(), _data(), config=_cfg(d), loss_fn=lambda m, b: (jnp.mean(m(b[0]) ** 2), {}))
+    x, y = _data()
+    with pytest.raises(ValueError, match="train data differ"):
+        fit(Net(), (x[::-1], y[::-1]), config=_cfg(d))
     with pytest.raises(ValueError, match=r"model does not match.*l1"):
         fit(Net(width=6), _data(), config=_cfg(d))
     with pytest.raises(ValueError, match="model does not match"):

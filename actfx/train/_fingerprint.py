@@ -4,8 +4,11 @@ rerun with other settings is refused instead of silently resuming a different ru
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from typing import Any
+
+import numpy as np
 
 _MAX_DEPTH = 6
 
@@ -66,12 +69,24 @@ def describe(obj: Any, depth: int = 0) -> Any:
     return type(obj).__qualname__
 
 
-def run_fingerprint(config, loss_fn, optimizer) -> dict[str, Any]:
-    """``{"config": trajectory fields, "loss_fn": ..., "optimizer": ...}`` of a run."""
+def data_digest(x, y, max_examples: int = 1024) -> dict[str, Any]:
+    """Shapes, dtypes and a SHA-256 of up to ``max_examples`` evenly strided examples."""
+    n = len(x)
+    idx = np.unique(np.linspace(0, n - 1, min(n, max_examples)).astype(np.int64))
+    h = hashlib.sha256()
+    for a in (np.asarray(x[idx]), np.asarray(y[idx])):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return {"x": [list(np.shape(x)), str(np.asarray(x[:1]).dtype)],
+            "y": [list(np.shape(y)), str(np.asarray(y[:1]).dtype)], "sha256": h.hexdigest()}
+
+
+def run_fingerprint(config, loss_fn, optimizer, train) -> dict[str, Any]:
+    """``{"config": trajectory fields, "loss_fn", "optimizer", "train"}`` of a run."""
     return {
         "config": config.trajectory(),
         "loss_fn": "default" if loss_fn is None else describe(loss_fn),
         "optimizer": "recipe" if optimizer is None else describe(optimizer),
+        "train": data_digest(*train),
     }
 
 
@@ -85,4 +100,6 @@ def fingerprint_diff(saved: dict, now: dict) -> list[str]:
     for k in ("loss_fn", "optimizer"):
         if saved.get(k) != now.get(k):
             diffs.append(f"{k} differs from the one the checkpoint was written with")
+    if saved.get("train") != now.get("train"):
+        diffs.append("the train data differ from the checkpoint's (shape, dtype or values)")
     return diffs

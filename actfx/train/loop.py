@@ -169,7 +169,7 @@ def _prepare(model, train, test, c: TrainConfig, loss_fn, optimizer, extra_meta
     run = _Run(c, train_pair, test_pair, per_epoch, total, eval_every,
                c.checkpoint_every or eval_every,
                mesh, graphdef, nnx.graphdef(model), schedule, step, loss_fn,
-               run_fingerprint(c, loss_fn, optimizer), dict(extra_meta or {}))
+               run_fingerprint(c, loss_fn, optimizer, train_pair), dict(extra_meta or {}))
     return run, state
 
 
