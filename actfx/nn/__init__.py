@@ -1,6 +1,13 @@
 """Flax NNX modules over the functional core of :mod:`actfx`.
 
-Linen users: see :mod:`actfx.nn.linen`.
+Every module follows ``flax.nnx``: per-channel modules (:class:`MMeLU`, :class:`NeLU`,
+:class:`DiTAC`, :class:`BiasedReLU`) take ``num_features`` (``None``: one shared parameter
+set) and ``channel_axis``; ``dtype`` is the computation dtype (``None``: the input's),
+``param_dtype`` the storage dtype (float32); every module accepts ``rngs`` (required by
+:class:`DiTAC`, whose theta is random); trainable values are unconstrained ``nnx.Param`` s
+with read-only properties for the constrained values (``MMeLU.c/.lam/.gamma``,
+``NeLU.lam``); algorithm switches are called ``method``. Reference models that take an
+activation: :mod:`actfx.nn.models`. Linen users: :mod:`actfx.nn.linen` (same arguments).
 """
 
 from actfx.nn.ditac import DiTAC, ditac_penalty
