@@ -20,9 +20,30 @@ def _short(target: str, tilde: bool) -> str:
     return target.rsplit(".", 1)[-1] if tilde else target
 
 
+def _fence_doctests(lines: list[str]) -> list[str]:
+    """Wrap each doctest run (``>>>`` lines, their ``...`` continuations and the expected
+    output up to a blank line) in a ```pycon fence, so Markdown shows it as code."""
+    out, i, inside_fence = [], 0, False
+    while i < len(lines):
+        line = lines[i]
+        if line.lstrip().startswith("```"):
+            inside_fence = not inside_fence
+        if inside_fence or not line.lstrip().startswith(">>>"):
+            out.append(line)
+            i += 1
+            continue
+        indent = line[: len(line) - len(line.lstrip())]
+        block = []
+        while i < len(lines) and lines[i].strip():
+            block.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i])
+            i += 1
+        out += [indent + "```pycon"] + [indent + b for b in block] + [indent + "```"]
+    return out
+
+
 def rst_to_markdown(text: str) -> str:
     out: list[str] = []
-    lines = text.splitlines()
+    lines = _fence_doctests(text.splitlines())
     i = 0
     while i < len(lines):
         line = lines[i]
