@@ -23,7 +23,7 @@ on a planted teacher, scoring only quantities the data can determine:
   (``P(|w| < 0.1) > 0.5`` under SoftLaplace(0, s) needs ``s < 0.114``, which shrinks the
   large weights too), so the horseshoe is our sparsity prior and SoftLaplace the control.
 * **Sampler.** NUTS (max tree depth 10), ``chains`` chains, each started from its **own**
-  MAP restart (3 x ``chains`` restarts from different random inits, the best ``chains``
+  MAP restart (2 x ``chains`` restarts from different random inits, the best ``chains``
   kept: most restarts of a small MMeLU net stall in poor local modes), so that chains that
   end in different modes show up in R-hat. R-hat / ESS are computed on identifiable quantities only
   (``c``, ``gamma/lam``, the noise scale, the log-likelihood, ``F`` at held-out points).
@@ -359,12 +359,12 @@ def main(argv=None) -> dict:
     cfg.seeds = cfg.seeds or (5 if full else 3)
     cfg.n = cfg.n or (400 if full else 200)
     cfg.n_test = 1000
-    cfg.warmup = cfg.warmup or (1000 if full else 300)
-    cfg.samples = cfg.samples or (1000 if full else 300)
+    cfg.warmup = cfg.warmup or (1000 if full else 200)
+    cfg.samples = cfg.samples or (1000 if full else 200)
     cfg.chains = cfg.chains or 4
-    cfg.map_steps = 3000 if full else 1500
+    cfg.map_steps = 5000 if full else 3000
     cfg.mode_tol = 20.0
-    cfg.restarts_per_chain = 3
+    cfg.restarts_per_chain = 2
     priors = [p.strip() for p in cfg.priors.split(",") if p.strip()]
     print(f"jax devices: {jax.devices()}; {cfg.chains} chains (one MAP restart each) x ({cfg.warmup} warm-up + "
           f"{cfg.samples}), {cfg.seeds} seeds, n={cfg.n}, priors {priors}, NUTS max tree depth {cfg.max_tree_depth}")
