@@ -260,6 +260,12 @@ def _center_crop(img: np.ndarray, size: int | None) -> np.ndarray:
     return img[r:r + s, c:c + s]
 
 
+def _fit_stride(img: np.ndarray, size: int, stride: int) -> np.ndarray:
+    """Trim the bottom/right so that ``(H - size)`` and ``(W - size)`` divide by ``stride``."""
+    h, w = img.shape
+    return img[:size + (h - size) // stride * stride, :size + (w - size) // stride * stride]
+
+
 def run_images(args, bar) -> dict:
     if args.data_dir:
         train_imgs, test_imgs = load_bsd(args.data_dir)
@@ -267,8 +273,10 @@ def run_images(args, bar) -> dict:
     else:
         train_imgs = load_offline_images(OFFLINE_TRAIN)
         test_imgs, names = load_offline_images(OFFLINE_TEST), list(OFFLINE_TEST)
-    test_imgs = [_center_crop(im, args.test_crop) for im in test_imgs]
     size, d = args.patch, args.patch * args.patch
+    # crop so that the strided patches cover every pixel (fold_patches leaves others at 0)
+    test_imgs = [_fit_stride(_center_crop(im, args.test_crop), size, args.stride)
+                 for im in test_imgs]
     sig_tests = [s / 255.0 for s in args.image_sigma_tests]
     sig_trains = [s / 255.0 for s in args.image_sigma_trains]
     # the same noisy test images for every model (paired comparisons)

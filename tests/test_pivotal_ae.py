@@ -281,3 +281,16 @@ def test_experiment_smoke(tmp_path, monkeypatch):
     assert set(res["synthetic_analysis"]["verdicts"]) == {
         "pivotal/free", "match/free", "pivotal/pinv", "match/pinv"}
     assert res["tables"].count("VERDICT") == 8
+
+
+def test_experiment_test_crop_is_covered_by_strided_patches():
+    """Every pixel of a test image must be covered, or fold_patches leaves it at 0."""
+    from actfx.data.denoising import extract_patches, fold_patches
+    from experiments import nelu_pivotal as E
+
+    img = np.random.default_rng(0).uniform(size=(160, 149)).astype(np.float32)
+    for stride in (1, 2, 3, 5):
+        t = E._fit_stride(img, 8, stride)
+        back = fold_patches(extract_patches(t, 8, stride), t.shape, 8, stride)
+        np.testing.assert_allclose(back, t, atol=1e-6)
+        assert t.shape[0] > 160 - stride - 1 and t.shape[1] > 149 - stride - 1
