@@ -1,46 +1,55 @@
-"""Does spatial Top-K activation sparsity raise shape bias? (Li, Wen, Li, Lee, NeurIPS'23)
+"""Does spatial Top-K on features that carry both cues raise shape bias? (Li et al., NeurIPS'23)
 
-On the synthetic cue-conflict benchmark (:func:`actfx.data.synthetic_cue_conflict`: class
-``c`` = shape ``c`` filled with texture ``c``, so shape and texture are both informative)
-this trains ``actfx.nn.models.SmallCNN`` (ReLU, BatchNorm) for several seeds and measures,
-on cue-conflict images (shape of class i, texture of class j != i):
+The paper inserts Top-K (keep the ``k`` % largest activations of each channel over H x W)
+after every max-pool of an ImageNet-*pretrained* VGG-16 at inference, and the shape bias
+on Geirhos's cue-conflict images rises (0.079 dense -> 0.584 at k = 5 %; shape decisions
+77 -> 236 of 1200, texture 892 -> 168), while keeping the complement instead ("revert")
+lowers it. No pretrained weights can be downloaded here, so this is a stand-in that can
+show the effect or fail to:
 
-* **dense**: the network as trained;
-* **inserted**: the same dense network with Top-K (:func:`actfx.topk`, per sample and
-  channel over H x W) inserted at inference after the conv blocks ``--topk-blocks``,
-  for k in {1, 2, 5, 10, 20, 50, 100} %;
-* **trained**: networks trained (and evaluated) with Top-K after ``--train-topk-blocks``
-  at each k of ``--train-k``;
+1. **Backbone with both cues.** A BatchNorm-free VGG-style network (3 stages of 2 conv3x3
+   + ReLU, each ending in a 2x2 max-pool; receptive field 36 px >= the 32 px image, so a
+   unit can see the whole object) is trained on *random* shape x texture pairs of the
+   synthetic benchmark (:func:`actfx.data.render_images`) with two linear heads, one for
+   the shape and one for the texture (:func:`actfx.train.fit` with a two-head
+   ``loss_fn``); held-out accuracy of both heads is reported.
+2. **Frozen features, linear readout.** The backbone is frozen; a linear readout without
+   intercept is fitted (through ``fit``) on its dense features of *cue-consistent* images
+   (class ``c`` = shape ``c`` in texture ``c``), where both cues predict the class.
+3. **Top-K at inference** (:class:`actfx.nn.TopK`, per sample and channel over H x W,
+   ``m = max(1, int(k*H*W))``) after each pooling stage, k = 50/20/10/5 %, with the same
+   readout; and at every k the controls **random-K** (the same count ``m`` of random
+   positions per channel) and **revert** (drop the top-m, keep the rest), plus **dense**.
+   The sparsifiers are wrapped around the frozen backbone in a new evaluation module for
+   each setting (nothing in the trained model is mutated).
 
-* **control (shape only)**: networks trained on images whose texture is drawn at random
-  (only the shape predicts the label) — they should score a shape bias near 1, which
-  checks that the benchmark can register a shape-biased network at all;
+Scored on cue-conflict images (shape of class i, texture of class j != i):
+shape bias (:func:`actfx.metrics.shape_bias`: shape / (shape + texture decisions)),
+shape-decision rate and texture-decision rate (decisions / images), and clean accuracy on
+cue-consistent test images; ``--seeds`` backbones (default 3), mean ± std.
 
-the shape bias (:func:`actfx.data.shape_bias`), the fractions of shape / texture / other
-decisions, and the clean accuracy on cue-consistent test images. A network that guesses at
-random scores a shape bias of 0.5 (shape and texture decisions are equally likely), so a
-bias near 0.5 with chance-level clean accuracy means "broken", not "shape-biased": read the
-accuracy and the decision fractions next to the bias.
+**Verdict.** The claim is *supported* only if, at some k, both (a) Top-K's shape-decision
+rate exceeds dense's (paired over seeds, 95 % t-interval above 0) and (b) Top-K's shape
+bias beats random-K's by >= 0.1 (mean paired difference >= 0.1 with its interval above 0).
+Shape bias drifts toward 0.5 as any network degrades (random guessing gives 0.5), so (a)
+guards against "texture decisions collapse, nothing gained" and (b) against "any
+sparsification does this". *Not supported* if at every k the shape-rate interval lies at
+or below 0 or the bias advantage's interval lies below 0.1; else *inconclusive*.
 
-    python -m experiments.topk_shape_bias            # quick CPU config (3 seeds)
-    python -m experiments.topk_shape_bias --full     # bigger images/net/data, 5 seeds
+    python -m experiments.topk_shape_bias            # quick CPU config
+    python -m experiments.topk_shape_bias --full     # 64 px images, wider net, 5 seeds
 
-Optionally, ``--geirhos-dir DIR --geirhos-model MODULE:FUNCTION`` evaluates the shape bias
-of your own classifier on the real Geirhos cue-conflict folder: ``FUNCTION()`` must return
-a callable mapping RGB images ``(B, H, W, 3)`` in [0, 1] to scores over the 16 categories
-(e.g. wrap an ImageNet model with :func:`actfx.data.imagenet_to_geirhos16`).
+``--geirhos-dir DIR --geirhos-model MODULE:FUNCTION`` scores your own classifier on the
+real Geirhos cue-conflict folder (:func:`actfx.metrics.geirhos_shape_bias`): ``FUNCTION()``
+must return a callable mapping RGB images ``(B, H, W, 3)`` in [0, 1] to scores over the
+16 categories (e.g. wrap an ImageNet model with :func:`actfx.metrics.imagenet_to_geirhos16`).
 
 Writes ``results/topk_shape_bias/{topk_shape_bias.json, topk_shape_bias.png}``.
 
-Measured with the quick config (3 seeds, mean ± std): the dense network is strongly
-texture-biased (shape bias 0.085 ± 0.006, clean accuracy 0.969). Inserting Top-K after all
-three blocks did *not* make it shape-biased: at k >= 10 % the bias stays at or below the
-dense value (0.056-0.098); at k <= 2 % it rises to 0.37-0.46 only because the network
-breaks (clean accuracy 0.16-0.23, chance 0.125; shape decisions 0.12 of the conflict
-images, the chance rate 1/8). Top-K after the last block only lowers the bias (0.055-0.084).
-Training with Top-K (k = 20 % after block 1) gives 0.074 ± 0.004. The shape-only control
-reaches 0.787 ± 0.029, so the benchmark does register shape bias. At this scale the
-paper's effect is not reproduced; the paper's models are ImageNet-trained VGG/AlexNet.
+References:
+  T. Li, Z. Wen, Y. Li, T. S. Lee, *Emergence of Shape Bias in Convolutional Neural
+  Networks through Activation Sparsity*, NeurIPS 2023. R. Geirhos et al., *ImageNet-trained
+  CNNs are biased towards texture*, ICLR 2019.
 """
 
 from __future__ import annotations
@@ -49,26 +58,26 @@ import argparse
 import dataclasses
 import importlib
 import time
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from actfx.data import (
-    SHAPES,
-    TEXTURES,
-    ImageDataset,
-    render_images,
-    synthetic_cue_conflict,
-)
-from actfx.metrics import geirhos_shape_bias, shape_bias_counts
-from actfx.nn.models import SmallCNN
-from actfx.train import TrainConfig, fit
+import actfx
+from actfx.data import SHAPES, TEXTURES, render_images, synthetic_cue_conflict
+from actfx.metrics import geirhos_shape_bias, paired_difference, shape_bias_counts
+from actfx.nn import TopK
+from actfx.topk import num_kept
+from actfx.train import TrainConfig, fit, predict
 from experiments.reporting import format_table, mean_std, results_dir, save_json
 
-KS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+KS = (0.5, 0.2, 0.1, 0.05)
+MODES = ("topk", "random", "revert")
+MIN_BIAS_GAIN = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,151 +85,282 @@ class Config:
     seeds: int = 3
     size: int = 32
     num_classes: int = 8
-    num_train: int = 2400
-    num_test: int = 800
-    conflicts_per_pair: int = 10
-    channels: tuple[int, ...] = (16, 32, 64)
-    epochs: int = 6
+    num_pretext: int = 6000       # random shape x texture pairs for the backbone
+    num_pretext_val: int = 800
+    num_readout: int = 2000       # cue-consistent images for the readout
+    num_test: int = 800           # cue-consistent test images (clean accuracy)
+    conflicts_per_pair: int = 20  # 8 x 7 x 20 = 1120 conflict images (Geirhos: 1280)
+    widths: tuple[int, ...] = (16, 32, 64)
+    epochs: int = 8
     batch_size: int = 64
-    learning_rate: float = 3e-3
+    learning_rate: float = 2e-3
+    readout_epochs: int = 30
     ks: tuple[float, ...] = KS
-    topk_blocks: tuple[int, ...] = (0, 1, 2)
-    train_ks: tuple[float, ...] = (0.2,)
-    train_topk_blocks: tuple[int, ...] = (1,)
-    control: bool = True
     data_seed: int = 0
 
 
 QUICK = Config()
-FULL = Config(seeds=5, size=64, num_train=16000, num_test=1600, conflicts_per_pair=40,
-              channels=(32, 64, 128, 128), epochs=30, topk_blocks=(0, 1, 2, 3),
-              train_ks=(0.05, 0.1, 0.2, 0.5), train_topk_blocks=(2,))
+FULL = Config(seeds=5, size=64, num_pretext=40000, num_pretext_val=4000, num_readout=8000,
+              num_test=1600, conflicts_per_pair=40, widths=(32, 64, 128, 256), epochs=30)
 
 
-def predict(model: SmallCNN, x: np.ndarray, batch_size: int = 400) -> np.ndarray:
-    """Eval-mode class decisions of ``model`` on ``x`` (one compilation per model layout)."""
-    model.eval()
-    graphdef, state = nnx.split(model)
-
-    @jax.jit
-    def forward(state, xb):
-        return jnp.argmax(nnx.merge(graphdef, state)(xb), axis=-1)
-
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = x[start : start + batch_size]
-        n = len(xb)
-        if n < batch_size:   # pad: one input shape, one compilation
-            xb = np.concatenate([xb, np.zeros((batch_size - n, *xb.shape[1:]), xb.dtype)])
-        out.append(np.asarray(forward(state, xb))[:n])
-    return np.concatenate(out)
+# ----------------------------------------------------------------------------- models
 
 
-def measure(model: SmallCNN, data) -> dict:
-    """Shape-bias counts on the conflict set and clean accuracy on the clean test set."""
-    both = np.concatenate([data.x_conflict, data.train.x_test])
-    pred = predict(model, both)
-    p_conf, p_clean = pred[: len(data.x_conflict)], pred[len(data.x_conflict) :]
-    c = shape_bias_counts(p_conf, data.shape_labels, data.texture_labels)
-    n = len(p_conf)
-    return {
-        "shape_bias": c["shape_bias"],
-        "shape_frac": c["shape"] / n,
-        "texture_frac": c["texture"] / n,
-        "other_frac": c["other"] / n,
-        "clean_accuracy": float(np.mean(p_clean == data.train.y_test)),
-    }
+class VGGBackbone(nnx.Module):
+    """BN-free VGG-style features: per stage ``[conv3x3 -> ReLU] x 2 -> max-pool 2x2``.
+
+    ``__call__(x, after_pool=None)`` returns the flattened features; ``after_pool[s]``,
+    when given, is applied to the output of pooling stage ``s`` (where the paper puts
+    Top-K). Receptive field of the last stage: 36 px for 3 stages, 76 px for 4.
+    """
+
+    def __init__(self, widths: Sequence[int], *, in_channels: int = 1, rngs: nnx.Rngs):
+        chans = [in_channels]
+        convs = []
+        for w in widths:
+            convs.append(nnx.Conv(chans[-1], w, (3, 3), padding="SAME", rngs=rngs))
+            convs.append(nnx.Conv(w, w, (3, 3), padding="SAME", rngs=rngs))
+            chans.append(w)
+        self.convs = nnx.List(convs)
+        self.num_stages = len(widths)
+
+    def __call__(self, x, after_pool: Sequence[Callable] | None = None):
+        for s in range(self.num_stages):
+            x = jax.nn.relu(self.convs[2 * s](x))
+            x = jax.nn.relu(self.convs[2 * s + 1](x))
+            x = nnx.max_pool(x, (2, 2), strides=(2, 2))
+            if after_pool is not None:
+                x = after_pool[s](x)
+        return x.reshape(x.shape[0], -1)
 
 
-def with_topk(model: SmallCNN, k: float | None, blocks: tuple[int, ...]) -> SmallCNN:
-    """Set the Top-K of ``model`` in place (``k=None`` or 1.0: dense) and return it."""
-    if k is None or k >= 1.0:
-        model.topk, model.topk_blocks = None, ()
-    else:
-        model.topk, model.topk_blocks = float(k), tuple(blocks)
-    return model
+def feature_dim(cfg: Config) -> int:
+    side = cfg.size // 2 ** len(cfg.widths)
+    return side * side * cfg.widths[-1]
 
 
-def shape_only_data(cfg: Config, data) -> ImageDataset:
-    """``data.train`` with the training images redrawn with random textures (stream 3)."""
-    y = data.train.y_train
-    textures = np.random.default_rng((cfg.data_seed, 3)).integers(0, cfg.num_classes, len(y))
-    x = render_images(y, textures, size=cfg.size, seed=cfg.data_seed, stream=3,
+class TwoHead(nnx.Module):
+    """Backbone with a shape head and a texture head: ``x -> (shape_logits, texture_logits)``."""
+
+    def __init__(self, cfg: Config, *, rngs: nnx.Rngs):
+        self.backbone = VGGBackbone(cfg.widths, rngs=rngs)
+        d = feature_dim(cfg)
+        self.shape_head = nnx.Linear(d, cfg.num_classes, rngs=rngs)
+        self.texture_head = nnx.Linear(d, cfg.num_classes, rngs=rngs)
+
+    def __call__(self, x):
+        f = self.backbone(x)
+        return self.shape_head(f), self.texture_head(f)
+
+
+def two_head_loss(model, batch):
+    """Sum of the two cross-entropies; targets ``(B, 2)``: (shape class, texture class)."""
+    x, y = batch
+    ls, lt = model(x)
+    loss = (optax.softmax_cross_entropy_with_integer_labels(ls, y[:, 0]).mean()
+            + optax.softmax_cross_entropy_with_integer_labels(lt, y[:, 1]).mean())
+    return loss, {"shape_accuracy": jnp.mean(jnp.argmax(ls, -1) == y[:, 0]),
+                  "texture_accuracy": jnp.mean(jnp.argmax(lt, -1) == y[:, 1])}
+
+
+class Features(nnx.Module):
+    """The frozen backbone's features, optionally sparsified after each pool."""
+
+    def __init__(self, backbone: VGGBackbone, sparsifiers: Sequence[Callable] | None = None):
+        self.backbone = backbone
+        self.sparsifiers = nnx.List(sparsifiers) if sparsifiers is not None else None
+
+    def __call__(self, x):
+        return self.backbone(x, self.sparsifiers)
+
+
+class Classifier(nnx.Module):
+    """``readout(features(x))``: the evaluated network of one setting."""
+
+    def __init__(self, features: Features, readout: nnx.Linear):
+        self.features = features
+        self.readout = readout
+
+    def __call__(self, x):
+        return self.readout(self.features(x))
+
+
+class RandomK(nnx.Module):
+    """Control: keep ``m = max(1, int(k*H*W))`` *random* positions per sample and channel
+    (the same count Top-K keeps), zero the rest. The positions come from a fixed key,
+    folded with nothing that depends on the activations."""
+
+    def __init__(self, k: float, seed: int):
+        self.k = float(k)
+        self.seed = int(seed)
+
+    def __call__(self, x):
+        key = jax.random.fold_in(jax.random.key(self.seed), 7919)
+        u = jax.random.uniform(key, x.shape, x.dtype) + 1.0
+        keep = actfx.topk(u, self.k, by="value") > 0   # exactly m random positions
+        return jnp.where(keep, x, 0.0)
+
+
+class Revert(nnx.Module):
+    """Control: drop the top-m entries of each channel (those :func:`actfx.topk` keeps)
+    and keep the rest."""
+
+    def __init__(self, k: float):
+        self.k = float(k)
+
+    def __call__(self, x):
+        return x - actfx.topk(x, self.k)
+
+
+def sparsifiers(mode: str, k: float, num_stages: int, seed: int) -> list:
+    if mode == "topk":
+        return [TopK(k) for _ in range(num_stages)]
+    if mode == "random":
+        return [RandomK(k, seed=1000 * seed + s) for s in range(num_stages)]
+    if mode == "revert":
+        return [Revert(k) for _ in range(num_stages)]
+    raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def pretext_data(cfg: Config, n: int, stream: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` images with independent random shape and texture classes; targets ``(n, 2)``."""
+    rng = np.random.default_rng((cfg.data_seed, stream))
+    y = rng.integers(0, cfg.num_classes, size=(n, 2)).astype(np.int32)
+    x = render_images(y[:, 0], y[:, 1], size=cfg.size, seed=cfg.data_seed, stream=stream,
                       shapes=SHAPES[: cfg.num_classes], textures=TEXTURES[: cfg.num_classes])
-    return data.train._replace(x_train=x, name="synthetic-shape-only")
+    return x, y
 
 
-def train(cfg: Config, data, seed: int, topk: float | None, blocks: tuple[int, ...],
-          train_set: ImageDataset | None = None):
-    model = SmallCNN(act=lambda: jax.nn.relu, num_classes=cfg.num_classes, in_channels=1,
-                     channels=cfg.channels, topk=topk, topk_blocks=blocks if topk else None,
-                     rngs=nnx.Rngs(seed))
+def make_data(cfg: Config) -> dict:
+    bench = synthetic_cue_conflict(num_classes=cfg.num_classes, size=cfg.size,
+                                   num_train=cfg.num_readout, num_test=cfg.num_test,
+                                   conflicts_per_pair=cfg.conflicts_per_pair, seed=cfg.data_seed)
+    return {"bench": bench, "pretext": pretext_data(cfg, cfg.num_pretext, stream=10),
+            "pretext_val": pretext_data(cfg, cfg.num_pretext_val, stream=11)}
+
+
+# ----------------------------------------------------------------------------- runs
+
+
+def train_backbone(cfg: Config, data: dict, seed: int) -> tuple[TwoHead, dict]:
+    model = TwoHead(cfg, rngs=nnx.Rngs(seed))
     tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="adamw",
                        learning_rate=cfg.learning_rate, weight_decay=1e-4, schedule="cosine",
                        seed=seed, progress=False, eval_every=10**9)
-    t0 = time.perf_counter()
-    fit(model, data.train if train_set is None else train_set, config=tcfg)
-    return model, time.perf_counter() - t0
+    r = fit(model, data["pretext"], data["pretext_val"], config=tcfg, loss_fn=two_head_loss)
+    return model, {k: r.final[k] for k in ("train_shape_accuracy", "train_texture_accuracy",
+                                           "test_shape_accuracy", "test_texture_accuracy")}
+
+
+def fit_readout(cfg: Config, backbone: VGGBackbone, data: dict, seed: int) -> nnx.Linear:
+    """A linear readout without intercept on the frozen dense features of cue-consistent
+    images (the backbone is not trained: only the readout's inputs are computed by it)."""
+    bench = data["bench"]
+    feats = predict(Features(backbone), bench.train.x_train, batch_size=500)
+    readout = nnx.Linear(feats.shape[1], cfg.num_classes, use_bias=False,
+                         rngs=nnx.Rngs(seed + 10_000))
+    tcfg = TrainConfig(epochs=cfg.readout_epochs, batch_size=min(100, len(feats)), optimizer="adamw",
+                       learning_rate=3e-3, weight_decay=1e-4, schedule="cosine", seed=seed,
+                       progress=False, eval_every=10**9)
+    fit(readout, (feats, bench.train.y_train), config=tcfg)
+    return readout
+
+
+def measure(model, bench) -> dict:
+    """Shape-bias counts on the conflict set and clean accuracy on the clean test set."""
+    both = np.concatenate([bench.x_conflict, bench.train.x_test])
+    pred = np.argmax(predict(model, both, batch_size=500), axis=-1)
+    p_conf, p_clean = pred[: len(bench.x_conflict)], pred[len(bench.x_conflict):]
+    c = shape_bias_counts(p_conf, bench.shape_labels, bench.texture_labels)
+    return {"shape_bias": c["shape_bias"], "shape_rate": c["shape_rate"],
+            "texture_rate": c["texture_rate"], "other_rate": c["other_rate"],
+            "clean_accuracy": float(np.mean(p_clean == bench.train.y_test))}
 
 
 def run(cfg: Config) -> dict:
-    t_start = time.perf_counter()
-    data = synthetic_cue_conflict(num_classes=cfg.num_classes, size=cfg.size,
-                                  num_train=cfg.num_train, num_test=cfg.num_test,
-                                  conflicts_per_pair=cfg.conflicts_per_pair, seed=cfg.data_seed)
-    records = []
-    jobs = [(s, None) for s in range(cfg.seeds)] + [
-        (s, k) for k in cfg.train_ks for s in range(cfg.seeds)
-    ]
-    if cfg.control:
-        jobs += [(s, "control") for s in range(cfg.seeds)]
-        control_set = shape_only_data(cfg, data)
-    for seed, train_k in tqdm(jobs, desc="train+eval", unit="net"):
-        if train_k == "control":
-            model, secs = train(cfg, data, seed, None, (), train_set=control_set)
-            records.append({"setting": "control (shape only)", "k": 1.0, "seed": seed,
-                            "train_seconds": secs, **measure(model, data)})
-            continue
-        model, secs = train(cfg, data, seed, train_k, cfg.train_topk_blocks)
-        if train_k is None:
-            for k in cfg.ks:
-                rec = measure(with_topk(model, k, cfg.topk_blocks), data)
-                setting = "dense" if k >= 1.0 else "inserted"
-                records.append({"setting": setting, "k": k, "seed": seed, "train_seconds": secs,
-                                **rec})
-        else:
-            rec = measure(model, data)
-            records.append({"setting": "trained", "k": train_k, "seed": seed,
-                            "train_seconds": secs, **rec})
-            rec = measure(with_topk(model, None, ()), data)
-            records.append({"setting": "trained, dense eval", "k": train_k, "seed": seed,
-                            "train_seconds": secs, **rec})
-    return {"config": dataclasses.asdict(cfg), "classes": list(data.classes),
-            "num_conflict": len(data.x_conflict), "records": records,
-            "wall_seconds": time.perf_counter() - t_start}
+    t0, c0 = time.perf_counter(), time.process_time()
+    data = make_data(cfg)
+    bench = data["bench"]
+    records, backbones = [], []
+    settings = [("dense", 1.0)] + [(m, k) for k in cfg.ks for m in MODES]
+    for seed in tqdm(range(cfg.seeds), desc="backbones", unit="seed"):
+        model, pre = train_backbone(cfg, data, seed)
+        backbones.append({"seed": seed, **pre})
+        readout = fit_readout(cfg, model.backbone, data, seed)
+        for mode, k in settings:
+            sp = None if mode == "dense" else sparsifiers(mode, k, len(cfg.widths), seed)
+            clf = Classifier(Features(model.backbone, sp), readout)
+            records.append({"setting": mode, "k": k, "seed": seed, **measure(clf, bench)})
+    stage_sides = [cfg.size // 2 ** (s + 1) for s in range(len(cfg.widths))]
+    kept = {f"{k:g}": [num_kept(k, s * s) for s in stage_sides] for k in cfg.ks}
+    return {"config": dataclasses.asdict(cfg), "classes": list(bench.classes),
+            "num_conflict": len(bench.x_conflict), "backbones": backbones,
+            "kept_per_stage": kept, "records": records,
+            "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+
+
+# ----------------------------------------------------------------------------- report
+
+METRICS = ("shape_bias", "shape_rate", "texture_rate", "clean_accuracy")
+
+
+def _values(result, setting, k, name):
+    rs = sorted((r for r in result["records"] if r["setting"] == setting and r["k"] == k),
+                key=lambda r: r["seed"])
+    return [r[name] for r in rs]
 
 
 def summarize(result: dict) -> tuple[list[str], list[list[str]], dict]:
     groups: dict[tuple[str, float], list[dict]] = {}
     for r in result["records"]:
         groups.setdefault((r["setting"], r["k"]), []).append(r)
-    order = {"dense": 0, "inserted": 1, "trained": 2, "trained, dense eval": 3,
-             "control (shape only)": 4}
-    header = ["setting", "k", "shape bias", "clean acc", "shape dec.", "texture dec.", "other"]
+    order = {"dense": 0, "topk": 1, "random": 2, "revert": 3}
+    header = ["setting", "k", "shape bias", "shape dec. rate", "texture dec. rate", "clean acc"]
     rows, summary = [], {}
-    for (setting, k), recs in sorted(groups.items(), key=lambda g: (order[g[0][0]], -g[0][1])):
+    for (setting, k), recs in sorted(groups.items(), key=lambda g: (-g[0][1], order[g[0][0]])):
         def col(name, recs=recs):
             return [r[name] for r in recs]
-        rows.append([setting, "-" if k >= 1.0 else f"{100 * k:g}%",
-                     mean_std(col("shape_bias"), "{:.3f}"), mean_std(col("clean_accuracy"), "{:.3f}"),
-                     mean_std(col("shape_frac"), "{:.3f}"), mean_std(col("texture_frac"), "{:.3f}"),
-                     mean_std(col("other_frac"), "{:.3f}")])
+        rows.append([setting, "-" if setting == "dense" else f"{100 * k:g}%",
+                     *[mean_std(col(m), "{:.3f}") for m in METRICS]])
         summary[f"{setting}@{k:g}"] = {
-            name: {"mean": float(np.nanmean(col(name))), "std": float(np.nanstd(col(name), ddof=1))
-                   if len(recs) > 1 else 0.0, "values": col(name)}
-            for name in ("shape_bias", "clean_accuracy", "shape_frac", "texture_frac", "other_frac")
-        }
+            m: {"mean": float(np.nanmean(col(m))),
+                "std": float(np.nanstd(col(m), ddof=1)) if len(recs) > 1 else 0.0,
+                "values": col(m)}
+            for m in (*METRICS, "other_rate")}
     return header, rows, summary
+
+
+def verdict(result: dict) -> dict:
+    """Paired tests at every k (see the module docstring) and the verdict."""
+    ks = result["config"]["ks"]
+    per_k, lines = {}, []
+    for k in ks:
+        rate = paired_difference(_values(result, "topk", k, "shape_rate"),
+                                 _values(result, "dense", 1.0, "shape_rate"))
+        gain = paired_difference(_values(result, "topk", k, "shape_bias"),
+                                 _values(result, "random", k, "shape_bias"))
+        rev = paired_difference(_values(result, "topk", k, "shape_bias"),
+                                _values(result, "revert", k, "shape_bias"))
+        ok = rate.low > 0 and gain.mean >= MIN_BIAS_GAIN and gain.low > 0
+        fails = rate.high <= 0 or gain.high < MIN_BIAS_GAIN
+        per_k[f"{k:g}"] = {"shape_rate_vs_dense": rate._asdict(),
+                           "bias_vs_random": gain._asdict(), "bias_vs_revert": rev._asdict(),
+                           "supported": ok, "refuted": fails}
+        lines.append(f"k={100 * k:g}%: shape-decision rate Top-K - dense {rate.format()} ; "
+                     f"shape bias Top-K - random-K {gain.format(fmt='{:+.3f}')} ; "
+                     f"Top-K - revert {rev.format(fmt='{:+.3f}')}  (95 % t-intervals, "
+                     f"{rate.n} paired seeds)")
+    if any(v["supported"] for v in per_k.values()):
+        v = "supported"
+    elif all(v["refuted"] for v in per_k.values()):
+        v = "not supported"
+    else:
+        v = "inconclusive"
+    return {"verdict": v, "per_k": per_k, "lines": lines}
 
 
 def plot(result: dict, summary: dict, path) -> None:
@@ -230,39 +370,34 @@ def plot(result: dict, summary: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     cfg = result["config"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, label in ((axes[0], "shape_bias", "shape bias (cue-conflict)"),
-                              (axes[1], "clean_accuracy", "clean accuracy")):
-        dense = summary["dense@1"][metric]
-        ax.axhline(dense["mean"], color="k", lw=1, label="dense")
-        ax.axhspan(dense["mean"] - dense["std"], dense["mean"] + dense["std"], color="k", alpha=0.1)
-        ks = [k for k in cfg["ks"] if k < 1.0]
-        m = [summary[f"inserted@{k:g}"][metric]["mean"] for k in ks]
-        s = [summary[f"inserted@{k:g}"][metric]["std"] for k in ks]
-        ax.errorbar([100 * k for k in ks], m, yerr=s, marker="o", capsize=3,
-                    label=f"Top-K inserted at inference (blocks {cfg['topk_blocks']})")
-        if cfg["train_ks"]:
-            tk = list(cfg["train_ks"])
-            m = [summary[f"trained@{k:g}"][metric]["mean"] for k in tk]
-            s = [summary[f"trained@{k:g}"][metric]["std"] for k in tk]
-            ax.errorbar([100 * k for k in tk], m, yerr=s, marker="s", ls="none", capsize=3,
-                        color="tab:red", label=f"trained with Top-K (blocks {cfg['train_topk_blocks']})")
-        if "control (shape only)@1" in summary:
-            ax.axhline(summary["control (shape only)@1"][metric]["mean"], color="tab:green",
-                       ls="--", lw=1, label="control: trained on shape only")
-        if metric == "shape_bias":
+    ks = list(cfg["ks"])
+    fig, axes = plt.subplots(1, 4, figsize=(17, 4))
+    labels = {"shape_bias": "shape bias", "shape_rate": "shape-decision rate",
+              "texture_rate": "texture-decision rate", "clean_accuracy": "clean accuracy"}
+    for ax, m in zip(axes, METRICS):
+        d = summary["dense@1"][m]
+        ax.axhline(d["mean"], color="k", lw=1, label="dense")
+        ax.axhspan(d["mean"] - d["std"], d["mean"] + d["std"], color="k", alpha=0.1)
+        for mode, mk in (("topk", "o"), ("random", "s"), ("revert", "^")):
+            mean = [summary[f"{mode}@{k:g}"][m]["mean"] for k in ks]
+            std = [summary[f"{mode}@{k:g}"][m]["std"] for k in ks]
+            ax.errorbar([100 * k for k in ks], mean, yerr=std, marker=mk, capsize=3,
+                        label={"topk": "Top-K", "random": "random-K", "revert": "revert"}[mode])
+        if m == "shape_bias":
             ax.axhline(0.5, color="gray", ls=":", lw=1, label="random guessing")
             ax.set_ylim(0, 1)
-        else:
+        if m in ("shape_rate", "texture_rate"):
             ax.axhline(1 / cfg["num_classes"], color="gray", ls=":", lw=1, label="chance")
         ax.set_xscale("log")
+        ax.set_xticks([100 * k for k in ks], [f"{100 * k:g}" for k in ks])
+        ax.minorticks_off()
         ax.set_xlabel("k (% of H x W kept per channel)")
-        ax.set_ylabel(label)
+        ax.set_title(labels[m], fontsize=10)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"SmallCNN{tuple(cfg['channels'])} on synthetic cue-conflict "
-                 f"({cfg['size']}x{cfg['size']}, {cfg['num_classes']} classes, {cfg['seeds']} seeds)")
+    fig.suptitle(f"Frozen two-cue VGG{tuple(cfg['widths'])} + linear readout, Top-K after each "
+                 f"pool ({cfg['size']} px, {cfg['num_classes']} classes, {cfg['seeds']} seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
@@ -274,30 +409,23 @@ def _load_classifier(spec: str):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+    p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="bigger config (accelerator)")
-    p.add_argument("--seeds", type=int, help="number of seeds (default: 3 quick, 5 full)")
-    p.add_argument("--epochs", type=int, help="training epochs")
-    p.add_argument("--num-train", type=int, help="training images")
-    p.add_argument("--topk-blocks", type=int, nargs="+", help="blocks followed by inserted Top-K")
-    p.add_argument("--train-k", type=float, nargs="*", help="k of the networks trained with Top-K")
-    p.add_argument("--train-topk-blocks", type=int, nargs="+", help="blocks with Top-K in training")
-    p.add_argument("--no-control", action="store_true",
-                   help="skip the shape-only control networks")
+    p.add_argument("--seeds", type=int, help="number of backbones (default: 3 quick, 5 full)")
+    p.add_argument("--epochs", type=int, help="backbone training epochs")
+    p.add_argument("--num-pretext", type=int, help="random shape x texture training images")
+    p.add_argument("--ks", type=float, nargs="+", help="Top-K fractions (default 0.5 0.2 0.1 0.05)")
     p.add_argument("--out", default="topk_shape_bias", help="results/<out>/")
+    p.add_argument("--results-root", default="results", help="results root directory")
     p.add_argument("--geirhos-dir", help="Geirhos cue-conflict folder (<shape>/<shape><i>-<texture><j>.png)")
     p.add_argument("--geirhos-model", help="MODULE:FUNCTION returning a classifier over the 16 categories")
     args = p.parse_args(argv)
     cfg = FULL if args.full else QUICK
-    overrides = {"seeds": args.seeds, "epochs": args.epochs, "num_train": args.num_train,
-                 "topk_blocks": tuple(args.topk_blocks) if args.topk_blocks else None,
-                 "train_ks": tuple(args.train_k) if args.train_k is not None else None,
-                 "train_topk_blocks": tuple(args.train_topk_blocks) if args.train_topk_blocks else None}
+    overrides = {"seeds": args.seeds, "epochs": args.epochs, "num_pretext": args.num_pretext,
+                 "ks": tuple(args.ks) if args.ks else None}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
-    if args.no_control:
-        cfg = dataclasses.replace(cfg, control=False)
-    out = results_dir(args.out)
+    out = results_dir(args.out, args.results_root)
 
     if args.geirhos_dir:
         if not args.geirhos_model:
@@ -312,12 +440,19 @@ def main(argv=None) -> dict:
     result = run(cfg)
     header, rows, summary = summarize(result)
     result["summary"] = summary
-    print(format_table(header, rows))
-    d = summary["dense@1"]["shape_bias"]["mean"]
-    best = max((v["shape_bias"]["mean"], key) for key, v in summary.items() if key.startswith("inserted"))
-    print(f"\ndense shape bias {d:.3f}; highest with inserted Top-K {best[0]:.3f} ({best[1]}), "
-          f"clean accuracy there {summary[best[1]]['clean_accuracy']['mean']:.3f}; "
-          f"random guessing gives 0.5. Wall time {result['wall_seconds']:.0f} s.")
+    v = verdict(result)
+    result["verdict"] = v
+    bb = result["backbones"]
+    print(f"backbone (held-out random pairs): shape head "
+          f"{mean_std([b['test_shape_accuracy'] for b in bb], '{:.3f}')}, texture head "
+          f"{mean_std([b['test_texture_accuracy'] for b in bb], '{:.3f}')}; "
+          f"{result['num_conflict']} conflict images; kept per stage {result['kept_per_stage']}")
+    table = format_table(header, rows)
+    print(f"mean ± std over {cfg.seeds} seeds\n\n{table}\n")
+    print("\n".join(v["lines"]))
+    print(f"VERDICT (Top-K raises shape bias beyond a random-K control): {v['verdict']}")
+    print(f"wall {result['wall_seconds']:.0f} s, process CPU {result['cpu_seconds']:.0f} s")
+    result["table"] = table
     save_json(out / "topk_shape_bias.json", result)
     plot(result, summary, out / "topk_shape_bias.png")
     print(f"wrote {out / 'topk_shape_bias.json'} and {out / 'topk_shape_bias.png'}")
