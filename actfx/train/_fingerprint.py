@@ -102,4 +102,9 @@ def fingerprint_diff(saved: dict, now: dict) -> list[str]:
             diffs.append(f"{k} differs from the one the checkpoint was written with")
     if saved.get("train") != now.get("train"):
         diffs.append("the train data differ from the checkpoint's (shape, dtype or values)")
+    for k in sorted(set(saved) | set(now)):
+        if k not in ("config", "loss_fn", "optimizer", "train") and saved.get(k) != now.get(k):
+            diffs.append(f"{k} differs from the checkpoint's")
+    if not diffs and saved != now:
+        diffs.append("the run record differs from the checkpoint's (written by another actfx?)")
     return diffs
