@@ -73,7 +73,8 @@ def test_api_page_names_every_public_name(hooks, ns):
     assert names, f"{ns} has no public names"
     for name in names:
         full = f"{ns}.{name}"
-        assert f"::: {full}\n" in page or f"{{ #{full} }}" in page, f"{full} not in its API page"
+        assert (f"::: {full}\n" in page or f"{{ #{full} }}" in page
+                or f'<a id="{full}"></a>' in page), f"{full} not in its API page"
 
 
 def test_rst_math_and_roles_become_markdown():

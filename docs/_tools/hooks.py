@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import io
 import logging
 import os
@@ -127,7 +128,19 @@ def api_page(ns: str) -> str:
             lines += [f"## `{full}` {{ #{full} }}", "", "```python", f"{full} = {value}",
                       "```", ""]
         else:
-            lines += [f"::: {full}", ""]
+            canonical = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
+            shadows_module = importlib.util.find_spec(full) is not None if "." not in name \
+                and hasattr(module, "__path__") else False
+            ours = getattr(obj, "__module__", "").startswith("actfx")
+            if ours and (shadows_module or getattr(obj, "__name__", name) != name):
+                # `actfx.ditac` is both a function and a submodule (griffe would show the
+                # module), `actfx.cpab_transform` an alias: document the object itself under
+                # its canonical path, with an anchor for the public name.
+                lines += [f'<a id="{full}"></a>', "",
+                          f"::: {canonical}", "    options:",
+                          f'      heading: "{full}"', ""]
+            else:
+                lines += [f"::: {full}", ""]
     return "\n".join(lines)
 
 
