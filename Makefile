@@ -42,7 +42,7 @@ $(VENV)/.installed-docs: pyproject.toml | $(PY)
 
 # The documentation site (not a set-up command): site/, built offline, strict.
 docs: $(VENV)/.installed-docs
-	$(VENV)/bin/mkdocs build --strict
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
 
 clean:
 	rm -rf $(VENV) results .pytest_cache site

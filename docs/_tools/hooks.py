@@ -138,7 +138,7 @@ def api_page(ns: str) -> str:
                 # its canonical path, with an anchor for the public name.
                 lines += [f'<a id="{full}"></a>', "",
                           f"::: {canonical}", "    options:",
-                          f'      heading: "{full}"', ""]
+                          f'      heading: "{full}"', f'      toc_label: "{name}"', ""]
             else:
                 lines += [f"::: {full}", ""]
     return "\n".join(lines)
