@@ -131,6 +131,7 @@ def test_resnet20_per_channel_activations(act, attr, width):
     assert y.shape == (2, 10)
 
 
+@pytest.mark.slow  # ~10 s CPU (DiTAC table-method compile); tests/test_train_ditac.py covers fit
 def test_per_channel_ditac_model_trains_with_its_regularizer():
     """An MLP with per-channel DiTAC: finite, non-zero theta gradients, and the prior
     penalty (actfx.nn.regularization) is part of what is differentiated."""
