@@ -73,12 +73,12 @@ def test_gate_fluctuation_zero_for_identical_inputs_and_grows_with_noise():
     m = exp.build_model("smallcnn", "LA-SiLU", 10, 1, seed=0)
     x = np.random.default_rng(0).random((8, 12, 12, 1)).astype(np.float32)
     f0 = exp.gate_fluctuation(m, "LA-SiLU", x, [x], batch_size=4)
-    assert f0.shape == (4,) and np.all(f0 == 0)
+    assert f0.shape == (4,) and np.all(f0 < 1e-6)   # float round-off only
     small = x + 0.01 * np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
     big = x + 0.3 * np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
     fs = exp.gate_fluctuation(m, "LA-SiLU", x, [small], batch_size=8)
     fb = exp.gate_fluctuation(m, "LA-SiLU", x, [big], batch_size=8)
-    assert np.all(fs > 0) and np.all(fb > fs)
+    assert np.all(fs > 1e-4) and np.all(fb > fs)
     # the trained model is not changed: its probes do not record
     assert all(not p.recording for p in exp._probes(m))
 
