@@ -13,6 +13,7 @@ rounds, median), time ``x -> (f(x), vjp(g))`` for
 from __future__ import annotations
 
 import argparse
+import os
 
 import jax
 import jax.numpy as jnp
@@ -59,7 +60,8 @@ def main(argv=None) -> dict:
     }
     print_times_and_ratios(
         f"fwd+bwd, shape {tuple(args.shape)} float32, backend {jax.default_backend()} "
-        f"({jax.devices()[0].device_kind}), median of interleaved rounds",
+        f"({jax.devices()[0].device_kind}), median of interleaved rounds; "
+        f"load average {' / '.join(f'{v:.2f}' for v in os.getloadavg())}",
         t,
         ratios,
         "targets on CPU: LA-SiLU <= 1.05x LayerNorm+SiLU; Top-K k=0.1 <= 5x ReLU",

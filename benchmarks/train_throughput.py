@@ -92,7 +92,8 @@ def main(argv=None) -> dict:
         p.error(f"unknown activation(s) {unknown}; choose from {sorted(ACTIVATIONS)}")
     dev = jax.devices()[0]
     print(f"ResNet-{a.depth} train step, batch {batch}, {a.size}x{a.size}x3, {a.dtype}, "
-          f"{len(jax.devices())} x {dev.platform} ({dev.device_kind}); median of {repeats} x {steps} steps")
+          f"{len(jax.devices())} x {dev.platform} ({dev.device_kind}); median of {repeats} x {steps} steps; "
+          f"load average {' / '.join(f'{v:.2f}' for v in os.getloadavg())}")
     specs = [(act, None) for act in acts] + ([("relu", a.topk)] if a.topk else [])
     runs = [build(act, depth=a.depth, batch=batch, size=a.size, dtype=dtype, topk=k)
             for act, k in specs]

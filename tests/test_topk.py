@@ -1,5 +1,7 @@
 """Top-K: exact-k semantics against NumPy, ties, gradients, dtypes, errors."""
 
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,16 @@ from hypothesis import strategies as st
 
 import actfx
 
+T = sys.modules["actfx.topk"]  # the module (``actfx.topk`` is the function)
+
+
+def ref_num_kept(k, dims):
+    """The reference code's count: ``int(max(1, k * h * w))``, evaluated left to right."""
+    v = k
+    for d in dims:
+        v = v * d
+    return int(max(1, v))
+
 
 def np_topk(x, k, axis=(-3, -2), by="abs"):
     """Independent NumPy reference: stable sort, earlier position wins ties."""
@@ -17,8 +29,7 @@ def np_topk(x, k, axis=(-3, -2), by="abs"):
     rest = tuple(a for a in range(x.ndim) if a not in axes)
     xt = np.transpose(x, rest + axes)
     flat = xt.reshape(xt.shape[: len(rest)] + (-1,))
-    pool = flat.shape[-1]
-    m = max(1, int(k * pool))
+    m = ref_num_kept(k, [x.shape[a] for a in axes])
     score = np.abs(flat) if by == "abs" else flat
     order = np.argsort(-score, axis=-1, kind="stable")[..., :m]
     mask = np.zeros(flat.shape, bool)
@@ -44,7 +55,7 @@ def test_keeps_exactly_m_largest_per_pool():
     x = jax.random.normal(jax.random.key(0), (4, 16, 16, 8))
     k = 0.1
     out = np.asarray(actfx.topk(x, k))
-    m = max(1, int(k * 256))
+    m = ref_num_kept(k, (16, 16))
     kept = (out != 0).sum(axis=(1, 2))
     np.testing.assert_array_equal(kept, m)
     # Every kept |value| >= every dropped |value| in its pool.
@@ -67,7 +78,7 @@ def test_ties_broken_by_position_exactly_m(by):
         np.testing.assert_array_equal(got, np_topk(x, k, by=by))
         # exactly m kept per pool (counted on the mask via a sentinel: all inputs nonzero)
         got_mask = np.asarray(actfx.topk(x + 100.0, k, by=by)) != 0
-        np.testing.assert_array_equal(got_mask.sum(axis=(1, 2)), max(1, int(k * 64)))
+        np.testing.assert_array_equal(got_mask.sum(axis=(1, 2)), ref_num_kept(k, (8, 8)))
 
 
 def test_relu_zeros_pool():
@@ -117,7 +128,7 @@ def test_float64(x64):
 
 def test_jit_and_vmap_parity():
     x = jax.random.normal(jax.random.key(8), (3, 2, 6, 6, 4))
-    f = lambda v: actfx.topk(v, 0.15)  # noqa: E731
+    f = lambda v: actfx.topk(v, 0.15)
     eager = np.stack([np_topk(np.asarray(v), 0.15) for v in x])
     np.testing.assert_array_equal(jax.vmap(f)(x), eager)
     np.testing.assert_array_equal(jax.jit(f)(x[0]), eager[0])
@@ -177,3 +188,124 @@ def test_scalar_and_int_input_raise():
         actfx.topk(jnp.float32(1.0), 0.5, axis=-1)
     with pytest.raises(ValueError, match="floating"):
         actfx.topk(jnp.ones((2, 3, 3, 2), jnp.int32), 0.5)
+
+
+# --- the count: the reference's int(max(1, k*h*w)), left to right -----------------------
+
+
+def test_num_kept_matches_reference_expression_on_grid():
+    # 100 fractions x 18 pool shapes = 1,800 (k, H, W) pairs, plus square pools 1..64.
+    shapes = [(h, w) for h in (3, 5, 7, 10, 14, 28) for w in (7, 10, 32)]
+    shapes += [(s, s) for s in range(1, 65)]
+    diffs = 0
+    for i in range(1, 101):
+        k = i / 100
+        for h, w in shapes:
+            expect = int(max(1, k * h * w))
+            assert T.num_kept(k, (h, w)) == expect, (k, h, w)
+            diffs += expect != max(1, int(k * (h * w)))
+    assert diffs > 0  # the grid does contain pairs where the evaluation order matters
+    assert T.num_kept(0.29, (10, 10)) == 29
+    x = np.random.default_rng(0).normal(size=(1, 10, 10, 2)).astype(np.float32) + 10.0
+    assert (np.asarray(actfx.topk(x, 0.29)) != 0).sum(axis=(1, 2)).tolist() == [[29, 29]]
+
+
+# --- the search: exactness on hard inputs -----------------------------------------------
+
+
+def _hard_inputs():
+    rng = np.random.default_rng(11)
+    n = rng.normal(size=(2, 16, 16, 6)).astype(np.float32)
+    out = {
+        "normal": n,
+        "relu": np.maximum(n, 0),
+        "relu_sparse": np.maximum(n - 1.5, 0),  # most pools have fewer than m positives
+        "zeros": np.zeros_like(n),
+        "integers": np.round(n * 2),  # many equal values crossing the threshold
+        "two_values": np.where(n > 0, 1.0, -1.0).astype(np.float32),
+        "cauchy": rng.standard_cauchy(size=n.shape).astype(np.float32),
+        "tiny": (n * 1e-40).astype(np.float32),  # subnormals
+        "huge": (n * 1e37).astype(np.float32),
+        "per_channel_scale": n * np.logspace(-20, 20, 6, dtype=np.float32),
+        "constant_per_pool": np.broadcast_to(rng.normal(size=(2, 1, 1, 6)), n.shape).astype(np.float32),
+    }
+    out["inf"] = n.copy()
+    out["inf"][0, :3, :3, 0] = np.inf
+    out["inf"][1, 4, :, 1] = -np.inf
+    return out
+
+
+@pytest.mark.parametrize("by", ["abs", "value"])
+def test_hard_inputs_match_stable_argsort(by):
+    # Pools are independent: all the hard cases side by side along C, one compile per k.
+    cases = _hard_inputs()
+    x = np.concatenate([cases[n] for n in sorted(cases)], axis=-1)
+    for k in (1 / 256, 0.1, 0.5):
+        got, want = np.asarray(actfx.topk(x, k, by=by)), np_topk(x, k, by=by)
+        bad = sorted({sorted(cases)[c // 6] for c in np.nonzero((got != want).any(axis=(0, 1, 2)))[0]})
+        assert not bad, f"k={k}: {bad}"
+
+
+def test_nan_is_ranked_above_inf():
+    # Documented: NaN ranks above +inf (as in jax.lax.top_k), so NaN entries are kept first.
+    x = np.arange(1.0, 17.0, dtype=np.float32).reshape(1, 4, 4, 1)
+    x[0, 0, 1, 0] = np.nan
+    x[0, 2, 2, 0] = np.inf
+    out = np.asarray(actfx.topk(x, 3 / 16))[0, :, :, 0]
+    kept = np.argwhere(out != 0).tolist()
+    assert kept == [[0, 1], [2, 2], [3, 3]]
+    assert np.isnan(out[0, 1]) and out[2, 2] == np.inf and out[3, 3] == 16.0
+    # NaN is only kept, never spread: the other pools are unaffected.
+    y = np.concatenate([x, x * 0 + np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)], axis=-1)
+    np.testing.assert_array_equal(np.asarray(actfx.topk(y, 3 / 16))[..., 1], np_topk(y, 3 / 16)[..., 1])
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_half_precision_ties_by_position(dtype):
+    # Half precision has many exact ties in 1,024-entry pools; keys carry the position.
+    x = jax.random.normal(jax.random.key(12), (2, 32, 32, 3)).astype(dtype)
+    xf = np.asarray(x.astype(jnp.float32))
+    for k in (0.1, 0.5):
+        got = np.asarray(actfx.topk(x, k).astype(jnp.float32))
+        np.testing.assert_array_equal(got, np_topk(xf, k))
+
+
+def test_search_paths_agree_with_radix_and_fallbacks(monkeypatch):
+    # The fast path, the continuation on gathered pools and the radix fallback all give
+    # the stable-argsort answer (module constants are read when tracing: fresh jits).
+    x = np.asarray(jax.random.normal(jax.random.key(13), (3, 16, 16, 5)))
+    x = np.concatenate([x, np.round(x), np.maximum(x - 1, 0)], axis=-1).astype(np.float32)
+    xs = jnp.asarray(x)
+    for k in (0.05, 0.3):
+        m = T.num_kept(k, (16, 16))
+        want = np_topk(x, k) != 0
+        for passes, frac in [(24, 1 / 16), (1, 1.0), (0, 1 / 16), (2, 1 / 16)]:
+            monkeypatch.setattr(T, "_MAX_SEARCH_PASSES", passes)
+            monkeypatch.setattr(T, "_FIXUP_FRACTION", frac)
+            got = jax.jit(T._search_mask, static_argnums=(1, 2, 3))(xs, m, (1, 2), "abs")
+            np.testing.assert_array_equal(got, want, err_msg=f"{passes} {frac} {k}")
+        np.testing.assert_array_equal(T._radix_mask(xs, m, (1, 2), "abs"), want)
+
+
+def test_grad_is_the_saved_mask_under_jit_and_vmap():
+    x = jax.random.normal(jax.random.key(14), (3, 2, 8, 8, 4))
+    g = jax.jit(jax.vmap(jax.grad(lambda v: jnp.sum(actfx.topk(v, 0.2) * 3.0))))(x)
+    kept = np.stack([np_topk(np.asarray(v), 0.2) != 0 for v in x])
+    np.testing.assert_array_equal(np.asarray(g), 3.0 * kept)
+
+
+@pytest.mark.parametrize("bad", ["0.5", b"0.5", True, None, [0.5], np.array([0.5]), 1 + 0j])
+def test_k_of_the_wrong_type_names_the_argument(bad):
+    with pytest.raises(ValueError, match=r"^k must be"):
+        actfx.topk(jnp.ones((1, 4, 4, 1)), bad)
+
+
+def test_check_fraction_is_the_shared_checker():
+    assert T.check_fraction("k", 1) == 1.0 and T.check_fraction("k", np.float32(0.5)) == 0.5
+    assert T.check_fraction("topk", None, allow_none=True) is None
+    with pytest.raises(ValueError, match=r"^topk must be None or"):
+        T.check_fraction("topk", "0.1", allow_none=True)
+    with pytest.raises(ValueError, match=r"^topk must be a fraction in \(0, 1\]"):
+        T.check_fraction("topk", 1.5, allow_none=True)
+    with pytest.raises(ValueError, match=r"^k must be"):
+        T.check_fraction("k", None)
