@@ -233,10 +233,26 @@ def ditac(
       table_size: number of grid points of the table, >= 2 (static).
       variant: see above (static).
 
+    Extreme and bad input: the CPAB transform is overflow-safe (see
+    :func:`actfx.cpab.transform`), so a large ``theta`` (e.g. after a big optimiser step)
+    gives finite values and finite gradients w.r.t. ``x`` and ``theta`` everywhere,
+    including outside [a, b] (where the theta-gradient is exactly 0). Documented
+    exceptions: NaN ``x`` gives NaN; ``x = +inf`` gives ``+inf`` and ``x = -inf`` gives NaN,
+    exactly as ``jax.nn.gelu`` (``-inf * Phi(-inf)``); a traced ``theta`` is not checked for NaN (a NaN theta gives NaN). An empty
+    ``x`` gives an empty result.
+
     Returns:
       Array of ``x``'s shape and dtype. The transform is computed in
       ``result_type(x, theta)`` (e.g. float32 for bfloat16 ``x`` with a float32 ``theta``)
       and ``delta`` is cast to ``x.dtype`` before multiplying by :math:`\Phi(x)`.
+
+    Raises:
+      ValueError: concrete ``theta`` NaN/inf or of the wrong shape for ``tess`` or for
+        ``x``'s channels; unknown ``method``/``variant``; ``a``/``b`` not finite real
+        numbers or ``a >= b``; ``table_size`` not an int >= 2; ``tess`` not a
+        zero-boundary Tessellation.
+      TypeError: ``x``/``theta`` not floating (an ``ArgumentTypeError``, also a
+        ``ValueError``).
 
     References:
       I. Chelly, S. Finder, S. Ifergane, O. Freifeld, *Trainable Highly-expressive

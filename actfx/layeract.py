@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from actfx.nelu import _pow2
 from actfx._checks import (
     ArgumentTypeError,
     check_floating,
@@ -41,13 +42,6 @@ def _scale_grad(n: Array, kind: str) -> Array:
         return s * (1 - s)
     # The reference's slope: 1/6 on (-3, 3] (n = +3 exactly included, -3 excluded).
     return jnp.where((n > -3) & (n <= 3), 1.0 / 6, 0.0).astype(n.dtype)
-
-
-def _pow2(v: Array, k: Array) -> Array:
-    """``v * 2**k`` for integer ``k``, exactly, as two normal powers of two."""
-    k1 = k // 2
-    k2 = k - k1
-    return v * jnp.exp2(k1.astype(v.dtype)) * jnp.exp2(k2.astype(v.dtype))
 
 
 def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):

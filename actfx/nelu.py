@@ -91,12 +91,32 @@ def _to_rows(a: Array, axes: tuple[int, ...]) -> tuple[Array, tuple[int, ...], t
     return t.reshape(t.shape[: len(rest)] + (pool,)), t.shape, perm
 
 
+def _exp2_int(k: Array, dtype) -> Array:
+    """``2**k`` exactly for integer ``k``, built from its bits (``jnp.exp2`` is not exact
+    for every integer on XLA CPU, ``jnp.ldexp`` mishandles subnormals); ``k`` is clamped
+    to the normal range, which only matters where the product saturates anyway."""
+    if jnp.dtype(dtype) == jnp.float64:
+        kk = jnp.clip(k.astype(jnp.int64), -1022, 1023)
+        return jax.lax.bitcast_convert_type((kk + 1023) << 52, jnp.float64)
+    kk = jnp.clip(k.astype(jnp.int32), -126, 127)
+    return jax.lax.bitcast_convert_type((kk + 127) << 23, jnp.float32).astype(dtype)
+
+
 def _pow2(v: Array, k: Array) -> Array:
     """``v * 2**k`` for integer ``k`` (|k| <= ~300), exactly: two factors, each a normal
-    power of two (``jnp.ldexp`` mishandles very large/small exponents on some backends)."""
+    power of two."""
     k1 = k // 2
     k2 = k - k1
-    return v * jnp.exp2(k1.astype(v.dtype)) * jnp.exp2(k2.astype(v.dtype))
+    return v * _exp2_int(k1, v.dtype) * _exp2_int(k2, v.dtype)
+
+
+def _pool_exponent(rows: Array):
+    """``(e, finite)``: ``2^e <= max|row| < 2^(e+1)`` per row (0 for a zero row; the
+    scaled row then lies in (-2, 2)), and whether the row is finite."""
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(rows), axis=-1, keepdims=True))
+    finite = jnp.isfinite(m)
+    _, e = jnp.frexp(jnp.where(finite & (m > 0), m, 1.0))
+    return e - 1, finite
 
 
 def _check_lam(lam: Array, shape: tuple[int, ...]) -> None:
@@ -266,22 +286,38 @@ def _nelu(
     lrows, _, _ = _to_rows(lam, axes)
     # NeLU is positively homogeneous, z(x) = 2^e z(x / 2^e): scale each pool by the power
     # of two 2^e ~ max|x| so that no square overflows or underflows (float32 would
-    # overflow from |x| ~ 1e19, float16 from ~256). Exact (powers of two) and, by Euler's
-    # theorem for degree-1 homogeneous maps, the constant scale does not change gradients.
-    m = jax.lax.stop_gradient(jnp.max(jnp.abs(rows), axis=-1, keepdims=True))
-    finite = jnp.isfinite(m)
-    _, e = jnp.frexp(jnp.where(finite & (m > 0), m, 1.0))
-    rows = _pow2(rows, -e)
+    # overflow from |x| ~ 1e19, float16 from ~256). Exact (powers of two). Derivatives:
+    # w.r.t. x the scale cancels (degree-1 homogeneity), so the tangent is taken at the
+    # scaled point unscaled (never multiplied by a huge 2^e and back); w.r.t. lam it is
+    # 2^e times the scaled one.
+
+    def core(v, lv):
+        if method == "unrolled":
+            return _code_unrolled(v, lv, iters, step)
+        if method == "exact":
+            r = _residual_exact(v, lv)
+        else:
+            r = _residual_fixed_point(v, lv, iters)
+        return jax.nn.relu(v - lv * r)
+
+    @jax.custom_jvp
+    def scaled(v, lv):
+        e, _ = _pool_exponent(v)
+        return _pow2(core(_pow2(v, -e), lv), e)
+
+    @scaled.defjvp
+    def scaled_jvp(primals, tangents):
+        v, lv = primals
+        dv, dlv = tangents
+        e, _ = _pool_exponent(v)
+        vs = _pow2(v, -e)
+        zs, dz_x = jax.jvp(lambda w: core(w, lv), (vs,), (dv,))
+        dz_l = jax.jvp(lambda m: core(vs, m), (lv,), (dlv,))[1]
+        return _pow2(zs, e), dz_x + _pow2(dz_l, e)
+
+    _, finite = _pool_exponent(rows)
     # lam is checked eagerly; traced lam outside (0, 1) (or NaN) makes its pool NaN.
     lam_ok = jnp.all((lrows > 0) & (lrows < 1), axis=-1, keepdims=True)
-    if method == "unrolled":
-        z = _code_unrolled(rows, lrows, iters, step)
-    else:
-        if method == "exact":
-            r = _residual_exact(rows, lrows)
-        else:
-            r = _residual_fixed_point(rows, lrows, iters)
-        z = jax.nn.relu(rows - lrows * r)
-    z = jnp.where(finite & lam_ok, _pow2(z, e), jnp.nan)
+    z = jnp.where(finite & lam_ok, scaled(rows, lrows), jnp.nan)
     z = jnp.transpose(z.reshape(tshape), np.argsort(perm))
     return sign * z if two_sided else z

@@ -299,8 +299,9 @@ def test_extreme_theta_finite_values_and_gradients(method):
 
 @pytest.mark.parametrize("method", ["exact", "table"])
 def test_adam_large_step_small_net_stays_finite(method):
-    """A 2 -> 16 -> DiTAC -> 1 net trained by Adam at learning rate 1: before the
-    overflow fix the loss was NaN from step 2 on (theta grows, a t overflows exp)."""
+    """A 2 -> 16 -> DiTAC -> 1 net trained by Adam at learning rate 100: before the
+    overflow fix the loss was NaN from step 3 on (theta grows to ~100x a prior draw and
+    a t overflows exp; measured on the previous code: 0.40, 3.9e9, nan, nan, ...)."""
     import optax
 
     k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
@@ -315,7 +316,7 @@ def test_adam_large_step_small_net_stays_finite(method):
         h = actfx.ditac(X @ p["w1"] + p["b1"], p["theta"], method=method)
         return jnp.mean((h @ p["w2"] - Y) ** 2)
 
-    opt = optax.adam(1.0)
+    opt = optax.adam(100.0)
     state = opt.init(params)
     step = jax.jit(lambda p, s: (lambda lv, g: (lv, g, *opt.update(g, s, p)))(*jax.value_and_grad(loss)(p)))
     max_theta = 0.0
@@ -325,7 +326,7 @@ def test_adam_large_step_small_net_stays_finite(method):
         assert all(bool(jnp.all(jnp.isfinite(v))) for v in jax.tree.leaves(g))
         params = optax.apply_updates(params, upd)
         max_theta = max(max_theta, float(jnp.max(jnp.abs(params["theta"]))))
-    assert max_theta > 5.0  # the steps really were large
+    assert max_theta > 100.0  # the steps really were large
 
 
 def test_errors():

@@ -250,7 +250,7 @@ def test_homogeneity_up_to_the_dtype_max(x64, dtype, method):
     z1 = np.asarray(actfx.nelu(x, 0.4, method=method, iters=30), np.float64)
     assert np.max(z1) > 0
     lo, hi = int(np.log2(float(fi.tiny))) + 4, int(np.log2(float(fi.max))) - 2
-    for k in (lo, -20, 20, hi):
+    for k in (lo, -5, 5, hi):
         c = 2.0**k
         zk = np.asarray(actfx.nelu(x * jnp.asarray(c, dtype), 0.4, method=method, iters=30), np.float64)
         assert np.all(np.isfinite(zk))
@@ -283,7 +283,9 @@ def test_extreme_inputs_finite_with_finite_gradients():
         z = actfx.nelu(x, 0.4)
         g = jax.grad(lambda v: actfx.nelu(v, 0.4).sum())(x)
         assert bool(jnp.all(jnp.isfinite(z))) and bool(jnp.all(jnp.isfinite(g)))
-        np.testing.assert_allclose(g, jax.grad(lambda v: actfx.nelu(v, 0.4).sum())(x / scale), rtol=1e-5)
+        # degree-1 homogeneity: the gradient is that of the unscaled input
+        x0 = jnp.array([3.0, -1.0, 0.5, -2.0])
+        np.testing.assert_allclose(g, jax.grad(lambda v: actfx.nelu(v, 0.4).sum())(x0), rtol=1e-5)
 
 
 def test_nan_or_inf_in_a_pool_gives_nan_for_that_pool_only():
