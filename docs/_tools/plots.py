@@ -63,15 +63,15 @@ def topk(out_dir):
                                         dimension_numbers=("NHWC", "HWIO", "NHWC"))
     fmap = jax.nn.relu(fmap * 4.0 + 0.1)
     ks = (0.3, 0.1, 0.03)
-    fig, axes = plt.subplots(1, 1 + len(ks), figsize=(3.2 * (1 + len(ks)), 3.3))
+    fig, axes = plt.subplots(1, 1 + len(ks), figsize=(3.2 * (1 + len(ks)), 3.7))
     vmax = float(fmap.max())
     axes[0].imshow(fmap[0, :, :, 0], cmap="magma", vmin=0, vmax=vmax)
-    axes[0].set_title("feature map (after ReLU)")
+    axes[0].set_title("feature map (after ReLU)", fontsize=9)
     for ax, k in zip(axes[1:], ks):
         kept = actfx.topk(fmap, k)
         n = int((kept != 0).sum())
         ax.imshow(kept[0, :, :, 0], cmap="magma", vmin=0, vmax=vmax)
-        ax.set_title(f"topk(x, k={k:g}): {n} of {fmap.size} kept")
+        ax.set_title(f"topk(x, k={k:g}): {n} of {fmap.size} kept", fontsize=9)
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
