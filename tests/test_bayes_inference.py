@@ -159,6 +159,7 @@ def test_to_inference_data(prelu_run):
         to_inference_data({"a": np.zeros(3)})
 
 
+@pytest.mark.slow  # the notebook's planted-teacher cell runs init="map_per_chain" in the default suite
 def test_chains_start_from_their_own_map_restart():
     r = run_mcmc(PRELU, XP, YP, init="map_per_chain", num_warmup=3, num_samples=4, num_chains=2, map_steps=30,
                  max_r_hat=float("inf"), max_divergence_rate=1.0, seed=2)
