@@ -52,6 +52,14 @@ CIFAR-10/100-C files in ``--cifar-c-dir`` if given, else ours on the test set. F
 runs are kept in ``results/layeract_robustness[_full_<dataset>]/runs/`` and reused by a
 rerun with the same settings (``--no-resume``: retrain); full runs also checkpoint.
 
+Measured with the quick default (4 paired seeds, train accuracy 99.98-99.99 %, clean
+95.6-96.1 %): noise accuracy LA-SiLU - SiLU -0.49 pp, 95 % CI [-2.40, +1.42];
+LA-HardSiLU - HardSiLU +0.77 pp [-0.01, +1.54] (clean -0.40 [-0.53, -0.27] and -0.28
+[-1.01, +0.46]) -> inconclusive. The mechanism did show: LayerAct's activation scale
+fluctuates less under noise in every block, most in the last (-0.017 [-0.031, -0.003]
+and -0.028 [-0.038, -0.017] relative change). Shot and speckle noise leave MNIST nearly
+untouched (~95.5 % for all); Gaussian noise carries the differences.
+
 References:
   K. Yoon, J. Lim, *LayerAct: Advanced Activation Mechanism for Robust Inference of CNNs*,
   AAAI 2025 (arXiv:2306.04940). D. Hendrycks, T. Dietterich, *Benchmarking Neural
