@@ -39,7 +39,7 @@ def np_topk(x, k, axis=(-3, -2), by="abs"):
 
 
 @pytest.mark.parametrize("by", ["abs", "value"])
-@pytest.mark.parametrize("k", [0.01, 0.1, 0.25, 0.5, 0.9])
+@pytest.mark.parametrize("k", [0.01, 0.5, *(pytest.param(k, marks=pytest.mark.slow) for k in (0.1, 0.25, 0.9))])
 def test_matches_numpy_reference(by, k):
     x = np.random.default_rng(0).normal(size=(3, 7, 9, 4)).astype(np.float32)
     np.testing.assert_array_equal(actfx.topk(x, k, by=by), np_topk(x, k, by=by))
@@ -144,7 +144,7 @@ def test_approx_method_keeps_about_m_large_entries():
     np.testing.assert_array_equal(out, np_topk(np.asarray(x), 0.1))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=8, deadline=None)  # each example compiles a new shape
 @given(
     st.integers(1, 3),
     st.integers(1, 9),
@@ -256,7 +256,7 @@ def test_nan_is_ranked_above_inf():
     assert kept == [[0, 1], [2, 2], [3, 3]]
     assert np.isnan(out[0, 1]) and out[2, 2] == np.inf and out[3, 3] == 16.0
     # NaN is only kept, never spread: the other pools are unaffected.
-    y = np.concatenate([x, x * 0 + np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)], axis=-1)
+    y = np.concatenate([x, np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)], axis=-1)
     np.testing.assert_array_equal(np.asarray(actfx.topk(y, 3 / 16))[..., 1], np_topk(y, 3 / 16)[..., 1])
 
 
@@ -278,13 +278,14 @@ def test_search_paths_agree_with_radix_and_fallbacks(monkeypatch):
     xs = jnp.asarray(x)
     for k in (0.05, 0.3):
         m = T.num_kept(k, (16, 16))
-        want = np_topk(x, k) != 0
+        want = np_topk(x, k)
         for passes, frac in [(24, 1 / 16), (1, 1.0), (0, 1 / 16), (2, 1 / 16)]:
             monkeypatch.setattr(T, "_MAX_SEARCH_PASSES", passes)
             monkeypatch.setattr(T, "_FIXUP_FRACTION", frac)
             got = jax.jit(T._search_mask, static_argnums=(1, 2, 3))(xs, m, (1, 2), "abs")
-            np.testing.assert_array_equal(got, want, err_msg=f"{passes} {frac} {k}")
-        np.testing.assert_array_equal(T._radix_mask(xs, m, (1, 2), "abs"), want)
+            np.testing.assert_array_equal(np.where(got, x, 0), want, err_msg=f"{passes} {frac} {k}")
+            np.testing.assert_array_equal(np.asarray(got).sum(axis=(1, 2)), m)  # exactly m, zeros too
+        np.testing.assert_array_equal(np.where(T._radix_mask(xs, m, (1, 2), "abs"), x, 0), want)
 
 
 def test_grad_is_the_saved_mask_under_jit_and_vmap():
