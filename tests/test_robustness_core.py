@@ -31,10 +31,10 @@ from actfx import cpab
 
 CASES: collections.Counter = collections.Counter()
 
-FAST = settings(max_examples=25, deadline=None, derandomize=True,
+FAST = settings(max_examples=20, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))
 # DiTAC / CPAB compile a larger program per (dtype, transformation): fewer examples.
-FAST_HEAVY = settings(max_examples=16, deadline=None, derandomize=True,
+FAST_HEAVY = settings(max_examples=10, deadline=None, derandomize=True,
                       suppress_health_check=list(HealthCheck))
 DEEP = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
 
@@ -97,7 +97,8 @@ def _expect_raises(fn_name, call, names):
 def _compare(fn_name, got, ref, dtype, scale, min_tol=0.0):
     got = np.asarray(jnp.asarray(got, jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
     big = float(jnp.finfo(dtype).max)
-    ref = np.clip(ref, -big, big)  # results beyond the dtype saturate (documented)
+    # finite results beyond the dtype saturate (documented); inf from inf input stays inf
+    ref = np.where(np.isfinite(ref), np.clip(ref, -big, big), ref)
     fin = np.isfinite(ref)
     assert np.all(np.isfinite(got[fin])), (fn_name, got, ref)
     assert np.all(np.isnan(got[~fin]) | (got[~fin] == ref[~fin])), (fn_name, got, ref)
@@ -503,7 +504,8 @@ def _prop_ditac(data):
     bad = data.draw(st.sampled_from([None, None, None, "theta", "method", "a", "table_size", "variant"]))
     x1 = jnp.ones((2, 4))
     if bad == "theta":
-        v = data.draw(st.sampled_from([th0.at[0].set(jnp.nan), th0[:-1], jnp.ones((3, 9))]))
+        # (a theta of another length d is valid with tess=None: it means nc = d + 1)
+        v = data.draw(st.sampled_from([th0.at[0].set(jnp.nan), jnp.ones((2, 2, 9)), jnp.ones((3, 9))]))
         return _expect_raises("ditac", lambda: actfx.ditac(x1, v), ["theta"])
     if bad == "method":
         return _expect_raises("ditac", lambda: actfx.ditac(x1, th0, method="fast"), ["method"])
