@@ -150,9 +150,12 @@ from actfx.bayes import (
 
 QUICK = os.environ.get("ACTFX_NOTEBOOK_QUICK") == "1"
 CFG = (
-    dict(hidden=4, warmup=60, samples=60, chains=2, map_steps=100, planted_n=100)
+    # quick: a smoke run (seconds, not a converged posterior): short chains, NUTS trees of at
+    # most 2^4 leapfrog steps, 2 MAP restarts; the full config uses NumPyro's default depth 10
+    dict(hidden=4, warmup=40, samples=40, chains=2, map_steps=50, map_restarts=2, tree_depth=4, planted_n=60)
     if QUICK
-    else dict(hidden=16, warmup=500, samples=500, chains=4, map_steps=1000, planted_n=300)
+    else dict(hidden=16, warmup=500, samples=500, chains=4, map_steps=1000, map_restarts=4, tree_depth=10,
+              planted_n=300)
 )
 print(jax.devices(), CFG)
 
@@ -187,7 +190,8 @@ rng = np.random.default_rng(1)
 xp = rng.normal(size=(CFG["planted_n"], 2)).astype("float32")
 yp = np.asarray(pm.forward(teacher, xp))[:, 0] + 0.1 * rng.normal(size=len(xp)).astype("float32")
 pres = run_mcmc(pm, xp, yp, init="map_per_chain", num_warmup=CFG["warmup"], num_samples=CFG["samples"],
-                num_chains=CFG["chains"], map_steps=CFG["map_steps"], max_r_hat=float("inf"))
+                num_chains=CFG["chains"], map_steps=CFG["map_steps"], max_tree_depth=CFG["tree_depth"],
+                max_r_hat=float("inf"))
 ps = pres.flat_samples()
 c_d, ratio_d = np.asarray(ps["layer0/act/c"]), np.asarray(ps["layer0/act/gamma"] / ps["layer0/act/lam"])
 u = np.linspace(-2, 3, 101)
@@ -237,7 +241,7 @@ xtr, ytr, xte, yte = x[trn], y[trn], x[te], y[te]
 
 res = run_mcmc(
     model, xtr, ytr, num_warmup=CFG["warmup"], num_samples=CFG["samples"], num_chains=CFG["chains"],
-    map_steps=CFG["map_steps"],
+    map_steps=CFG["map_steps"], map_restarts=CFG["map_restarts"], max_tree_depth=CFG["tree_depth"],
 )
 diag = diagnostics_table(res, model, xtr, ytr)
 
@@ -296,7 +300,7 @@ def toy():
 
 
 n = 500 if QUICK else 4000
-mcmc = MCMC(ProximalHMC(toy, num_leapfrog=5), num_warmup=300, num_samples=n, num_chains=2,
+mcmc = MCMC(ProximalHMC(toy, num_leapfrog=5), num_warmup=200 if QUICK else 300, num_samples=n, num_chains=2,
             chain_method="vectorized", progress_bar=False)
 mcmc.run(jax.random.key(1))
 t = np.asarray(mcmc.get_samples()["t"])

@@ -51,14 +51,14 @@ def test_map_that_diverges_is_an_error_never_a_start_point():
 
 
 def test_multistart_map_restarts_really_differ_and_best_is_returned():
-    pts, losses = multistart_map(PRELU, XP, YP, num_restarts=3, num_steps=100, seed=4)
+    pts, losses = multistart_map(PRELU, XP, YP, num_restarts=3, num_steps=30, seed=4)
     slopes = [float(p["layer0/act/slope"]) for p in pts]
     assert len(set(np.round(slopes, 5))) == 3, slopes  # distinct random starts, not one start thrice
     assert losses.shape == (3,) and np.all(np.isfinite(losses))
-    best = map_estimate(PRELU, XP, YP, num_restarts=3, num_steps=100, seed=4)
+    best = map_estimate(PRELU, XP, YP, num_restarts=3, num_steps=30, seed=4)
     np.testing.assert_allclose(best["layer0/act/slope"], slopes[int(np.argmin(losses))], rtol=1e-5)
     # restart 0 of a multistart is the single-start fit with the same seed
-    one = map_estimate(PRELU, XP, YP, num_restarts=1, num_steps=100, seed=4)
+    one = map_estimate(PRELU, XP, YP, num_restarts=1, num_steps=30, seed=4)
     np.testing.assert_allclose(one["layer0/act/slope"], slopes[0], rtol=1e-5)
 
 

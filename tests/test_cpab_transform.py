@@ -88,6 +88,16 @@ def test_closed_form_matches_rk4_all(i, x64):
     np.testing.assert_allclose(transform(x, th, tess), num, atol=1e-8, rtol=0)
 
 
+@pytest.mark.parametrize(
+    "nc, zero_boundary, basis, scale, seed", [(10, True, "sparse", 20.0, 3), (5, False, "qr", 5.0, 7)]
+)
+def test_properties_fixed(nc, zero_boundary, basis, scale, seed):
+    """Default (cheap) instances of test_properties: a strong zero-boundary field and a
+    free-boundary one; each new (nc, basis) compiles transform, grad_x and inverse afresh."""
+    _check_properties(nc, zero_boundary, basis, scale, seed)
+
+
+@pytest.mark.slow
 @settings(max_examples=6, deadline=None)
 @given(
     nc=st.sampled_from([2, 5, 10, 50]),
@@ -97,6 +107,10 @@ def test_closed_form_matches_rk4_all(i, x64):
     seed=st.integers(0, 2**31 - 1),
 )
 def test_properties(nc, zero_boundary, basis, scale, seed):
+    _check_properties(nc, zero_boundary, basis, scale, seed)
+
+
+def _check_properties(nc, zero_boundary, basis, scale, seed):
     """Prior samples at several scales (large ones cross many cells): monotone, dT/dx > 0,
     endpoints fixed (zero boundary), inverse composes to identity, identity at theta = 0."""
     with jax.enable_x64(True):
