@@ -44,30 +44,58 @@ def _scale_grad(n: Array, kind: str) -> Array:
     return jnp.where((n > -3) & (n <= 3), 1.0 / 6, 0.0).astype(n.dtype)
 
 
+def _layer_exponent(x: Array, axes: tuple[int, ...]):
+    """``(e, finite)``: ``max|x| = f 2^e`` with ``f`` in ``[0.5, 1)`` per layer (0 for a
+    zero or non-finite layer), and whether the layer is finite."""
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
+    finite = jnp.isfinite(m)
+    _, e = jnp.frexp(jnp.where(finite & (m > 0), m, 1.0))
+    return e, finite
+
+
+def _normalize_scaled(xs, e, finite, axes, alpha, ddof):
+    """``(n, x / std)`` from the scaled layer ``xs = x 2^-e`` (see :func:`_normalize`)."""
+    count = 1
+    for a in axes:
+        count *= xs.shape[a]
+    mu = jnp.mean(xs, axis=axes, keepdims=True)
+    xc = xs - mu
+    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
+    denom = var + _pow2(jnp.asarray(alpha, xs.dtype), -2 * e) if alpha > 0 else var
+    pos = denom > 0
+    inv_std = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
+    # a layer with a NaN/inf entry: NaN throughout (documented), not a partial result
+    inv_std = jnp.where(finite, inv_std, jnp.nan)
+    return xc * inv_std, xs * inv_std
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
 def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
     """``(n, x / std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``.
 
     Overflow-safe: each layer is first scaled by a power of two ``2^-e`` near
-    ``1 / max|x|`` (exact), so the mean and the squares cannot overflow or underflow;
-    ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. The scale is a constant
-    for autodiff (``n`` computed at any fixed scale is the same function of ``x``, so its
-    derivative is unchanged). A constant layer with ``alpha = 0`` (0/0) gets ``n = 0``
-    and finite gradients: the limit along ``alpha -> 0``."""
-    count = 1
-    for a in axes:
-        count *= x.shape[a]
-    m = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
-    _, e = jnp.frexp(jnp.where(jnp.isfinite(m) & (m > 0), m, 1.0))
-    xs = _pow2(x, -e)
-    mu = jnp.mean(xs, axis=axes, keepdims=True)
-    xc = xs - mu
-    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
-    denom = var + _pow2(jnp.asarray(alpha, x.dtype), -2 * e) if alpha > 0 else var
-    pos = denom > 0
-    inv_std = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
-    # a layer with a NaN/inf entry: NaN throughout (documented), not a partial result
-    inv_std = jnp.where(jnp.isfinite(m), inv_std, jnp.nan)
-    return xc * inv_std, xs * inv_std
+    ``1 / max|x|`` (exact, as two normal factors), so the mean and the squares cannot
+    overflow or underflow; ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. The
+    scale is a constant for autodiff (``n`` computed at any fixed scale is the same
+    function of ``x``). Derivatives: the tangent is ``2^-e L(t)`` with ``L`` the
+    derivative of the scaled computation, written so that reverse mode multiplies the
+    cotangent by ``2^-e`` *before* summing it over the layer (the cotangent of ``n`` is
+    ``g x s'(n)``, of the size of ``max|x|``; summed first it overflows near the dtype's
+    max, e.g. bfloat16/float32 layers at ``finfo.max``). A constant layer with
+    ``alpha = 0`` (0/0) gets ``n = 0`` and finite gradients: the limit along
+    ``alpha -> 0``."""
+    e, finite = _layer_exponent(x, axes)
+    return _normalize_scaled(_pow2(x, -e), e, finite, axes, alpha, ddof)
+
+
+@_normalize.defjvp
+def _normalize_jvp(axes, alpha, ddof, primals, tangents):
+    (x,), (t,) = primals, tangents
+    e, finite = _layer_exponent(x, axes)
+    outs, touts = jax.jvp(
+        lambda v: _normalize_scaled(v, e, finite, axes, alpha, ddof), (_pow2(x, -e),), (t,)
+    )
+    return outs, tuple(_pow2(u, -e) for u in touts)
 
 
 def _forward(x, kind, axes, alpha, ddof):

@@ -223,6 +223,26 @@ def test_overflow_safe_up_to_the_dtype_max(x64, dtype, kind):
         assert bool(jnp.all(jnp.isfinite(g.astype(jnp.float32))))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+def test_gradient_finite_and_exact_at_the_dtype_max(x64, dtype, kind):
+    """Regression (robustness property, bfloat16): a layer ``[0, max, max, max]`` gave a
+    gradient of -inf: the cotangent of ``n`` (``g x s'(n)``, of the size of ``max``) was
+    summed over the layer before the ``2^-e`` rescaling. alpha = 0: LayerAct is
+    homogeneous of degree 1, so its gradient at ``x`` equals the gradient at ``x / max``."""
+    big = float(jnp.finfo(dtype).max)
+    pattern = np.array([[0.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0], [-1.0, 0.5, 1.0, 1.0]])
+    x = jnp.asarray(pattern * big, dtype)
+    acc = jnp.float64 if dtype == "float64" else jnp.float32
+    f = lambda v: actfx.layeract(v, kind=kind, alpha=0.0).astype(acc).sum()
+    g = np.asarray(jax.grad(f)(x).astype(acc), np.float64)
+    ref = np.asarray(jax.grad(lambda v: actfx.layeract(v, kind=kind, alpha=0.0).sum())(
+        jnp.asarray(np.asarray(x, np.float64) / big, jnp.float64)))
+    assert np.all(np.isfinite(g)), g
+    tol = 8 * float(jnp.finfo(dtype).eps) if dtype != "float64" else 1e-12
+    np.testing.assert_allclose(g, ref, rtol=tol, atol=tol)
+
+
 def test_hardsilu_slope_convention_at_the_kinks(x64):
     """Reference slope of the HardSiLU gate: 1/6 on (-3, 3] -- n = +3 included, -3 not."""
     from actfx.layeract import _scale, _scale_grad

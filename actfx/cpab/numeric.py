@@ -19,8 +19,7 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike
 
-from actfx._checks import check_finite
-from actfx.cpab.integrate import _batched, _cell_index, _out_dtype, _prepare
+from actfx.cpab.integrate import _batched, _cell_index, _check_time, _out_dtype, _prepare
 from actfx.cpab.tessellation import Tessellation
 
 
@@ -60,9 +59,9 @@ def transform_numeric(
         raise ValueError(f"steps must be an int >= 1, got {steps!r}")
     out = _out_dtype(x, theta)
     x, theta, B = _prepare(x, theta, tess)
-    check_finite("time", time)
-    h = jnp.asarray(time, x.dtype) / steps
-    return _rk4(x, theta, B, h, tess.nc, steps, tess.zero_boundary).astype(out)
+    h = _check_time(time, x.dtype) / steps  # finite scalar (as transform), else ValueError
+    y = _rk4(x, theta, B, h, tess.nc, steps, tess.zero_boundary)
+    return jnp.where(jnp.isfinite(x), y, jnp.nan).astype(out)  # non-finite x -> NaN (as transform)
 
 
 @partial(jax.jit, static_argnums=(4, 5, 6))
