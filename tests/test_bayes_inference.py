@@ -22,11 +22,7 @@ from actfx.bayes import (
     to_inference_data,
 )
 
-rng = np.random.default_rng(0)
-XP = rng.uniform(-3, 3, size=(60, 1)).astype("float32")
-# planted PReLU teacher: y = prelu(x; slope 0.3) + noise 0.1
-YP = (np.maximum(XP[:, 0], 0) + 0.3 * np.minimum(XP[:, 0], 0) + 0.1 * rng.normal(size=60)).astype("float32")
-PRELU = SparseMLP((1, 1, 1), activation="prelu", prior="normal", likelihood="normal")
+from planted_prelu import PRELU, XP, YP, rng  # the planted PReLU teacher (rng continues its stream)
 
 
 @pytest.fixture(scope="module")
