@@ -130,6 +130,8 @@ def third_party_imports(path: pathlib.Path) -> list[tuple[str, int, bool]]:
         (m, ln, lvl)
         for m, ln, lvl in out
         if m not in sys.stdlib_module_names and m not in FIRST_PARTY and m != "__future__"
+        # a sibling module (e.g. a shared test helper next to the test) is first-party
+        and not (path.parent / f"{m}.py").exists()
     ]
 
 
