@@ -6,11 +6,12 @@ Flax NNX modules live in :mod:`actfx.nn`, NumPyro models in :mod:`actfx.bayes`.
 """
 
 from actfx import cpab
-from actfx.ditac import ditac, ditac_regularizer
-from actfx.layeract import layeract, layeract_hardsilu, layeract_silu
-from actfx.mmelu import mmelu
-from actfx.nelu import nelu
-from actfx.topk import topk
+from actfx._src.ditac import ditac, ditac_interval, ditac_regularizer
+from actfx._src.layeract import layeract, layeract_hardsilu, layeract_silu
+from actfx._src.mmelu import mmelu
+from actfx._src.nelu import nelu
+from actfx._src.topk import num_kept as topk_num_kept
+from actfx._src.topk import topk
 
 cpab_transform = cpab.transform
 
@@ -20,6 +21,7 @@ __all__ = [
     "cpab",
     "cpab_transform",
     "ditac",
+    "ditac_interval",
     "ditac_regularizer",
     "layeract",
     "layeract_hardsilu",
@@ -27,4 +29,5 @@ __all__ = [
     "mmelu",
     "nelu",
     "topk",
+    "topk_num_kept",
 ]

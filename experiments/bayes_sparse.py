@@ -96,8 +96,10 @@ def teacher_params() -> dict:
     w0 = np.zeros((IN, HID))
     w0[0, 0], w0[1, 0], w0[1, 1], w0[2, 1], w0[2, 2] = 1.5, -1.2, 1.0, 1.3, -1.6
     return {
-        "layer0/w": w0, "layer0/b": np.array([0.2, -0.3, 0.1]),
-        "layer1/w": np.array([[1.5], [-1.2], [1.4]]), "layer1/b": np.array([0.3]),
+        "layer0/w": w0,
+        "layer0/b": np.array([0.2, -0.3, 0.1]),
+        "layer1/w": np.array([[1.5], [-1.2], [1.4]]),
+        "layer1/b": np.array([0.3]),
         **{f"layer0/act/{k}": v for k, v in TEACHER_ACT.items()},
     }
 
@@ -160,16 +162,30 @@ def planted_run(cfg, seed: int, prior: str, data) -> dict:
     # Scattered starts: cfg.restarts_per_chain * chains MAP restarts (vmapped), the best
     # `chains` distinct ones start one chain each.
     t0 = time.perf_counter()
-    pts, losses = multistart_map(model, x, y, num_restarts=cfg.restarts_per_chain * cfg.chains,
-                                 num_steps=cfg.map_steps, seed=1000 * seed)
+    pts, losses = multistart_map(
+        model,
+        x,
+        y,
+        num_restarts=cfg.restarts_per_chain * cfg.chains,
+        num_steps=cfg.map_steps,
+        seed=1000 * seed,
+    )
     order = np.argsort(losses)[: cfg.chains]
     starts, map_losses = [pts[i] for i in order], losses[order]
     t_map = time.perf_counter() - t0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", MCMCConvergenceWarning)
         res = run_mcmc(
-            model, x, y, init=starts, num_warmup=cfg.warmup, num_samples=cfg.samples, num_chains=cfg.chains,
-            seed=seed, max_tree_depth=cfg.max_tree_depth, target_accept_prob=cfg.target_accept,
+            model,
+            x,
+            y,
+            init=starts,
+            num_warmup=cfg.warmup,
+            num_samples=cfg.samples,
+            num_chains=cfg.chains,
+            seed=seed,
+            max_tree_depth=cfg.max_tree_depth,
+            target_accept_prob=cfg.target_accept,
             max_r_hat=float("inf"),  # R-hat is judged on identifiable quantities below
         )
     wall = t_map + res.sampling_time  # MAP initialisation + sampling
@@ -182,8 +198,14 @@ def planted_run(cfg, seed: int, prior: str, data) -> dict:
     # (exp(-mode_tol)), so it is reported but not pooled; all-chain R-hat is reported too.
     chain_ll = ll_all.mean(1)
     keep = chain_ll >= chain_ll.max() - cfg.mode_tol
-    rh_all = max(_rhat_ess(v)[0] for v in (s_all["layer0/act/c"], s_all["layer0/act/gamma"] / s_all["layer0/act/lam"],
-                                             ll_all))
+    rh_all = max(
+        _rhat_ess(v)[0]
+        for v in (
+            s_all["layer0/act/c"],
+            s_all["layer0/act/gamma"] / s_all["layer0/act/lam"],
+            ll_all,
+        )
+    )
     s = {k: v[keep] for k, v in s_all.items()}
     samples_kept = {k: jnp.asarray(v) for k, v in s.items()}
     c, lam, gam = s["layer0/act/c"], s["layer0/act/lam"], s["layer0/act/gamma"]
@@ -203,20 +225,38 @@ def planted_run(cfg, seed: int, prior: str, data) -> dict:
     cover = {}
     for name, draws, true in (("c", c, TEACHER_ACT["c"]), ("gamma/lam", ratio, teacher_ratio)):
         lo, hi = np.quantile(draws, [0.05, 0.95])
-        cover[name] = {"true": true, "lo": float(lo), "hi": float(hi), "covered": bool(lo <= true <= hi)}
+        cover[name] = {
+            "true": true,
+            "lo": float(lo),
+            "hi": float(hi),
+            "covered": bool(lo <= true <= hi),
+        }
     g = normalised_activation(c.reshape(-1), ratio.reshape(-1))
     glo, ghi = np.quantile(g, [0.05, 0.95], axis=0)
     g_true = normalised_activation(TEACHER_ACT["c"], teacher_ratio)
     # convergence on identifiable quantities
     ll_train = ll_all[keep]
     Fc = Fd.reshape(C, S, -1)
-    worst = int(np.nanargmax(np.asarray(split_gelman_rubin(Fc.astype(np.float64))))) if C >= 2 else 0
+    worst = (
+        int(np.nanargmax(np.asarray(split_gelman_rubin(Fc.astype(np.float64))))) if C >= 2 else 0
+    )
     diag = {}
-    for name, v in (("c", c), ("gamma/lam", ratio), ("noise/scale", s["noise/scale"]), ("log_lik", ll_train),
-                    ("F[worst]", Fc[..., worst])):
-        diag[name] = dict(zip(("r_hat", "ess"), _rhat_ess(v))) if C >= 2 else {"r_hat": np.nan, "ess": np.nan}
+    for name, v in (
+        ("c", c),
+        ("gamma/lam", ratio),
+        ("noise/scale", s["noise/scale"]),
+        ("log_lik", ll_train),
+        ("F[worst]", Fc[..., worst]),
+    ):
+        diag[name] = (
+            dict(zip(("r_hat", "ess"), _rhat_ess(v)))
+            if C >= 2
+            else {"r_hat": np.nan, "ess": np.nan}
+        )
     if C >= 2:
-        diag["F[worst]"]["ess"] = float(np.min(np.asarray(effective_sample_size(Fc.astype(np.float64)))))
+        diag["F[worst]"]["ess"] = float(
+            np.min(np.asarray(effective_sample_size(Fc.astype(np.float64))))
+        )
     # support recovery in units of lam
     w_norm = (s["layer0/w"] / lam[..., None, None]).reshape(C * S, IN, HID)
     w_true_norm = teacher_params()["layer0/w"] / TEACHER_ACT["lam"]
@@ -226,30 +266,46 @@ def planted_run(cfg, seed: int, prior: str, data) -> dict:
     pw = _weights(model, pt)
     f_map = np.asarray(model.forward({**pt, **pw}, xt))[:, 0]
     s_map = float(pt["noise/scale"])
-    lpd_map = float(np.mean(-0.5 * ((yt - f_map) / s_map) ** 2 - np.log(s_map * np.sqrt(2 * np.pi))))
-    lpd_teacher = float(np.mean(-0.5 * ((yt - ft) / NOISE) ** 2 - np.log(NOISE * np.sqrt(2 * np.pi))))
+    lpd_map = float(
+        np.mean(-0.5 * ((yt - f_map) / s_map) ** 2 - np.log(s_map * np.sqrt(2 * np.pi)))
+    )
+    lpd_teacher = float(
+        np.mean(-0.5 * ((yt - ft) / NOISE) ** 2 - np.log(NOISE * np.sqrt(2 * np.pi)))
+    )
     min_ess = min(d["ess"] for d in diag.values())
     return {
-        "seed": seed, "prior": prior,
-        "coverage_c": cover["c"]["covered"], "coverage_ratio": cover["gamma/lam"]["covered"],
+        "seed": seed,
+        "prior": prior,
+        "coverage_c": cover["c"]["covered"],
+        "coverage_ratio": cover["gamma/lam"]["covered"],
         "intervals": cover,
         "coverage_g_grid": float(np.mean((glo - 1e-6 <= g_true) & (g_true <= ghi + 1e-6))),
         "g_max_abs_err": float(np.max(np.abs(g.mean(0) - g_true))),
         "coverage_F": float(np.mean((flo <= ft) & (ft <= fhi))),
         "coverage_y": float(np.mean((ylo <= yt) & (yt <= yhi))),
-        "lpd": lpd, "lpd_map": lpd_map, "lpd_teacher": lpd_teacher,
+        "lpd": lpd,
+        "lpd_map": lpd_map,
+        "lpd_teacher": lpd_teacher,
         "rmse_F": float(np.sqrt(np.mean((Fd.mean(0) - ft) ** 2))),
         **{k: v for k, v in sup.items() if k != "perm"},
-        "max_r_hat": max(d["r_hat"] for d in diag.values()) if C >= 2 else float("inf"), "min_ess": min_ess,
-        "chains_kept": int(C), "max_r_hat_all_chains": rh_all,
-        "ess_per_s": min_ess / wall, "diagnostics": diag,
-        "divergence_rate": res.divergence_rate, "map_time": t_map,
-        "map_losses_all": losses.tolist(), "map_losses": map_losses.tolist(), "sampling_time": res.sampling_time,
+        "max_r_hat": max(d["r_hat"] for d in diag.values()) if C >= 2 else float("inf"),
+        "min_ess": min_ess,
+        "chains_kept": int(C),
+        "max_r_hat_all_chains": rh_all,
+        "ess_per_s": min_ess / wall,
+        "diagnostics": diag,
+        "divergence_rate": res.divergence_rate,
+        "map_time": t_map,
+        "map_losses_all": losses.tolist(),
+        "map_losses": map_losses.tolist(),
+        "sampling_time": res.sampling_time,
         "wall_time": wall,
         "warnings": [str(w.message) for w in caught],
         "chain_mean_loglik": chain_ll.tolist(),
-        "_g": g[:: max(1, len(g) // 400)], "_g_true": g_true,
-        "_w_norm": w_norm[:, :, sup["perm"]][:: max(1, len(w_norm) // 400)], "_w_true_norm": w_true_norm,
+        "_g": g[:: max(1, len(g) // 400)],
+        "_g_true": g_true,
+        "_w_norm": w_norm[:, :, sup["perm"]][:: max(1, len(w_norm) // 400)],
+        "_w_true_norm": w_true_norm,
     }
 
 
@@ -258,7 +314,9 @@ def _weights(model: SparseMLP, point: dict) -> dict:
     out = {}
     for l in range(model.num_layers):
         if model.prior == "horseshoe":
-            out[f"layer{l}/w"] = point[f"layer{l}/tau"] * point[f"layer{l}/w_lambda"] * point[f"layer{l}/w_z"]
+            out[f"layer{l}/w"] = (
+                point[f"layer{l}/tau"] * point[f"layer{l}/w_lambda"] * point[f"layer{l}/w_z"]
+            )
         else:
             out[f"layer{l}/w"] = point[f"layer{l}/scale"] * point[f"layer{l}/w_z"]
     return out
@@ -270,7 +328,9 @@ def _weights(model: SparseMLP, point: dict) -> dict:
 def verdict_sparse(rows: list[dict]) -> tuple[str, str]:
     p = np.array([r["precision"] for r in rows])
     rc = np.array([r["recall"] for r in rows])
-    nums = f"precision {p.mean():.2f} (min {p.min():.2f}), recall {rc.mean():.2f} (min {rc.min():.2f})"
+    nums = (
+        f"precision {p.mean():.2f} (min {p.min():.2f}), recall {rc.mean():.2f} (min {rc.min():.2f})"
+    )
     if p.mean() >= 0.8 and rc.mean() >= 0.8 and p.min() >= 0.6 and rc.min() >= 0.6:
         return "supported", nums
     if p.mean() < 0.5 or rc.mean() < 0.5:
@@ -321,7 +381,9 @@ def plot(path, rows_by_prior: dict) -> None:
         for i, r in enumerate(rows_by_prior[prior]):
             g = r["_g"]
             lo, hi = np.quantile(g, [0.05, 0.95], axis=0)
-            a.fill_between(U_GRID, lo, hi, color=f"C{i}", alpha=0.2, label=f"seed {r['seed']} 90 % band")
+            a.fill_between(
+                U_GRID, lo, hi, color=f"C{i}", alpha=0.2, label=f"seed {r['seed']} 90 % band"
+            )
             a.plot(U_GRID, g.mean(0), color=f"C{i}", lw=1.2)
         a.plot(U_GRID, rows_by_prior[prior][0]["_g_true"], "k--", lw=1.5, label="teacher")
         a.set_title(f"{prior}: normalised MMeLU g(u) = f(lam u)/lam")
@@ -342,14 +404,22 @@ def plot(path, rows_by_prior: dict) -> None:
 
 
 def main(argv=None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--full", action="store_true", help="accelerator config: more data, draws and seeds")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--full", action="store_true", help="accelerator config: more data, draws and seeds"
+    )
     ap.add_argument("--seeds", type=int, default=None, help="number of seeds (new data each)")
     ap.add_argument("--n", type=int, default=None, help="training points")
     ap.add_argument("--warmup", type=int, default=None)
     ap.add_argument("--samples", type=int, default=None)
-    ap.add_argument("--chains", type=int, default=None, help="chains, each from its own MAP restart")
-    ap.add_argument("--priors", default="soft_laplace,horseshoe", help="comma-separated weight priors")
+    ap.add_argument(
+        "--chains", type=int, default=None, help="chains, each from its own MAP restart"
+    )
+    ap.add_argument(
+        "--priors", default="soft_laplace,horseshoe", help="comma-separated weight priors"
+    )
     ap.add_argument("--max-tree-depth", type=int, default=10)
     ap.add_argument("--target-accept", type=float, default=0.9)
     ap.add_argument("--eps", type=float, default=0.1, help="|W0/lam| below eps counts as zero")
@@ -366,8 +436,10 @@ def main(argv=None) -> dict:
     cfg.mode_tol = 20.0
     cfg.restarts_per_chain = 2
     priors = [p.strip() for p in cfg.priors.split(",") if p.strip()]
-    print(f"jax devices: {jax.devices()}; {cfg.chains} chains (one MAP restart each) x ({cfg.warmup} warm-up + "
-          f"{cfg.samples}), {cfg.seeds} seeds, n={cfg.n}, priors {priors}, NUTS max tree depth {cfg.max_tree_depth}")
+    print(
+        f"jax devices: {jax.devices()}; {cfg.chains} chains (one MAP restart each) x ({cfg.warmup} warm-up + "
+        f"{cfg.samples}), {cfg.seeds} seeds, n={cfg.n}, priors {priors}, NUTS max tree depth {cfg.max_tree_depth}"
+    )
     t_start = time.perf_counter()
     rows = {p: [] for p in priors}
     jobs = [(seed, prior) for seed in range(cfg.seeds) for prior in priors]
@@ -378,22 +450,70 @@ def main(argv=None) -> dict:
         rows[prior].append(planted_run(cfg, seed, prior, data[seed]))
     total = time.perf_counter() - t_start
 
-    keys = ["precision", "recall", "input_precision", "input_recall", "coverage_c", "coverage_ratio",
-            "coverage_g_grid", "coverage_F", "coverage_y", "lpd", "lpd_map", "lpd_teacher", "rmse_F", "chains_kept",
-            "max_r_hat", "max_r_hat_all_chains", "min_ess", "ess_per_s", "divergence_rate", "map_time", "sampling_time"]
-    table = [[p] + [mean_std([float(r[k]) for r in rows[p]], "{:.3f}") for k in keys] for p in priors]
-    print(f"\nPlanted MMeLU teacher 8-3-1 (5/24 non-zero W0), n={cfg.n}, held-out 1000, mean ± std over "
-          f"{cfg.seeds} seeds; R-hat/ESS on identifiable quantities only (c, gamma/lam, noise, log-lik, F), "
-          f"pooled over the main-mode chains (mean train log-lik within {cfg.mode_tol:g} nats of the best chain)")
+    keys = [
+        "precision",
+        "recall",
+        "input_precision",
+        "input_recall",
+        "coverage_c",
+        "coverage_ratio",
+        "coverage_g_grid",
+        "coverage_F",
+        "coverage_y",
+        "lpd",
+        "lpd_map",
+        "lpd_teacher",
+        "rmse_F",
+        "chains_kept",
+        "max_r_hat",
+        "max_r_hat_all_chains",
+        "min_ess",
+        "ess_per_s",
+        "divergence_rate",
+        "map_time",
+        "sampling_time",
+    ]
+    table = [
+        [p] + [mean_std([float(r[k]) for r in rows[p]], "{:.3f}") for k in keys] for p in priors
+    ]
+    print(
+        f"\nPlanted MMeLU teacher 8-3-1 (5/24 non-zero W0), n={cfg.n}, held-out 1000, mean ± std over "
+        f"{cfg.seeds} seeds; R-hat/ESS on identifiable quantities only (c, gamma/lam, noise, log-lik, F), "
+        f"pooled over the main-mode chains (mean train log-lik within {cfg.mode_tol:g} nats of the best chain)"
+    )
     print(format_table(["prior"] + keys, table))
-    per_seed = [[p, r["seed"], f"{r['intervals']['c']['lo']:.2f}-{r['intervals']['c']['hi']:.2f}",
-                 f"{r['intervals']['gamma/lam']['lo']:.3f}-{r['intervals']['gamma/lam']['hi']:.3f}",
-                 f"{r['precision']:.2f}", f"{r['recall']:.2f}", f"{r['max_r_hat']:.3f}",
-                 " ".join(f"{v:.0f}" for v in r["chain_mean_loglik"])]
-                for p in priors for r in rows[p]]
-    print(f"\nPer seed (teacher c={TEACHER_ACT['c']}, gamma/lam={TEACHER_ACT['gamma'] / TEACHER_ACT['lam']:.3f})")
-    print(format_table(["prior", "seed", "c 90 % CI", "gamma/lam 90 % CI", "prec", "recall", "max R-hat",
-                        "per-chain mean train log-lik"], per_seed))
+    per_seed = [
+        [
+            p,
+            r["seed"],
+            f"{r['intervals']['c']['lo']:.2f}-{r['intervals']['c']['hi']:.2f}",
+            f"{r['intervals']['gamma/lam']['lo']:.3f}-{r['intervals']['gamma/lam']['hi']:.3f}",
+            f"{r['precision']:.2f}",
+            f"{r['recall']:.2f}",
+            f"{r['max_r_hat']:.3f}",
+            " ".join(f"{v:.0f}" for v in r["chain_mean_loglik"]),
+        ]
+        for p in priors
+        for r in rows[p]
+    ]
+    print(
+        f"\nPer seed (teacher c={TEACHER_ACT['c']}, gamma/lam={TEACHER_ACT['gamma'] / TEACHER_ACT['lam']:.3f})"
+    )
+    print(
+        format_table(
+            [
+                "prior",
+                "seed",
+                "c 90 % CI",
+                "gamma/lam 90 % CI",
+                "prec",
+                "recall",
+                "max R-hat",
+                "per-chain mean train log-lik",
+            ],
+            per_seed,
+        )
+    )
 
     verdicts = {}
     for p in priors:
@@ -408,14 +528,18 @@ def main(argv=None) -> dict:
     print()
     for k, (v, nums) in verdicts.items():
         print(f"VERDICT {k}: {v} — {nums}")
-    print("Prior: the paper used a hierarchical Laplace (l1) prior with one inverse-gamma scale per layer; "
-          "under it P(|w|<0.1) > 0.5 needs s < 0.114, which would also shrink the large weights, so "
-          "sparsity is tested with the horseshoe and the Laplace-type prior kept as the control.")
+    print(
+        "Prior: the paper used a hierarchical Laplace (l1) prior with one inverse-gamma scale per layer; "
+        "under it P(|w|<0.1) > 0.5 needs s < 0.114, which would also shrink the large weights, so "
+        "sparsity is tested with the horseshoe and the Laplace-type prior kept as the control."
+    )
     print(f"total wall time {total:.0f} s")
 
     out_dir = results_dir("bayes_sparse", cfg.out)
     plot(out_dir / "bayes_sparse.png", rows)
-    strip = lambda d: {k: (strip(v) if isinstance(v, dict) else v) for k, v in d.items() if not k.startswith("_")}  # noqa: E731
+    strip = lambda d: {
+        k: (strip(v) if isinstance(v, dict) else v) for k, v in d.items() if not k.startswith("_")
+    }
     record = {
         "config": {k: v for k, v in vars(cfg).items()},
         "runs": {p: [strip(r) for r in rows[p]] for p in priors},

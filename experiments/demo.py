@@ -39,10 +39,19 @@ ACTIVATIONS: dict[str, tuple[Callable, float | None]] = {
 
 def run_one(name: str, seed: int, epochs: int, data) -> dict:
     act, topk = ACTIVATIONS[name]
-    model = SmallCNN(act=act, num_classes=data.num_classes, widths=(32, 64), topk=topk,
-                     rngs=nnx.Rngs(seed))
-    cfg = TrainConfig(epochs=epochs, batch_size=64, optimizer="adamw", learning_rate=3e-3,
-                      weight_decay=1e-4, schedule="cosine", seed=seed, progress=False)
+    model = SmallCNN(
+        act=act, num_classes=data.num_classes, widths=(32, 64), topk=topk, rngs=nnx.Rngs(seed)
+    )
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=64,
+        optimizer="adamw",
+        learning_rate=3e-3,
+        weight_decay=1e-4,
+        schedule="cosine",
+        seed=seed,
+        progress=False,
+    )
     t0 = time.perf_counter()
     result = fit(model, data, config=cfg)
     wall = time.perf_counter() - t0
@@ -85,9 +94,13 @@ def plot(summary: dict, path) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--epochs", type=int, default=None, help="epochs per run (quick: 12, full: 40)")
-    p.add_argument("--seeds", type=int, default=None, help="seeds per activation (quick: 3, full: 5)")
+    p.add_argument(
+        "--seeds", type=int, default=None, help="seeds per activation (quick: 3, full: 5)"
+    )
     p.add_argument("--full", action="store_true", help="the bigger accelerator configuration")
     p.add_argument("--only", nargs="*", choices=list(ACTIVATIONS), help="a subset of activations")
     p.add_argument("--out", default="results", help="results root directory")
@@ -96,8 +109,10 @@ def main(argv=None) -> dict:
     seeds = args.seeds or (5 if args.full else 3)
     names = args.only or list(ACTIVATIONS)
     data = load_digits()
-    print(f"digits: {len(data.x_train)} train / {len(data.x_test)} test images of shape "
-          f"{data.x_train.shape[1:]}, {epochs} epochs x {seeds} seeds, backend {jax.default_backend()}")
+    print(
+        f"digits: {len(data.x_train)} train / {len(data.x_test)} test images of shape "
+        f"{data.x_train.shape[1:]}, {epochs} epochs x {seeds} seeds, backend {jax.default_backend()}"
+    )
 
     runs = []
     with tqdm(total=len(names) * seeds, desc="demo", unit="run") as bar:
@@ -119,10 +134,22 @@ def main(argv=None) -> dict:
         for n, s in summary.items()
     ]
     print()
-    print(format_table(["activation", f"test accuracy (mean ± std, {seeds} seeds)", "ms / epoch"], rows))
+    print(
+        format_table(
+            ["activation", f"test accuracy (mean ± std, {seeds} seeds)", "ms / epoch"], rows
+        )
+    )
     out = results_dir("demo", args.out)
-    save_json(out / "demo.json", {"epochs": epochs, "seeds": seeds, "backend": jax.default_backend(),
-                                  "summary": summary, "runs": runs})
+    save_json(
+        out / "demo.json",
+        {
+            "epochs": epochs,
+            "seeds": seeds,
+            "backend": jax.default_backend(),
+            "summary": summary,
+            "runs": runs,
+        },
+    )
     plot(summary, out / "demo.png")
     print(f"\nwrote {out / 'demo.json'} and {out / 'demo.png'}")
     return summary

@@ -28,17 +28,17 @@ import jax
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
 
-import actfx.data  # noqa: E402
-from actfx.nn.ditac import DiTAC  # noqa: E402
-from actfx.nn.models import SmallCNN, resnet20  # noqa: E402
-from actfx.train import TrainConfig, fit  # noqa: E402
-from experiments.reporting import format_table, mean_std, results_dir, save_json  # noqa: E402
+import actfx.data
+from actfx.nn import DiTAC
+from actfx.nn.models import SmallCNN, resnet20
+from actfx.train import TrainConfig, fit
+from experiments.reporting import format_table, mean_std, results_dir, save_json
 
 ACTIVATIONS = ("DiTAC", "ReLU", "GELU")
 
@@ -51,7 +51,7 @@ def act_factory(name: str, rngs: nnx.Rngs, per_channel: bool = False):
     if name == "ReLU":
         return lambda: jax.nn.relu
     if name == "GELU":
-        return lambda: (lambda x: jax.nn.gelu(x, approximate=False))
+        return lambda: lambda x: jax.nn.gelu(x, approximate=False)
     raise ValueError(f"unknown activation {name!r}")
 
 
@@ -59,22 +59,37 @@ def build(model: str, name: str, data, seed: int, per_channel: bool = False) -> 
     rngs = nnx.Rngs(seed)
     act = act_factory(name, rngs, per_channel)
     if model == "smallcnn":
-        return SmallCNN(act=act, num_classes=data.num_classes, in_channels=data.image_shape[-1],
-                        widths=(16, 32), rngs=rngs)
-    return resnet20(act=act, num_classes=data.num_classes, in_channels=data.image_shape[-1], rngs=rngs)
+        return SmallCNN(
+            act=act,
+            num_classes=data.num_classes,
+            in_channels=data.image_shape[-1],
+            widths=(16, 32),
+            rngs=rngs,
+        )
+    return resnet20(
+        act=act, num_classes=data.num_classes, in_channels=data.image_shape[-1], rngs=rngs
+    )
 
 
 def train_one(model, data, *, epochs, batch, optimizer, seed, use_reg):
     """``actfx.train.fit`` with Adam on mean cross-entropy (+ the model's regularisers);
     returns per-epoch test accuracy and mean training cross-entropy."""
-    cfg = TrainConfig(epochs=epochs, batch_size=batch, schedule="constant", seed=seed,
-                      regularization_weight=1.0 if use_reg else 0.0, progress=False)
+    cfg = TrainConfig(
+        epochs=epochs,
+        batch_size=batch,
+        schedule="constant",
+        seed=seed,
+        regularization_weight=1.0 if use_reg else 0.0,
+        progress=False,
+    )
     result = fit(model, data, config=cfg, optimizer=optimizer)
     return [h["test_accuracy"] for h in result.history], [h["train_loss"] for h in result.history]
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--full", action="store_true", help="ResNet-20 on MNIST-5k, 30 epochs, 5 seeds")
     p.add_argument("--data", choices=["digits", "mnist5k"], default=None)
     p.add_argument("--model", choices=["smallcnn", "resnet20"], default=None)
@@ -94,29 +109,49 @@ def main(argv=None) -> dict:
     data = actfx.data.load_digits() if data_name == "digits" else actfx.data.load_mnist5k()
     out = results_dir("ditac_classification", args.out)
 
-    record = {"config": {**vars(args), "data": data_name, "model": model_name, "epochs": epochs,
-                         "seeds": seeds, "regulariser": not args.no_reg}, "results": {}}
+    record = {
+        "config": {
+            **vars(args),
+            "data": data_name,
+            "model": model_name,
+            "epochs": epochs,
+            "seeds": seeds,
+            "regulariser": not args.no_reg,
+        },
+        "results": {},
+    }
     optimizer = optax.adam(args.lr)  # one object: runs of one model share a compiled step
     t0 = time.time()
     for name in tqdm(args.acts, desc="activations"):
         runs = []
         for seed in seeds:
             model = build(model_name, name, data, seed, args.per_channel)
-            accs, losses = train_one(model, data, epochs=epochs, batch=args.batch,
-                                     optimizer=optimizer, seed=seed, use_reg=not args.no_reg)
+            accs, losses = train_one(
+                model,
+                data,
+                epochs=epochs,
+                batch=args.batch,
+                optimizer=optimizer,
+                seed=seed,
+                use_reg=not args.no_reg,
+            )
             runs.append({"test_acc": accs, "train_loss": losses})
         record["results"][name] = {
             "params": int(sum(np.size(v) for v in jax.tree.leaves(nnx.state(model, nnx.Param)))),
             "runs": runs,
             "final_test_acc": [r["test_acc"][-1] for r in runs],
         }
-    rows = [[name, r["params"], mean_std(100 * np.array(r["final_test_acc"]), "{:.2f}")]
-            for name, r in record["results"].items()]
+    rows = [
+        [name, r["params"], mean_std(100 * np.array(r["final_test_acc"]), "{:.2f}")]
+        for name, r in record["results"].items()
+    ]
     table = format_table(["activation", "params", "final test accuracy % (mean ± std)"], rows)
-    print(f"\n{model_name} on {data_name} ({len(data.y_train)} train / {len(data.y_test)} test), "
-          f"{epochs} epochs, {len(seeds)} seeds, Adam lr {args.lr}, batch {args.batch}, DiTAC "
-          f"regulariser {'off' if args.no_reg else 'on (0.1 theta^T P theta)'}. "
-          f"Wall time {time.time() - t0:.0f} s.\n")
+    print(
+        f"\n{model_name} on {data_name} ({len(data.y_train)} train / {len(data.y_test)} test), "
+        f"{epochs} epochs, {len(seeds)} seeds, Adam lr {args.lr}, batch {args.batch}, DiTAC "
+        f"regulariser {'off' if args.no_reg else 'on (0.1 theta^T P theta)'}. "
+        f"Wall time {time.time() - t0:.0f} s.\n"
+    )
     print(table)
     record["table"] = table
     save_json(out / "results.json", record)

@@ -36,17 +36,17 @@ import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-from flax import nnx  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
 
-import actfx  # noqa: E402
-from actfx.nn.ditac import DiTAC  # noqa: E402
-from actfx.nn.models import MLP  # noqa: E402
-from actfx.train import TrainConfig, fit, mse_loss, predict  # noqa: E402
-from experiments.reporting import format_table, mean_std, results_dir, save_json  # noqa: E402
+import actfx
+from actfx.nn import DiTAC
+from actfx.nn.models import MLP
+from actfx.train import TrainConfig, fit, mse_loss, predict
+from experiments.reporting import format_table, mean_std, results_dir, save_json
 
 _A = np.array([[9, -7], [-9, 11], [3, 13], [9, 9], [13, 5], [3, 19]], np.float32)
 _W = np.array([0.4, 0.1, 0.15, 0.15, 0.1, 0.1], np.float32)
@@ -63,15 +63,24 @@ ACTIVATIONS = ("DiTAC", "ReLU", "GELU", "PReLU", "MMeLU")
 def act_factory(name: str, rngs: nnx.Rngs, method: str):
     if name == "DiTAC":
         return lambda: DiTAC(
-            nc=10, a=-3.0, b=3.0, basis="qr", method=method,
-            init_length_scale=3.0, init_output_variance=2.0, init_kernel="difw",
-            reg_length_scale=5.0, reg_output_variance=1.0, reg_kernel="ditac", reg_weight=0.1,
+            nc=10,
+            a=-3.0,
+            b=3.0,
+            basis="qr",
+            method=method,
+            init_length_scale=3.0,
+            init_output_variance=2.0,
+            init_kernel="difw",
+            reg_length_scale=5.0,
+            reg_output_variance=1.0,
+            reg_kernel="ditac",
+            reg_weight=0.1,
             rngs=rngs,
         )
     if name == "ReLU":
         return lambda: jax.nn.relu
     if name == "GELU":
-        return lambda: (lambda x: jax.nn.gelu(x, approximate=False))
+        return lambda: lambda x: jax.nn.gelu(x, approximate=False)
     if name == "PReLU":
         return lambda: nnx.PReLU(negative_slope_init=0.25)
     if name == "MMeLU":
@@ -100,15 +109,31 @@ def train_seeds(name, target, width, seeds, steps, batch, optimizer, method, x_t
     test = (x_test, np.asarray(f(jnp.asarray(x_test)))[:, None])
     mses, curves, trained = [], [], []
     for s in seeds:
-        x = np.asarray(jax.random.uniform(jax.random.key(1000 + s), (steps * batch, d_in),
-                                          minval=-1.0, maxval=1.0))
+        x = np.asarray(
+            jax.random.uniform(
+                jax.random.key(1000 + s), (steps * batch, d_in), minval=-1.0, maxval=1.0
+            )
+        )
         y = np.asarray(f(jnp.asarray(x)))[:, None]
         model = build(name, d_in, width, s, method)
         curve = []
-        cfg = TrainConfig(steps=steps, batch_size=batch, schedule="constant", seed=s,
-                          eval_every=steps, progress=False)
-        result = fit(model, (x, y), test, config=cfg, loss_fn=mse_loss, optimizer=optimizer,
-                     on_step=lambda step, m: curve.append(m["loss"]))
+        cfg = TrainConfig(
+            steps=steps,
+            batch_size=batch,
+            schedule="constant",
+            seed=s,
+            eval_every=steps,
+            progress=False,
+        )
+        result = fit(
+            model,
+            (x, y),
+            test,
+            config=cfg,
+            loss_fn=mse_loss,
+            optimizer=optimizer,
+            on_step=lambda step, m: curve.append(m["loss"]),
+        )
         mses.append(result.final["test_loss"])
         curves.append(np.asarray(jax.device_get(curve)))
         trained.append(model)
@@ -116,7 +141,9 @@ def train_seeds(name, target, width, seeds, steps, batch, optimizer, method, x_t
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--full", action="store_true", help="reference config: 10000 steps, 5 seeds")
     p.add_argument("--steps", type=int, default=None, help="Adam steps (quick: 2000)")
     p.add_argument("--seeds", type=int, default=None, help="number of seeds (quick: 3)")
@@ -141,14 +168,17 @@ def main(argv=None) -> dict:
         d_in, f = TARGETS[target]
         budget = count_params(build("DiTAC", d_in, args.width, 0, args.method))
         width = args.width if name == "DiTAC" else matched_width(name, d_in, budget, args.method)
-        x_test = np.asarray(jax.random.uniform(jax.random.key(12345), (4096, d_in), minval=-1.0,
-                                               maxval=1.0))
+        x_test = np.asarray(
+            jax.random.uniform(jax.random.key(12345), (4096, d_in), minval=-1.0, maxval=1.0)
+        )
         test, curve, trained = train_seeds(
             name, target, width, seeds, steps, args.batch, optimizer, args.method, x_test
         )
         n_params = count_params(trained[0])
         record["results"].setdefault(target, {})[name] = {
-            "width": width, "params": n_params, "test_mse": test.tolist(),
+            "width": width,
+            "params": n_params,
+            "test_mse": test.tolist(),
             "final_train_mse_last100": curve[:, -100:].mean(1).tolist(),
         }
         fitted[(target, name)] = trained[0]
@@ -159,11 +189,20 @@ def main(argv=None) -> dict:
         best = min(res, key=lambda k: np.mean(res[k]["test_mse"]))
         for name in args.acts:
             r = res[name]
-            rows.append([target, name + (" *" if name == best else ""), r["width"], r["params"],
-                         mean_std(r["test_mse"], "{:.2e}")])
+            rows.append(
+                [
+                    target,
+                    name + (" *" if name == best else ""),
+                    r["width"],
+                    r["params"],
+                    mean_std(r["test_mse"], "{:.2e}"),
+                ]
+            )
     table = format_table(["target", "activation", "width", "params", "test MSE (mean ± std)"], rows)
-    print(f"\n{len(seeds)} seeds, {steps} steps, batch {args.batch}, Adam lr {args.lr}, DiTAC method "
-          f"{args.method}; * = lowest mean. Wall time {time.time() - t0:.0f} s.\n")
+    print(
+        f"\n{len(seeds)} seeds, {steps} steps, batch {args.batch}, Adam lr {args.lr}, DiTAC method "
+        f"{args.method}; * = lowest mean. Wall time {time.time() - t0:.0f} s.\n"
+    )
     print(table)
     record["table"] = table
     save_json(out / "results.json", record)
@@ -174,8 +213,12 @@ def main(argv=None) -> dict:
 
 
 def plot_fits(fitted, targets, acts, path) -> None:
-    fig, axes = plt.subplots(len(targets), len(acts) + 1, figsize=(2.6 * (len(acts) + 1), 2.4 * len(targets)),
-                             squeeze=False)
+    fig, axes = plt.subplots(
+        len(targets),
+        len(acts) + 1,
+        figsize=(2.6 * (len(acts) + 1), 2.4 * len(targets)),
+        squeeze=False,
+    )
     for i, target in enumerate(targets):
         d_in, f = TARGETS[target]
         if d_in == 2:
@@ -185,8 +228,14 @@ def plot_fits(fitted, targets, acts, path) -> None:
             panels += [(a, predict(fitted[(target, a)], xx)[:, 0]) for a in acts]
             vmin, vmax = panels[0][1].min(), panels[0][1].max()
             for j, (title, z) in enumerate(panels):
-                axes[i, j].imshow(z.reshape(101, 101), origin="lower", extent=(-1, 1, -1, 1),
-                                  vmin=vmin, vmax=vmax, cmap="viridis")
+                axes[i, j].imshow(
+                    z.reshape(101, 101),
+                    origin="lower",
+                    extent=(-1, 1, -1, 1),
+                    vmin=vmin,
+                    vmax=vmax,
+                    cmap="viridis",
+                )
                 axes[i, j].set_title(f"{target}: {title}", fontsize=8)
         else:
             xx = np.linspace(-1, 1, 401, dtype=np.float32)[:, None]

@@ -135,11 +135,13 @@ class Activation:
 
 ACTIVATIONS: dict[str, Activation] = {
     "SiLU": Activation(lambda: jax.nn.silu, jax.nn.sigmoid),
-    "LA-SiLU": Activation(lambda: actfx.nn.LayerAct("silu"),
-                          lambda x: jax.nn.sigmoid(_layer_norm(x))),
+    "LA-SiLU": Activation(
+        lambda: actfx.nn.LayerAct("silu"), lambda x: jax.nn.sigmoid(_layer_norm(x))
+    ),
     "HardSiLU": Activation(lambda: jax.nn.hard_silu, _hard_sigmoid),
-    "LA-HardSiLU": Activation(lambda: actfx.nn.LayerAct("hardsilu"),
-                              lambda x: _hard_sigmoid(_layer_norm(x))),
+    "LA-HardSiLU": Activation(
+        lambda: actfx.nn.LayerAct("hardsilu"), lambda x: _hard_sigmoid(_layer_norm(x))
+    ),
     "ReLU": Activation(lambda: jax.nn.relu, lambda x: (x > 0).astype(x.dtype)),
 }
 PAIRS: tuple[tuple[str, str], ...] = (("SiLU", "LA-SiLU"), ("HardSiLU", "LA-HardSiLU"))
@@ -188,11 +190,17 @@ def build_model(model: str, act_name: str, num_classes: int, in_channels: int, s
     rngs = nnx.Rngs(seed)
     act = probed_factory(act_name)
     if model == "smallcnn":
-        return SmallCNN(act=act, num_classes=num_classes, in_channels=in_channels,
-                        widths=(16, 32, 64, 64), rngs=rngs)
+        return SmallCNN(
+            act=act,
+            num_classes=num_classes,
+            in_channels=in_channels,
+            widths=(16, 32, 64, 64),
+            rngs=rngs,
+        )
     if model.startswith("resnet"):
-        return ResNet(int(model[6:]), num_classes=num_classes, act=act,
-                      in_channels=in_channels, rngs=rngs)
+        return ResNet(
+            int(model[6:]), num_classes=num_classes, act=act, in_channels=in_channels, rngs=rngs
+        )
     raise ValueError(f"model must be 'smallcnn' or 'resnet<depth>', got {model!r}")
 
 
@@ -225,8 +233,9 @@ def _fluct_step(graphdef, gate, state, x_clean, x_noisy):
     return jnp.stack(out, axis=1)
 
 
-def gate_fluctuation(model, act_name: str, x_clean: np.ndarray, noisy: list[np.ndarray],
-                     batch_size: int = 250) -> np.ndarray:
+def gate_fluctuation(
+    model, act_name: str, x_clean: np.ndarray, noisy: list[np.ndarray], batch_size: int = 250
+) -> np.ndarray:
     """Mean relative change of the activation scale per site, ``(sites,)``: the mean over
     the images and over the noisy copies ``noisy`` (each aligned with ``x_clean``) of
     ``||s(x~) - s(x)|| / ||s(x)||`` (:func:`actfx.metrics.relative_change`, computed on
@@ -312,14 +321,31 @@ def evaluate_robustness(model, x_clean, y_clean, sets: CorruptedSets, batch_size
 def train_config(args, seed: int, ckpt_dir: str | None) -> TrainConfig:
     if args.full:
         return TrainConfig(
-            steps=args.steps or 64000, batch_size=128, optimizer="sgd", learning_rate=0.1,
-            momentum=0.9, weight_decay=1e-4, schedule="piecewise", lr_boundaries=(0.5, 0.75),
-            augment=True, pad=4, seed=seed, eval_every=args.eval_every, progress=True,
+            steps=args.steps or 64000,
+            batch_size=128,
+            optimizer="sgd",
+            learning_rate=0.1,
+            momentum=0.9,
+            weight_decay=1e-4,
+            schedule="piecewise",
+            lr_boundaries=(0.5, 0.75),
+            augment=True,
+            pad=4,
+            seed=seed,
+            eval_every=args.eval_every,
+            progress=True,
             checkpoint_dir=ckpt_dir,
         )
     return TrainConfig(
-        epochs=args.epochs, steps=args.steps, batch_size=128, optimizer="adamw",
-        learning_rate=5e-3, weight_decay=1e-4, schedule="cosine", seed=seed, progress=False,
+        epochs=args.epochs,
+        steps=args.steps,
+        batch_size=128,
+        optimizer="adamw",
+        learning_rate=5e-3,
+        weight_decay=1e-4,
+        schedule="cosine",
+        seed=seed,
+        progress=False,
         eval_every=10**9,  # one evaluation, at the end
     )
 
@@ -338,8 +364,19 @@ def run_one(args, data, sets, fluct_set, model_name: str, act_name: str, seed: i
     tag = f"{model_name}_{act_name}_seed{seed}"
     path = out / "runs" / f"{tag}.json"
     # finished runs are kept and reused by a rerun with the same settings
-    key = {k: getattr(args, k) for k in ("full", "dataset", "epochs", "steps", "eval_size",
-                                          "fluct_size", "corruptions", "cifar_c_dir")}
+    key = {
+        k: getattr(args, k)
+        for k in (
+            "full",
+            "dataset",
+            "epochs",
+            "steps",
+            "eval_size",
+            "fluct_size",
+            "corruptions",
+            "cifar_c_dir",
+        )
+    }
     if path.exists() and not args.no_resume:
         old = json.loads(path.read_text())
         if old.get("settings") == key:
@@ -354,8 +391,15 @@ def run_one(args, data, sets, fluct_set, model_name: str, act_name: str, seed: i
     rec["train_accuracy"] = accuracy(model, data.x_train, data.y_train, args.eval_batch)
     x_fl, noisy = fluct_set
     rec["gate_fluctuation"] = gate_fluctuation(model, act_name, x_fl, noisy).tolist()
-    rec.update(model=model_name, activation=act_name, seed=seed, train_seconds=t_train,
-               eval_seconds=time.perf_counter() - t0, final_train=result.final, settings=key)
+    rec.update(
+        model=model_name,
+        activation=act_name,
+        seed=seed,
+        train_seconds=t_train,
+        eval_seconds=time.perf_counter() - t0,
+        final_train=result.final,
+        settings=key,
+    )
     save_json(path, rec)
     return rec
 
@@ -384,9 +428,10 @@ def summarize(runs: list[dict], model_name: str, names: list[str]) -> dict:
             "relative_drop": [r["relative_drop"] for r in rs],
             "gate_fluctuation": [r["gate_fluctuation"] for r in rs],
             # corruption -> severity -> accuracies over seeds
-            "per_corruption": {c: [[r["corruption_accuracy"][c][s] for r in rs]
-                                   for s in range(len(SEVERITIES))]
-                               for c in rs[0]["corruption_accuracy"]},
+            "per_corruption": {
+                c: [[r["corruption_accuracy"][c][s] for r in rs] for s in range(len(SEVERITIES))]
+                for c in rs[0]["corruption_accuracy"]
+            },
         }
     pairs = {}
     for base, la in PAIRS:
@@ -406,8 +451,9 @@ def summarize(runs: list[dict], model_name: str, names: list[str]) -> dict:
             "clean": diff(lambda r: r["clean_accuracy"]),
             "train": diff(lambda r: r["train_accuracy"]),
             "family": {f: diff(lambda r, f=f: r["family_accuracy"][f]) for f in fams},
-            "gate_fluctuation": [diff(lambda r, i=i: r["gate_fluctuation"][i])
-                                 for i in range(nsites)],
+            "gate_fluctuation": [
+                diff(lambda r, i=i: r["gate_fluctuation"][i]) for i in range(nsites)
+            ],
         }
     return {"activations": acts, "pairs": pairs}
 
@@ -436,7 +482,8 @@ def verdict(summary: dict) -> dict:
             f"{name}: noise accuracy {100 * d['mean']:+.2f} pp, 95 % CI "
             f"[{100 * d['low']:+.2f}, {100 * d['high']:+.2f}] over {d['n']} paired seeds "
             f"(clean {100 * c['mean']:+.2f} pp [{100 * c['low']:+.2f}, {100 * c['high']:+.2f}])"
-            f" -> {v}")
+            f" -> {v}"
+        )
     vs = set(per.values())
     overall = vs.pop() if len(vs) == 1 else "inconclusive"
     if not per:
@@ -450,31 +497,61 @@ def tables(summary: dict, model_name: str) -> str:
     fams = [f for f in FAMILY_ORDER if f in next(iter(acts.values()))["family_accuracy"]]
     rows = []
     for act, s in acts.items():
-        rows.append([act,
-                     mean_std(100 * np.asarray(s["train_accuracy"]), pct),
-                     mean_std(100 * np.asarray(s["clean_accuracy"]), pct),
-                     *[mean_std(100 * np.asarray(s["family_accuracy"][f]), pct) for f in fams],
-                     mean_std(100 * np.asarray(s["mean_corruption_accuracy"]), pct)])
+        rows.append(
+            [
+                act,
+                mean_std(100 * np.asarray(s["train_accuracy"]), pct),
+                mean_std(100 * np.asarray(s["clean_accuracy"]), pct),
+                *[mean_std(100 * np.asarray(s["family_accuracy"][f]), pct) for f in fams],
+                mean_std(100 * np.asarray(s["mean_corruption_accuracy"]), pct),
+            ]
+        )
     n = len(next(iter(acts.values()))["seeds"])
-    t1 = format_table([model_name, "train acc %", "clean acc %",
-                       *[f"{f} acc %" for f in fams], "mean corr. acc % (no contrast)"], rows)
+    t1 = format_table(
+        [
+            model_name,
+            "train acc %",
+            "clean acc %",
+            *[f"{f} acc %" for f in fams],
+            "mean corr. acc % (no contrast)",
+        ],
+        rows,
+    )
     prow = []
     for name, p in summary["pairs"].items():
         fl = p["gate_fluctuation"]
-        prow.append([name, _fmt(p["clean"]), *[_fmt(p["family"][f]) for f in fams],
-                     " ".join(f"{d['mean']:+.3f}" for d in fl)])
-    t2 = format_table(["paired diff. (pp, mean [95 % CI])", "clean",
-                       *fams, "gate fluctuation diff. per block"], prow)
-    frow = [[act, " ".join(f"{v:.3f}" for v in np.mean(s["gate_fluctuation"], axis=0))]
-            for act, s in acts.items()]
-    t3 = format_table(["activation scale: ||s(noisy) - s(clean)|| / ||s(clean)||",
-                       "per block (input -> output), mean over seeds"], frow)
+        prow.append(
+            [
+                name,
+                _fmt(p["clean"]),
+                *[_fmt(p["family"][f]) for f in fams],
+                " ".join(f"{d['mean']:+.3f}" for d in fl),
+            ]
+        )
+    t2 = format_table(
+        ["paired diff. (pp, mean [95 % CI])", "clean", *fams, "gate fluctuation diff. per block"],
+        prow,
+    )
+    frow = [
+        [act, " ".join(f"{v:.3f}" for v in np.mean(s["gate_fluctuation"], axis=0))]
+        for act, s in acts.items()
+    ]
+    t3 = format_table(
+        [
+            "activation scale: ||s(noisy) - s(clean)|| / ||s(clean)||",
+            "per block (input -> output), mean over seeds",
+        ],
+        frow,
+    )
     corrs = list(next(iter(acts.values()))["per_corruption"])
-    rows4 = [[c] + [f"{100 * np.mean(s['per_corruption'][c]):.2f}" for s in acts.values()]
-             for c in corrs]
+    rows4 = [
+        [c] + [f"{100 * np.mean(s['per_corruption'][c]):.2f}" for s in acts.values()] for c in corrs
+    ]
     t4 = format_table(["corruption (acc %, mean over severities and seeds)", *acts], rows4)
-    return (f"mean ± std over {n} seeds (the paper: {PAPER_SEEDS}); paired by seed\n\n"
-            f"{t1}\n\n{t2}\n\n{t3}\n\n{t4}")
+    return (
+        f"mean ± std over {n} seeds (the paper: {PAPER_SEEDS}); paired by seed\n\n"
+        f"{t1}\n\n{t2}\n\n{t3}\n\n{t4}"
+    )
 
 
 def _fmt(d: dict) -> str:
@@ -495,15 +572,14 @@ def plot(summary: dict, path, title: str) -> None:
     axes = axes.ravel()
     sev = np.arange(0, len(SEVERITIES) + 1)
     shown = [f for f in ("noise", "blur", "digital", "contrast") if f in fams]
-    for ax in axes[len(shown):4]:
+    for ax in axes[len(shown) : 4]:
         ax.axis("off")
     for ax, fam in zip(axes[:4], shown):
         for act, s in acts.items():
             cs = [np.asarray(v) for c, v in s["per_corruption"].items() if fam_of[c] == fam]
-            curves = np.mean(cs, axis=0)                       # (severities, seeds)
+            curves = np.mean(cs, axis=0)  # (severities, seeds)
             acc = 100 * np.concatenate([np.asarray(s["clean_accuracy"])[None], curves])
-            ax.errorbar(sev, acc.mean(1), yerr=acc.std(1), label=act, capsize=2, marker="o",
-                        ms=3)
+            ax.errorbar(sev, acc.mean(1), yerr=acc.std(1), label=act, capsize=2, marker="o", ms=3)
         ax.set_title(fam + (" (degenerate on MNIST)" if fam == "contrast" else ""), fontsize=9)
         ax.set_xlabel("severity (0 = clean)", fontsize=8)
         ax.set_ylabel("accuracy %", fontsize=8)
@@ -526,8 +602,15 @@ def plot(summary: dict, path, title: str) -> None:
     ax = axes[5]
     for act, s in acts.items():
         f = np.asarray(s["gate_fluctuation"])
-        ax.errorbar(np.arange(1, f.shape[1] + 1), f.mean(0), yerr=f.std(0), marker="o", ms=3,
-                    capsize=2, label=act)
+        ax.errorbar(
+            np.arange(1, f.shape[1] + 1),
+            f.mean(0),
+            yerr=f.std(0),
+            marker="o",
+            ms=3,
+            capsize=2,
+            label=act,
+        )
     ax.set_xlabel("block", fontsize=8)
     ax.set_ylabel("rel. change of activation scale", fontsize=8)
     ax.set_title("activation-scale fluctuation under noise", fontsize=9)
@@ -542,26 +625,43 @@ def plot(summary: dict, path, title: str) -> None:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--full", action="store_true",
-                   help="CIFAR ResNet-20/32/44 with the paper's recipe (needs --data-dir)")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="CIFAR ResNet-20/32/44 with the paper's recipe (needs --data-dir)",
+    )
     p.add_argument("--data-dir", help="CIFAR-10/100 python pickles (--full)")
     p.add_argument("--dataset", choices=["cifar10", "cifar100"], default="cifar10")
     p.add_argument("--cifar-c-dir", help="released CIFAR-10-C/100-C .npy files (--full)")
-    p.add_argument("--models", nargs="*", default=None,
-                   help="smallcnn or resnet<6n+2> (quick: smallcnn; full: resnet20 resnet32 resnet44)")
+    p.add_argument(
+        "--models",
+        nargs="*",
+        default=None,
+        help="smallcnn or resnet<6n+2> (quick: smallcnn; full: resnet20 resnet32 resnet44)",
+    )
     p.add_argument("--seeds", type=int, default=None, help="paired seeds (quick 4, full 5)")
     p.add_argument("--epochs", type=int, default=10, help="quick config epochs")
     p.add_argument("--steps", type=int, default=None, help="optimiser steps (full default 64000)")
-    p.add_argument("--eval-size", type=int, default=None,
-                   help="test images used (default: the full test set)")
-    p.add_argument("--fluct-size", type=int, default=200,
-                   help="test images for the activation-scale fluctuation")
+    p.add_argument(
+        "--eval-size", type=int, default=None, help="test images used (default: the full test set)"
+    )
+    p.add_argument(
+        "--fluct-size",
+        type=int,
+        default=200,
+        help="test images for the activation-scale fluctuation",
+    )
     p.add_argument("--eval-batch", type=int, default=1000)
     p.add_argument("--eval-every", type=int, default=None, help="(full) steps between evaluations")
-    p.add_argument("--corruptions", nargs="*", default=None,
-                   help="subset of corruptions (default: our 8; with --cifar-c-dir the 15 benchmark ones)")
+    p.add_argument(
+        "--corruptions",
+        nargs="*",
+        default=None,
+        help="subset of corruptions (default: our 8; with --cifar-c-dir the 15 benchmark ones)",
+    )
     p.add_argument("--only", nargs="*", choices=list(ACTIVATIONS), help="a subset of activations")
     p.add_argument("--no-resume", action="store_true", help="retrain runs already in results")
     p.add_argument("--out", default="results", help="results root directory")
@@ -571,8 +671,11 @@ def main(argv=None) -> dict:
     if args.full:
         if not args.data_dir:
             p.error("--full needs --data-dir (CIFAR python pickles)")
-        data = (load_cifar10(args.data_dir) if args.dataset == "cifar10"
-                else load_cifar100(args.data_dir))
+        data = (
+            load_cifar10(args.data_dir)
+            if args.dataset == "cifar10"
+            else load_cifar100(args.data_dir)
+        )
         models = args.models or ["resnet20", "resnet32", "resnet44"]
         seeds = args.seeds or 5
         out = results_dir(f"layeract_robustness_full_{args.dataset}", args.out)
@@ -582,8 +685,12 @@ def main(argv=None) -> dict:
         seeds = args.seeds or 4
         out = results_dir("layeract_robustness", args.out)
     for m in models:
-        if m != "smallcnn" and not (m.startswith("resnet") and m[6:].isdigit()
-                                    and (int(m[6:]) - 2) % 6 == 0 and int(m[6:]) >= 8):
+        if m != "smallcnn" and not (
+            m.startswith("resnet")
+            and m[6:].isdigit()
+            and (int(m[6:]) - 2) % 6 == 0
+            and int(m[6:]) >= 8
+        ):
             p.error(f"--models: {m!r} is not smallcnn or resnet<6n+2>")
     if args.eval_size:
         idx = np.sort(np.random.default_rng(0).permutation(len(data.x_test))[: args.eval_size])
@@ -603,15 +710,22 @@ def main(argv=None) -> dict:
     x_fl = data.x_test[: args.fluct_size]
     fluct_set = (x_fl, noisy_copies(x_fl, noises))
 
-    source = f"CIFAR-C files in {args.cifar_c_dir}" if args.cifar_c_dir else (
-        f"actfx.data.corrupt on all {len(data.x_test)} test images")
-    print(f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test {data.image_shape}; "
-          f"models {models}; {seeds} paired seeds (the paper: {PAPER_SEEDS}); corruptions: "
-          f"{source}; backend {jax.default_backend()}")
+    source = (
+        f"CIFAR-C files in {args.cifar_c_dir}"
+        if args.cifar_c_dir
+        else (f"actfx.data.corrupt on all {len(data.x_test)} test images")
+    )
+    print(
+        f"{data.name}: {len(data.x_train)} train / {len(data.x_test)} test {data.image_shape}; "
+        f"models {models}; {seeds} paired seeds (the paper: {PAPER_SEEDS}); corruptions: "
+        f"{source}; backend {jax.default_backend()}"
+    )
 
     runs = []
     t0, c0 = time.perf_counter(), time.process_time()
-    with tqdm(total=len(models) * len(names) * seeds, desc="layeract_robustness", unit="run") as bar:
+    with tqdm(
+        total=len(models) * len(names) * seeds, desc="layeract_robustness", unit="run"
+    ) as bar:
         for m in models:
             for seed in range(seeds):
                 for act in names:
@@ -629,20 +743,38 @@ def main(argv=None) -> dict:
         text += f"\nVERDICT ({m}, noise robustness of LayerAct): {verdicts[m]['verdict']}"
         print(text)
         texts.append(text)
-    save_json(out / "layeract_robustness.json", {
-        "config": vars(args), "dataset": data.name, "models": models, "seeds": seeds,
-        "paper_seeds": PAPER_SEEDS, "corruptions": list(sets.names),
-        "severities": list(SEVERITIES), "corruption_source": source,
-        "backend": jax.default_backend(), "wall_seconds": wall, "cpu_seconds": cpu,
-        "min_effect_pp": MIN_EFFECT_PP, "verdict": verdicts, "summary": summaries,
-        "runs": runs, "tables": texts,
-    })
+    save_json(
+        out / "layeract_robustness.json",
+        {
+            "config": vars(args),
+            "dataset": data.name,
+            "models": models,
+            "seeds": seeds,
+            "paper_seeds": PAPER_SEEDS,
+            "corruptions": list(sets.names),
+            "severities": list(SEVERITIES),
+            "corruption_source": source,
+            "backend": jax.default_backend(),
+            "wall_seconds": wall,
+            "cpu_seconds": cpu,
+            "min_effect_pp": MIN_EFFECT_PP,
+            "verdict": verdicts,
+            "summary": summaries,
+            "runs": runs,
+            "tables": texts,
+        },
+    )
     for m in models:
         suffix = "" if len(models) == 1 else f"_{m}"
-        plot(summaries[m], out / f"layeract_robustness{suffix}.png",
-             f"{data.name}, {m}: {seeds} paired seeds (mean ± std)")
-    print(f"\nwall {wall:.0f} s, process CPU {cpu:.0f} s; wrote {out / 'layeract_robustness.json'} "
-          f"and the plot(s)")
+        plot(
+            summaries[m],
+            out / f"layeract_robustness{suffix}.png",
+            f"{data.name}, {m}: {seeds} paired seeds (mean ± std)",
+        )
+    print(
+        f"\nwall {wall:.0f} s, process CPU {cpu:.0f} s; wrote {out / 'layeract_robustness.json'} "
+        f"and the plot(s)"
+    )
     return {"summary": summaries, "verdict": verdicts}
 
 

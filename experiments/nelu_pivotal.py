@@ -32,7 +32,7 @@ Studies:
    per-sigma ReLU models); every model is tested at sigma_test in {0.01, 0.02, 0.05, 0.1,
    0.2, 0.3, 0.5}.
 2. **images**: a dense AE on 8x8 patches (64 atoms, patch mean removed and restored) of the
-   grayscale photos bundled with scikit-image (``actfx.data.denoising.OFFLINE_TRAIN``),
+   grayscale photos bundled with scikit-image (``actfx.data.OFFLINE_TRAIN``),
    tested on camera / astronaut / coins / moon (``OFFLINE_TEST``, centre crops in the quick
    run) by averaging overlapping patches; sigma_train in {15, 25, 50}/255 for both
    activations, sigma_test in {5, 10, 15, 25, 35, 50}/255. ``--data-dir DIR`` trains on
@@ -98,7 +98,7 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from actfx.data.denoising import (
+from actfx.data import (
     OFFLINE_TEST,
     OFFLINE_TRAIN,
     add_gaussian_noise,
@@ -106,9 +106,9 @@ from actfx.data.denoising import (
     fold_patches,
     load_bsd,
     load_offline_images,
-    psnr,
     random_patches,
 )
+from actfx.metrics import psnr
 from actfx.nn import PivotalAE
 from actfx.train import TrainConfig, fit, mse_loss, predict
 from experiments.reporting import format_table, mean_std, results_dir, save_json
@@ -117,8 +117,7 @@ ACTS = ("nelu", "relu")
 DECODERS = ("free", "pinv")
 MATCH_TOL = 1.10  # "matches": within 10 % MSE (0.41 dB)
 PIVOTAL_MAX = 0.25  # "pivotal": parameter spread < 1/4 of the sigma spread
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306,
-       9: 2.262}
+T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
 
 
 def _adam(schedule):
@@ -152,19 +151,37 @@ def pivotality_ratio(params, sigmas) -> float:
 # ----------------------------------------------------------------------------- training
 
 
-def build(activation: str, decoder: str, dim: int, atoms: int, seed: int, *,
-          remove_mean: bool = False) -> PivotalAE:
+def build(
+    activation: str, decoder: str, dim: int, atoms: int, seed: int, *, remove_mean: bool = False
+) -> PivotalAE:
     """Per-atom two-sided AE; the init does not depend on sigma (``lam`` 2, ``b`` 0.1)."""
-    return PivotalAE(dim, atoms, activation=activation, decoder=decoder, two_sided=True,
-                     per_atom=True, lam_init=2.0, bias_init=0.1, remove_mean=remove_mean,
-                     rngs=nnx.Rngs(seed))
+    return PivotalAE(
+        dim,
+        atoms,
+        activation=activation,
+        decoder=decoder,
+        two_sided=True,
+        per_atom=True,
+        lam_init=2.0,
+        bias_init=0.1,
+        remove_mean=remove_mean,
+        rngs=nnx.Rngs(seed),
+    )
 
 
 def train(model, pairs, val, args, seed: int, steps: int) -> dict:
     """``fit`` on ``pairs = (noisy, clean)``; returns the loss curve and a convergence flag."""
-    cfg = TrainConfig(steps=steps, batch_size=args.batch, learning_rate=args.lr,
-                      schedule="cosine", seed=seed, eval_every=max(1, steps // 10),
-                      eval_batch_size=4096, regularization_weight=0.0, progress=False)
+    cfg = TrainConfig(
+        steps=steps,
+        batch_size=args.batch,
+        learning_rate=args.lr,
+        schedule="cosine",
+        seed=seed,
+        eval_every=max(1, steps // 10),
+        eval_batch_size=4096,
+        regularization_weight=0.0,
+        progress=False,
+    )
     res = fit(model, pairs, val, config=cfg, loss_fn=mse_loss, optimizer=_adam)
     steps = [int(h["step"]) for h in res.history]
     test = [float(h["test_loss"]) for h in res.history]
@@ -191,13 +208,15 @@ def _encode(model, x):
 
 def learned_param(model, x_val) -> dict:
     """Activity-weighted and plain mean over atoms of ``lam`` (NeLU) or ``b`` (ReLU)."""
-    p = np.asarray(model.act.lam if model.activation == "nelu" else model.act.bias[...],
-                   np.float64)
+    p = np.asarray(model.act.lam if model.activation == "nelu" else model.act.bias[...], np.float64)
     code = np.asarray(_encode(model, jnp.asarray(x_val)))
     active = (code != 0).mean(axis=0)
     w = active / active.sum() if active.sum() > 0 else np.full_like(active, 1 / active.size)
-    return {"weighted": float((w * p).sum()), "mean": float(p.mean()),
-            "active_atoms": int((active > 0.01).sum())}
+    return {
+        "weighted": float((w * p).sum()),
+        "mean": float(p.mean()),
+        "active_atoms": int((active > 0.01).sum()),
+    }
 
 
 def _gain(out: np.ndarray, clean: np.ndarray) -> float:
@@ -211,8 +230,9 @@ def _curve_key(act: str, dec: str, sigma) -> str:
 # ----------------------------------------------------------------------------- synthetic
 
 
-def synthetic_signals(n: int, dim: int, sparsity: int, rng: np.random.Generator,
-                      basis: np.ndarray) -> np.ndarray:
+def synthetic_signals(
+    n: int, dim: int, sparsity: int, rng: np.random.Generator, basis: np.ndarray
+) -> np.ndarray:
     """``n`` signals ``A s`` with ``s`` ``sparsity``-sparse, signed, ``|s_i|`` in [1, 2]."""
     s = np.zeros((n, dim), np.float32)
     idx = np.argsort(rng.uniform(size=(n, dim)), axis=1)[:, :sparsity]
@@ -228,20 +248,28 @@ def _noisy(clean, sigma: float, key) -> np.ndarray:
 def run_synthetic(args, bar) -> dict:
     dim = args.dim
     basis = np.linalg.qr(np.random.default_rng(1234).normal(size=(dim, dim)))[0]
-    test_clean = synthetic_signals(args.test_size, dim, args.sparsity,
-                                   np.random.default_rng(10_000), basis)
+    test_clean = synthetic_signals(
+        args.test_size, dim, args.sparsity, np.random.default_rng(10_000), basis
+    )
     test_noise = np.asarray(jax.random.normal(jax.random.key(10_001), test_clean.shape))
     sigmas_relu = sorted({*args.sigma_trains, *args.oracle_sigmas})
-    out: dict = {"params": {}, "mse": {}, "gain": {}, "curves": {}, "converged": {},
-                 "sigma_tests": list(args.sigma_tests), "sigma_trains": list(args.sigma_trains),
-                 "noisy_mse": [float(s * s * np.mean(test_noise**2)) for s in args.sigma_tests]}
+    out: dict = {
+        "params": {},
+        "mse": {},
+        "gain": {},
+        "curves": {},
+        "converged": {},
+        "sigma_tests": list(args.sigma_tests),
+        "sigma_trains": list(args.sigma_trains),
+        "noisy_mse": [float(s * s * np.mean(test_noise**2)) for s in args.sigma_tests],
+    }
     eval_sigmas = [0.0, *args.sigma_tests]
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed)
         clean = synthetic_signals(args.train_size, dim, args.sparsity, rng, basis)
         val_clean = synthetic_signals(2048, dim, args.sparsity, rng, basis)
         for act in ACTS:
-            for sigma in (args.sigma_trains if act == "nelu" else sigmas_relu):
+            for sigma in args.sigma_trains if act == "nelu" else sigmas_relu:
                 key = jax.random.fold_in(jax.random.key(seed), int(round(sigma * 1e4)))
                 k1, k2 = jax.random.split(key)
                 pairs = (_noisy(clean, sigma, k1), clean)
@@ -274,13 +302,13 @@ def _center_crop(img: np.ndarray, size: int | None) -> np.ndarray:
     h, w = img.shape
     s = min(size, h, w)
     r, c = (h - s) // 2, (w - s) // 2
-    return img[r:r + s, c:c + s]
+    return img[r : r + s, c : c + s]
 
 
 def _fit_stride(img: np.ndarray, size: int, stride: int) -> np.ndarray:
     """Trim the bottom/right so that ``(H - size)`` and ``(W - size)`` divide by ``stride``."""
     h, w = img.shape
-    return img[:size + (h - size) // stride * stride, :size + (w - size) // stride * stride]
+    return img[: size + (h - size) // stride * stride, : size + (w - size) // stride * stride]
 
 
 def run_images(args, bar) -> dict:
@@ -292,30 +320,47 @@ def run_images(args, bar) -> dict:
         test_imgs, names = load_offline_images(OFFLINE_TEST), list(OFFLINE_TEST)
     size, d = args.patch, args.patch * args.patch
     # crop so that the strided patches cover every pixel (fold_patches leaves others at 0)
-    test_imgs = [_fit_stride(_center_crop(im, args.test_crop), size, args.stride)
-                 for im in test_imgs]
+    test_imgs = [
+        _fit_stride(_center_crop(im, args.test_crop), size, args.stride) for im in test_imgs
+    ]
     sig_tests = [s / 255.0 for s in args.image_sigma_tests]
     sig_trains = [s / 255.0 for s in args.image_sigma_trains]
     # the same noisy test images for every model (paired comparisons)
-    noisy_tests = [[im + s * np.asarray(jax.random.normal(
-        jax.random.fold_in(jax.random.key(50_000 + i), k), im.shape), np.float32)
-        for i, im in enumerate(test_imgs)] for k, s in enumerate(sig_tests)]
-    out: dict = {"params": {}, "psnr": {}, "gain": {}, "curves": {}, "converged": {},
-                 "test_images": names, "sigma_tests": list(args.image_sigma_tests),
-                 "sigma_trains": list(args.image_sigma_trains),
-                 "noisy_psnr": [float(np.mean([psnr(c, n) for c, n in zip(test_imgs, row)]))
-                                for row in noisy_tests]}
+    noisy_tests = [
+        [
+            im
+            + s
+            * np.asarray(
+                jax.random.normal(jax.random.fold_in(jax.random.key(50_000 + i), k), im.shape),
+                np.float32,
+            )
+            for i, im in enumerate(test_imgs)
+        ]
+        for k, s in enumerate(sig_tests)
+    ]
+    out: dict = {
+        "params": {},
+        "psnr": {},
+        "gain": {},
+        "curves": {},
+        "converged": {},
+        "test_images": names,
+        "sigma_tests": list(args.image_sigma_tests),
+        "sigma_trains": list(args.image_sigma_trains),
+        "noisy_psnr": [
+            float(np.mean([psnr(c, n) for c, n in zip(test_imgs, row)])) for row in noisy_tests
+        ],
+    }
 
     @jax.jit
     def to_patches(img):
         return extract_patches(img, size, args.stride)
 
-    fold = jax.jit(lambda p, shape: fold_patches(p, shape, size, args.stride),
-                   static_argnums=1)
+    fold = jax.jit(lambda p, shape: fold_patches(p, shape, size, args.stride), static_argnums=1)
     for seed in range(args.seeds):
         rng = np.random.default_rng(seed)
         pool = random_patches(train_imgs, size, args.num_patches + 4096, rng).reshape(-1, d)
-        clean, val_clean = pool[:args.num_patches], pool[args.num_patches:]
+        clean, val_clean = pool[: args.num_patches], pool[args.num_patches :]
         for k, sigma in enumerate(sig_trains):
             key = jax.random.fold_in(jax.random.key(100 + seed), k)
             k1, k2 = jax.random.split(key)
@@ -356,9 +401,13 @@ def analyse(study: dict, main_sigma, *, images: bool) -> dict:
     piv = {}
     for act in ACTS:
         for dec in DECODERS:
-            per_seed = [pivotality_ratio([study["params"][_curve_key(act, dec, s)][i]["weighted"]
-                                          for s in trains], trains)
-                        for i in range(len(study["params"][_curve_key(act, dec, trains[0])]))]
+            per_seed = [
+                pivotality_ratio(
+                    [study["params"][_curve_key(act, dec, s)][i]["weighted"] for s in trains],
+                    trains,
+                )
+                for i in range(len(study["params"][_curve_key(act, dec, trains[0])]))
+            ]
             m, lo, hi = _interval(per_seed)
             piv[f"{act}/{dec}"] = {"per_seed": per_seed, "mean": m, "lo": lo, "hi": hi}
     match = {}
@@ -372,11 +421,17 @@ def analyse(study: dict, main_sigma, *, images: bool) -> dict:
                 continue
             oracle = np.asarray(oracle)[:, j]
             # log MSE ratio; from PSNR: log(MSE_a / MSE_b) = (PSNR_b - PSNR_a) ln(10) / 10
-            lr = ((oracle - nelu[:, j]) * math.log(10) / 10 if images
-                  else np.log(nelu[:, j] / oracle))
+            lr = (
+                (oracle - nelu[:, j]) * math.log(10) / 10 if images else np.log(nelu[:, j] / oracle)
+            )
             m, lo, hi = _interval(lr)
-            rows[f"{s:g}"] = {"mean": m, "lo": lo, "hi": hi,
-                              "ratio": math.exp(m), "ratio_hi": math.exp(hi)}
+            rows[f"{s:g}"] = {
+                "mean": m,
+                "lo": lo,
+                "hi": hi,
+                "ratio": math.exp(m),
+                "ratio_hi": math.exp(hi),
+            }
         match[dec] = rows
     verdicts = {}
     for dec in DECODERS:
@@ -389,7 +444,8 @@ def analyse(study: dict, main_sigma, *, images: bool) -> dict:
             v = "inconclusive"
         verdicts[f"pivotal/{dec}"] = (
             f"{v}: NeLU R = {n['mean']:.3f} [{n['lo']:.3f}, {n['hi']:.3f}] vs ReLU R = "
-            f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] (threshold {PIVOTAL_MAX})")
+            f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] (threshold {PIVOTAL_MAX})"
+        )
         rows = match[dec]
         tol = math.log(MATCH_TOL)
         if rows and all(x["hi"] < tol for x in rows.values()):
@@ -399,8 +455,12 @@ def analyse(study: dict, main_sigma, *, images: bool) -> dict:
         else:
             v = "inconclusive"
         worst = max(rows, key=lambda k: rows[k]["mean"]) if rows else None
-        detail = (f"worst at sigma_test={worst}: MSE ratio {rows[worst]['ratio']:.3f} "
-                  f"(upper {rows[worst]['ratio_hi']:.3f})" if worst else "no oracle")
+        detail = (
+            f"worst at sigma_test={worst}: MSE ratio {rows[worst]['ratio']:.3f} "
+            f"(upper {rows[worst]['ratio_hi']:.3f})"
+            if worst
+            else "no oracle"
+        )
         verdicts[f"match/{dec}"] = f"{v}: {detail} (tolerance {MATCH_TOL})"
     return {"pivotality": piv, "match": match, "verdicts": verdicts}
 
@@ -423,24 +483,36 @@ def tables(res: dict, args) -> str:
             row = [f"{s:g}{unit}"]
             for act in ACTS:
                 for dec in DECODERS:
-                    row.append(mean_std([p["weighted"] for p in
-                                         st["params"][_curve_key(act, dec, s)]], "{:.3f}"))
+                    row.append(
+                        mean_std(
+                            [p["weighted"] for p in st["params"][_curve_key(act, dec, s)]], "{:.3f}"
+                        )
+                    )
             prow.append(row)
-        prow.append(["pivotality R"] + [
-            f"{an['pivotality'][f'{a}/{d}']['mean']:.3f} [{an['pivotality'][f'{a}/{d}']['lo']:.2f},"
-            f" {an['pivotality'][f'{a}/{d}']['hi']:.2f}]" for a in ACTS for d in DECODERS])
-        parts.append(f"{key}: learned per-atom parameter (activity-weighted mean over atoms; "
-                     f"NeLU lam in RMS units, ReLU bias b) vs sigma_train, {args.seeds} seeds\n"
-                     + format_table(["sigma_train"] + [f"{a} {d}" for a in ACTS
-                                                       for d in DECODERS], prow))
+        prow.append(
+            ["pivotality R"]
+            + [
+                f"{an['pivotality'][f'{a}/{d}']['mean']:.3f} [{an['pivotality'][f'{a}/{d}']['lo']:.2f},"
+                f" {an['pivotality'][f'{a}/{d}']['hi']:.2f}]"
+                for a in ACTS
+                for d in DECODERS
+            ]
+        )
+        parts.append(
+            f"{key}: learned per-atom parameter (activity-weighted mean over atoms; "
+            f"NeLU lam in RMS units, ReLU bias b) vs sigma_train, {args.seeds} seeds\n"
+            + format_table(["sigma_train"] + [f"{a} {d}" for a in ACTS for d in DECODERS], prow)
+        )
         metric = "psnr" if images else "mse"
         fmt = "{:.2f}" if images else "{:.5f}"
         rows = []
         for act in ACTS:
             for dec in DECODERS:
                 vals = np.asarray(st[metric][_curve_key(act, dec, main)])
-                rows.append([f"{act} {dec} @ {main:g}{unit}"]
-                            + [mean_std(vals[:, j], fmt) for j in range(len(st["sigma_tests"]))])
+                rows.append(
+                    [f"{act} {dec} @ {main:g}{unit}"]
+                    + [mean_std(vals[:, j], fmt) for j in range(len(st["sigma_tests"]))]
+                )
         for dec in DECODERS:
             row = [f"relu {dec} @ sigma_test (oracle)"]
             for j, s in enumerate(st["sigma_tests"]):
@@ -451,27 +523,37 @@ def tables(res: dict, args) -> str:
         rows.append(["noisy input"] + [fmt.format(v) for v in noisy])
         for dec in DECODERS:
             m = an["match"][dec]
-            rows.append([f"MSE ratio nelu/oracle {dec}"] + [
-                f"{m[f'{s:g}']['ratio']:.3f}" if f"{s:g}" in m else "-"
-                for s in st["sigma_tests"]])
+            rows.append(
+                [f"MSE ratio nelu/oracle {dec}"]
+                + [
+                    f"{m[f'{s:g}']['ratio']:.3f}" if f"{s:g}" in m else "-"
+                    for s in st["sigma_tests"]
+                ]
+            )
         what = "PSNR (dB)" if images else "test MSE"
-        parts.append(f"{key}: {what} vs sigma_test (models trained at sigma_train={main:g}{unit};"
-                     f" oracle = ReLU trained at each sigma_test)\n"
-                     + format_table(["model"] + [f"{s:g}{unit}" for s in st["sigma_tests"]], rows))
+        parts.append(
+            f"{key}: {what} vs sigma_test (models trained at sigma_train={main:g}{unit};"
+            f" oracle = ReLU trained at each sigma_test)\n"
+            + format_table(["model"] + [f"{s:g}{unit}" for s in st["sigma_tests"]], rows)
+        )
         gs = [0.0, *st["sigma_tests"]] if not images else st["sigma_tests"]
         grow = []
         for act in ACTS:
             for dec in DECODERS:
                 g = np.asarray(st["gain"][_curve_key(act, dec, main)])
                 grow.append([f"{act} {dec}"] + [f"{v:.3f}" for v in g.mean(0)])
-        parts.append(f"{key}: output gain <out,clean>/<clean,clean>"
-                     f"{' (mean removed)' if images else ''}, trained at {main:g}{unit}\n"
-                     + format_table(["model"] + [f"{s:g}{unit}" for s in gs], grow))
+        parts.append(
+            f"{key}: output gain <out,clean>/<clean,clean>"
+            f"{' (mean removed)' if images else ''}, trained at {main:g}{unit}\n"
+            + format_table(["model"] + [f"{s:g}{unit}" for s in gs], grow)
+        )
         ok, n = _all_converged(st)
         worst = max(c["half_change"] for v in st["curves"].values() for c in v)
-        parts.append(f"{key}: {ok}/{n} runs converged (held-out loss drop over the second half "
-                     f"of training < 5 %; worst {100 * worst:.1f} %)\n"
-                     + "\n".join(f"VERDICT {key} {k}: {v}" for k, v in an["verdicts"].items()))
+        parts.append(
+            f"{key}: {ok}/{n} runs converged (held-out loss drop over the second half "
+            f"of training < 5 %; worst {100 * worst:.1f} %)\n"
+            + "\n".join(f"VERDICT {key} {k}: {v}" for k, v in an["verdicts"].items())
+        )
     return "\n\n".join(parts)
 
 
@@ -496,49 +578,97 @@ def plot(res: dict, args, out) -> None:
         for act, color in zip(ACTS, ("C0", "C3")):
             for dec, ls in zip(DECODERS, ("-", "--")):
                 v = np.asarray(st[metric][_curve_key(act, dec, main)])
-                ax[0, 0].errorbar(tests, v.mean(0), v.std(0), color=color, ls=ls, marker="o",
-                                  label=f"{act} {dec} @ {main:g}")
+                ax[0, 0].errorbar(
+                    tests,
+                    v.mean(0),
+                    v.std(0),
+                    color=color,
+                    ls=ls,
+                    marker="o",
+                    label=f"{act} {dec} @ {main:g}",
+                )
             if act == "relu":
                 for dec, ls in zip(DECODERS, ("-", "--")):
-                    o = [(s, np.mean(np.asarray(st[metric][_curve_key("relu", dec, s)])[:, j]))
-                         for j, s in enumerate(st["sigma_tests"])
-                         if _curve_key("relu", dec, s) in st[metric]]
+                    o = [
+                        (s, np.mean(np.asarray(st[metric][_curve_key("relu", dec, s)])[:, j]))
+                        for j, s in enumerate(st["sigma_tests"])
+                        if _curve_key("relu", dec, s) in st[metric]
+                    ]
                     if o:
-                        ax[0, 0].plot(*zip(*o), color="k", ls=ls, marker="x",
-                                      label=f"relu {dec} oracle (per sigma)")
+                        ax[0, 0].plot(
+                            *zip(*o),
+                            color="k",
+                            ls=ls,
+                            marker="x",
+                            label=f"relu {dec} oracle (per sigma)",
+                        )
         noisy = st["noisy_psnr"] if images else st["noisy_mse"]
         ax[0, 0].plot(tests, noisy, color="gray", ls=":", label="noisy input")
-        ax[0, 0].set(xscale="log", yscale="linear" if images else "log",
-                     xlabel="sigma_test" + (" (x 1/255)" if images else ""),
-                     ylabel="PSNR (dB)" if images else "test MSE", title=f"{key}: denoising")
+        ax[0, 0].set(
+            xscale="log",
+            yscale="linear" if images else "log",
+            xlabel="sigma_test" + (" (x 1/255)" if images else ""),
+            ylabel="PSNR (dB)" if images else "test MSE",
+            title=f"{key}: denoising",
+        )
         ax[0, 0].legend(fontsize=7)
         trains = np.asarray(st["sigma_trains"], float)
         for act, color in zip(ACTS, ("C0", "C3")):
             for dec, ls in zip(DECODERS, ("-", "--")):
-                p = np.asarray([[q["weighted"] for q in st["params"][_curve_key(act, dec, s)]]
-                                for s in st["sigma_trains"]])
-                ax[0, 1].errorbar(trains, p.mean(1), p.std(1), color=color, ls=ls, marker="o",
-                                  label=f"{act} {dec} ({'lam' if act == 'nelu' else 'b'})")
-        ax[0, 1].set(xscale="log", yscale="log", xlabel="sigma_train",
-                     ylabel="learned parameter", title="per-atom parameter (weighted mean)")
+                p = np.asarray(
+                    [
+                        [q["weighted"] for q in st["params"][_curve_key(act, dec, s)]]
+                        for s in st["sigma_trains"]
+                    ]
+                )
+                ax[0, 1].errorbar(
+                    trains,
+                    p.mean(1),
+                    p.std(1),
+                    color=color,
+                    ls=ls,
+                    marker="o",
+                    label=f"{act} {dec} ({'lam' if act == 'nelu' else 'b'})",
+                )
+        ax[0, 1].set(
+            xscale="log",
+            yscale="log",
+            xlabel="sigma_train",
+            ylabel="learned parameter",
+            title="per-atom parameter (weighted mean)",
+        )
         ax[0, 1].legend(fontsize=7)
         gs = st["sigma_tests"] if images else st["gain_sigmas"]
         for act, color in zip(ACTS, ("C0", "C3")):
             for dec, ls in zip(DECODERS, ("-", "--")):
                 g = np.asarray(st["gain"][_curve_key(act, dec, main)]).mean(0)
-                ax[1, 0].plot(np.asarray(gs, float) + (0 if images else 1e-3), g, color=color,
-                              ls=ls, marker="o", label=f"{act} {dec}")
+                ax[1, 0].plot(
+                    np.asarray(gs, float) + (0 if images else 1e-3),
+                    g,
+                    color=color,
+                    ls=ls,
+                    marker="o",
+                    label=f"{act} {dec}",
+                )
         ax[1, 0].axhline(1.0, color="gray", ls=":")
-        ax[1, 0].set(xscale="log", xlabel="sigma_test" + ("" if images else " (+1e-3)"),
-                     ylabel="<out,clean>/<clean,clean>", title=f"output gain (trained at {main:g})")
+        ax[1, 0].set(
+            xscale="log",
+            xlabel="sigma_test" + ("" if images else " (+1e-3)"),
+            ylabel="<out,clean>/<clean,clean>",
+            title=f"output gain (trained at {main:g})",
+        )
         ax[1, 0].legend(fontsize=7)
         for act, color in zip(ACTS, ("C0", "C3")):
             for dec, ls in zip(DECODERS, ("-", "--")):
                 for c in st["curves"][_curve_key(act, dec, main)]:
                     ax[1, 1].plot(c["step"], c["test_loss"], color=color, ls=ls, alpha=0.7)
                 ax[1, 1].plot([], [], color=color, ls=ls, label=f"{act} {dec}")
-        ax[1, 1].set(yscale="log", xlabel="step", ylabel="held-out loss at sigma_train",
-                     title=f"loss curves (trained at {main:g}, all seeds)")
+        ax[1, 1].set(
+            yscale="log",
+            xlabel="step",
+            ylabel="held-out loss at sigma_train",
+            title=f"loss curves (trained at {main:g}, all seeds)",
+        )
         ax[1, 1].legend(fontsize=7)
         fig.tight_layout()
         fig.savefig(out / f"{key}.png", dpi=110)
@@ -549,14 +679,19 @@ def plot(res: dict, args, out) -> None:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument("--full", action="store_true", help="accelerator config: more steps/seeds")
     p.add_argument("--study", choices=("both", "synthetic", "images"), default="both")
     p.add_argument("--seeds", type=int, default=None, help="default 3 (quick) / 5 (full)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="optimiser steps of every model (both studies); default: synthetic "
-                        "2500 / images 1000 (quick), 20000 / 10000 (full)")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="optimiser steps of every model (both studies); default: synthetic "
+        "2500 / images 1000 (quick), 20000 / 10000 (full)",
+    )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-2, help="peak Adam rate (cosine decay)")
     p.add_argument("--data-dir", default=None, help="folder with BSD400/ and BSD68/ PNG images")
@@ -569,24 +704,40 @@ def parse_args(argv=None):
     g.add_argument("--test-size", type=int, default=4000)
     g.add_argument("--sigma-trains", type=float, nargs="+", default=[0.05, 0.1, 0.2])
     g.add_argument("--sigma-train-main", type=float, default=0.1)
-    g.add_argument("--sigma-tests", type=float, nargs="+",
-                   default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5])
-    g.add_argument("--oracle-sigmas", type=float, nargs="+", default=[0.02, 0.05, 0.1, 0.2, 0.5],
-                   help="sigmas (a subset of --sigma-tests) at which per-sigma ReLU models are "
-                        "also trained; ReLU is always trained at --sigma-trains too")
+    g.add_argument(
+        "--sigma-tests", type=float, nargs="+", default=[0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5]
+    )
+    g.add_argument(
+        "--oracle-sigmas",
+        type=float,
+        nargs="+",
+        default=[0.02, 0.05, 0.1, 0.2, 0.5],
+        help="sigmas (a subset of --sigma-tests) at which per-sigma ReLU models are "
+        "also trained; ReLU is always trained at --sigma-trains too",
+    )
     g = p.add_argument_group("images")
-    g.add_argument("--image-sigma-trains", type=float, nargs="+", default=[15.0, 25.0, 50.0],
-                   help="x 1/255")
+    g.add_argument(
+        "--image-sigma-trains", type=float, nargs="+", default=[15.0, 25.0, 50.0], help="x 1/255"
+    )
     g.add_argument("--image-sigma-train-main", type=float, default=25.0)
-    g.add_argument("--image-sigma-tests", type=float, nargs="+",
-                   default=[5.0, 10.0, 15.0, 25.0, 35.0, 50.0])
+    g.add_argument(
+        "--image-sigma-tests", type=float, nargs="+", default=[5.0, 10.0, 15.0, 25.0, 35.0, 50.0]
+    )
     g.add_argument("--patch", type=int, default=8)
     g.add_argument("--atoms-img", type=int, default=64)
-    g.add_argument("--num-patches", type=int, default=None,
-                   help="training patches; default 16384 (quick) / 100000 (full)")
+    g.add_argument(
+        "--num-patches",
+        type=int,
+        default=None,
+        help="training patches; default 16384 (quick) / 100000 (full)",
+    )
     g.add_argument("--stride", type=int, default=None, help="test patch stride; 3 quick / 1 full")
-    g.add_argument("--test-crop", type=int, default=None,
-                   help="centre crop of test images; default 160 (quick) / none (full)")
+    g.add_argument(
+        "--test-crop",
+        type=int,
+        default=None,
+        help="centre crop of test images; default 160 (quick) / none (full)",
+    )
     args = p.parse_args(argv)
     full = args.full
     args.seeds = args.seeds or (5 if full else 3)
@@ -611,25 +762,32 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     t0 = time.time()
     res: dict = {"config": vars(args).copy()}
-    n_syn = args.seeds * len(DECODERS) * (
-        len(args.sigma_trains) + len({*args.sigma_trains, *args.oracle_sigmas}))
+    n_syn = (
+        args.seeds
+        * len(DECODERS)
+        * (len(args.sigma_trains) + len({*args.sigma_trains, *args.oracle_sigmas}))
+    )
     n_img = args.seeds * len(DECODERS) * len(ACTS) * len(args.image_sigma_trains)
     total = (n_syn if args.study != "images" else 0) + (n_img if args.study != "synthetic" else 0)
     with tqdm(total=total, desc="models", mininterval=5.0) as bar:
         if args.study in ("both", "synthetic"):
             res["synthetic"] = run_synthetic(args, bar)
-            res["synthetic_analysis"] = analyse(res["synthetic"], args.sigma_train_main,
-                                                images=False)
+            res["synthetic_analysis"] = analyse(
+                res["synthetic"], args.sigma_train_main, images=False
+            )
         if args.study in ("both", "images"):
             res["images"] = run_images(args, bar)
-            res["images_analysis"] = analyse(res["images"], args.image_sigma_train_main,
-                                             images=True)
+            res["images_analysis"] = analyse(
+                res["images"], args.image_sigma_train_main, images=True
+            )
     res["seconds"] = time.time() - t0
     out = results_dir(args.out)
     text = tables(res, args)
     print(text)
-    print(f"\n({res['seconds']:.0f} s, {total} models; steps: synthetic {args.syn_steps}, "
-          f"images {args.img_steps})")
+    print(
+        f"\n({res['seconds']:.0f} s, {total} models; steps: synthetic {args.syn_steps}, "
+        f"images {args.img_steps})"
+    )
     res["tables"] = text
     plot(res, args, out)
     save_json(out / "results.json", res)

@@ -78,10 +78,10 @@ from flax import nnx
 from tqdm.auto import tqdm
 
 import actfx
+from actfx import topk_num_kept
 from actfx.data import SHAPES, TEXTURES, render_images, synthetic_cue_conflict
 from actfx.metrics import geirhos_shape_bias, paired_difference, shape_bias_counts
 from actfx.nn import TopK
-from actfx.topk import num_kept
 from actfx.train import TrainConfig, fit, predict
 from experiments.reporting import format_table, mean_std, results_dir, save_json
 
@@ -95,13 +95,13 @@ class Config:
     seeds: int = 3
     size: int = 32
     num_classes: int = 8
-    num_pretext: int = 3000       # random shape x texture pairs for the backbone
+    num_pretext: int = 3000  # random shape x texture pairs for the backbone
     num_pretext_val: int = 800
-    num_readout: int = 2000       # cue-consistent images for the readout
-    num_test: int = 800           # cue-consistent test images (clean accuracy)
+    num_readout: int = 2000  # cue-consistent images for the readout
+    num_test: int = 800  # cue-consistent test images (clean accuracy)
     conflicts_per_pair: int = 20  # 8 x 7 x 20 = 1120 conflict images (Geirhos: 1280)
     widths: tuple[int, ...] = (16, 32, 64)
-    epochs: int = 6               # 3000 x 6: held-out heads 0.885 / 0.804, 209 s wall on 2 idle cores
+    epochs: int = 6  # 3000 x 6: held-out heads 0.885 / 0.804, 209 s wall on 2 idle cores
     batch_size: int = 64
     learning_rate: float = 2e-3
     readout_epochs: int = 30
@@ -110,8 +110,17 @@ class Config:
 
 
 QUICK = Config()
-FULL = Config(seeds=5, size=64, num_pretext=40000, num_pretext_val=4000, num_readout=8000,
-              num_test=1600, conflicts_per_pair=40, widths=(32, 64, 128, 256), epochs=30)
+FULL = Config(
+    seeds=5,
+    size=64,
+    num_pretext=40000,
+    num_pretext_val=4000,
+    num_readout=8000,
+    num_test=1600,
+    conflicts_per_pair=40,
+    widths=(32, 64, 128, 256),
+    epochs=30,
+)
 
 
 # ----------------------------------------------------------------------------- models
@@ -168,10 +177,14 @@ def two_head_loss(model, batch):
     """Sum of the two cross-entropies; targets ``(B, 2)``: (shape class, texture class)."""
     x, y = batch
     ls, lt = model(x)
-    loss = (optax.softmax_cross_entropy_with_integer_labels(ls, y[:, 0]).mean()
-            + optax.softmax_cross_entropy_with_integer_labels(lt, y[:, 1]).mean())
-    return loss, {"shape_accuracy": jnp.mean(jnp.argmax(ls, -1) == y[:, 0]),
-                  "texture_accuracy": jnp.mean(jnp.argmax(lt, -1) == y[:, 1])}
+    loss = (
+        optax.softmax_cross_entropy_with_integer_labels(ls, y[:, 0]).mean()
+        + optax.softmax_cross_entropy_with_integer_labels(lt, y[:, 1]).mean()
+    )
+    return loss, {
+        "shape_accuracy": jnp.mean(jnp.argmax(ls, -1) == y[:, 0]),
+        "texture_accuracy": jnp.mean(jnp.argmax(lt, -1) == y[:, 1]),
+    }
 
 
 class Features(nnx.Module):
@@ -208,7 +221,7 @@ class RandomK(nnx.Module):
     def __call__(self, x):
         key = jax.random.fold_in(jax.random.key(self.seed), 7919)
         u = jax.random.uniform(key, x.shape, x.dtype) + 1.0
-        keep = actfx.topk(u, self.k, by="value") > 0   # exactly m random positions
+        keep = actfx.topk(u, self.k, by="value") > 0  # exactly m random positions
         return jnp.where(keep, x, 0.0)
 
 
@@ -240,17 +253,32 @@ def pretext_data(cfg: Config, n: int, stream: int) -> tuple[np.ndarray, np.ndarr
     """``n`` images with independent random shape and texture classes; targets ``(n, 2)``."""
     rng = np.random.default_rng((cfg.data_seed, stream))
     y = rng.integers(0, cfg.num_classes, size=(n, 2)).astype(np.int32)
-    x = render_images(y[:, 0], y[:, 1], size=cfg.size, seed=cfg.data_seed, stream=stream,
-                      shapes=SHAPES[: cfg.num_classes], textures=TEXTURES[: cfg.num_classes])
+    x = render_images(
+        y[:, 0],
+        y[:, 1],
+        size=cfg.size,
+        seed=cfg.data_seed,
+        stream=stream,
+        shapes=SHAPES[: cfg.num_classes],
+        textures=TEXTURES[: cfg.num_classes],
+    )
     return x, y
 
 
 def make_data(cfg: Config) -> dict:
-    bench = synthetic_cue_conflict(num_classes=cfg.num_classes, size=cfg.size,
-                                   num_train=cfg.num_readout, num_test=cfg.num_test,
-                                   conflicts_per_pair=cfg.conflicts_per_pair, seed=cfg.data_seed)
-    return {"bench": bench, "pretext": pretext_data(cfg, cfg.num_pretext, stream=10),
-            "pretext_val": pretext_data(cfg, cfg.num_pretext_val, stream=11)}
+    bench = synthetic_cue_conflict(
+        num_classes=cfg.num_classes,
+        size=cfg.size,
+        num_train=cfg.num_readout,
+        num_test=cfg.num_test,
+        conflicts_per_pair=cfg.conflicts_per_pair,
+        seed=cfg.data_seed,
+    )
+    return {
+        "bench": bench,
+        "pretext": pretext_data(cfg, cfg.num_pretext, stream=10),
+        "pretext_val": pretext_data(cfg, cfg.num_pretext_val, stream=11),
+    }
 
 
 # ----------------------------------------------------------------------------- runs
@@ -258,12 +286,27 @@ def make_data(cfg: Config) -> dict:
 
 def train_backbone(cfg: Config, data: dict, seed: int) -> tuple[TwoHead, dict]:
     model = TwoHead(cfg, rngs=nnx.Rngs(seed))
-    tcfg = TrainConfig(epochs=cfg.epochs, batch_size=cfg.batch_size, optimizer="adamw",
-                       learning_rate=cfg.learning_rate, weight_decay=1e-4, schedule="cosine",
-                       seed=seed, progress=False, eval_every=10**9)
+    tcfg = TrainConfig(
+        epochs=cfg.epochs,
+        batch_size=cfg.batch_size,
+        optimizer="adamw",
+        learning_rate=cfg.learning_rate,
+        weight_decay=1e-4,
+        schedule="cosine",
+        seed=seed,
+        progress=False,
+        eval_every=10**9,
+    )
     r = fit(model, data["pretext"], data["pretext_val"], config=tcfg, loss_fn=two_head_loss)
-    return model, {k: r.final[k] for k in ("train_shape_accuracy", "train_texture_accuracy",
-                                           "test_shape_accuracy", "test_texture_accuracy")}
+    return model, {
+        k: r.final[k]
+        for k in (
+            "train_shape_accuracy",
+            "train_texture_accuracy",
+            "test_shape_accuracy",
+            "test_texture_accuracy",
+        )
+    }
 
 
 def fit_readout(cfg: Config, backbone: VGGBackbone, data: dict, seed: int) -> nnx.Linear:
@@ -271,11 +314,20 @@ def fit_readout(cfg: Config, backbone: VGGBackbone, data: dict, seed: int) -> nn
     images (the backbone is not trained: only the readout's inputs are computed by it)."""
     bench = data["bench"]
     feats = predict(Features(backbone), bench.train.x_train, batch_size=500)
-    readout = nnx.Linear(feats.shape[1], cfg.num_classes, use_bias=False,
-                         rngs=nnx.Rngs(seed + 10_000))
-    tcfg = TrainConfig(epochs=cfg.readout_epochs, batch_size=min(100, len(feats)), optimizer="adamw",
-                       learning_rate=3e-3, weight_decay=1e-4, schedule="cosine", seed=seed,
-                       progress=False, eval_every=10**9)
+    readout = nnx.Linear(
+        feats.shape[1], cfg.num_classes, use_bias=False, rngs=nnx.Rngs(seed + 10_000)
+    )
+    tcfg = TrainConfig(
+        epochs=cfg.readout_epochs,
+        batch_size=min(100, len(feats)),
+        optimizer="adamw",
+        learning_rate=3e-3,
+        weight_decay=1e-4,
+        schedule="cosine",
+        seed=seed,
+        progress=False,
+        eval_every=10**9,
+    )
     fit(readout, (feats, bench.train.y_train), config=tcfg)
     return readout
 
@@ -284,11 +336,15 @@ def measure(model, bench) -> dict:
     """Shape-bias counts on the conflict set and clean accuracy on the clean test set."""
     both = np.concatenate([bench.x_conflict, bench.train.x_test])
     pred = np.argmax(predict(model, both, batch_size=500), axis=-1)
-    p_conf, p_clean = pred[: len(bench.x_conflict)], pred[len(bench.x_conflict):]
+    p_conf, p_clean = pred[: len(bench.x_conflict)], pred[len(bench.x_conflict) :]
     c = shape_bias_counts(p_conf, bench.shape_labels, bench.texture_labels)
-    return {"shape_bias": c["shape_bias"], "shape_rate": c["shape_rate"],
-            "texture_rate": c["texture_rate"], "other_rate": c["other_rate"],
-            "clean_accuracy": float(np.mean(p_clean == bench.train.y_test))}
+    return {
+        "shape_bias": c["shape_bias"],
+        "shape_rate": c["shape_rate"],
+        "texture_rate": c["texture_rate"],
+        "other_rate": c["other_rate"],
+        "clean_accuracy": float(np.mean(p_clean == bench.train.y_test)),
+    }
 
 
 def run(cfg: Config) -> dict:
@@ -306,11 +362,17 @@ def run(cfg: Config) -> dict:
             clf = Classifier(Features(model.backbone, sp), readout)
             records.append({"setting": mode, "k": k, "seed": seed, **measure(clf, bench)})
     stage_sides = [cfg.size // 2 ** (s + 1) for s in range(len(cfg.widths))]
-    kept = {f"{k:g}": [num_kept(k, s * s) for s in stage_sides] for k in cfg.ks}
-    return {"config": dataclasses.asdict(cfg), "classes": list(bench.classes),
-            "num_conflict": len(bench.x_conflict), "backbones": backbones,
-            "kept_per_stage": kept, "records": records,
-            "wall_seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0}
+    kept = {f"{k:g}": [topk_num_kept(k, (s, s)) for s in stage_sides] for k in cfg.ks}
+    return {
+        "config": dataclasses.asdict(cfg),
+        "classes": list(bench.classes),
+        "num_conflict": len(bench.x_conflict),
+        "backbones": backbones,
+        "kept_per_stage": kept,
+        "records": records,
+        "wall_seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+    }
 
 
 # ----------------------------------------------------------------------------- report
@@ -319,8 +381,10 @@ METRICS = ("shape_bias", "shape_rate", "texture_rate", "clean_accuracy")
 
 
 def _values(result, setting, k, name):
-    rs = sorted((r for r in result["records"] if r["setting"] == setting and r["k"] == k),
-                key=lambda r: r["seed"])
+    rs = sorted(
+        (r for r in result["records"] if r["setting"] == setting and r["k"] == k),
+        key=lambda r: r["seed"],
+    )
     return [r[name] for r in rs]
 
 
@@ -332,15 +396,25 @@ def summarize(result: dict) -> tuple[list[str], list[list[str]], dict]:
     header = ["setting", "k", "shape bias", "shape dec. rate", "texture dec. rate", "clean acc"]
     rows, summary = [], {}
     for (setting, k), recs in sorted(groups.items(), key=lambda g: (-g[0][1], order[g[0][0]])):
+
         def col(name, recs=recs):
             return [r[name] for r in recs]
-        rows.append([setting, "-" if setting == "dense" else f"{100 * k:g}%",
-                     *[mean_std(col(m), "{:.3f}") for m in METRICS]])
+
+        rows.append(
+            [
+                setting,
+                "-" if setting == "dense" else f"{100 * k:g}%",
+                *[mean_std(col(m), "{:.3f}") for m in METRICS],
+            ]
+        )
         summary[f"{setting}@{k:g}"] = {
-            m: {"mean": float(np.nanmean(col(m))),
+            m: {
+                "mean": float(np.nanmean(col(m))),
                 "std": float(np.nanstd(col(m), ddof=1)) if len(recs) > 1 else 0.0,
-                "values": col(m)}
-            for m in (*METRICS, "other_rate")}
+                "values": col(m),
+            }
+            for m in (*METRICS, "other_rate")
+        }
     return header, rows, summary
 
 
@@ -349,21 +423,30 @@ def verdict(result: dict) -> dict:
     ks = result["config"]["ks"]
     per_k, lines = {}, []
     for k in ks:
-        rate = paired_difference(_values(result, "topk", k, "shape_rate"),
-                                 _values(result, "dense", 1.0, "shape_rate"))
-        gain = paired_difference(_values(result, "topk", k, "shape_bias"),
-                                 _values(result, "random", k, "shape_bias"))
-        rev = paired_difference(_values(result, "topk", k, "shape_bias"),
-                                _values(result, "revert", k, "shape_bias"))
+        rate = paired_difference(
+            _values(result, "topk", k, "shape_rate"), _values(result, "dense", 1.0, "shape_rate")
+        )
+        gain = paired_difference(
+            _values(result, "topk", k, "shape_bias"), _values(result, "random", k, "shape_bias")
+        )
+        rev = paired_difference(
+            _values(result, "topk", k, "shape_bias"), _values(result, "revert", k, "shape_bias")
+        )
         ok = rate.low > 0 and gain.mean >= MIN_BIAS_GAIN and gain.low > 0
         fails = rate.high <= 0 or gain.high < MIN_BIAS_GAIN
-        per_k[f"{k:g}"] = {"shape_rate_vs_dense": rate._asdict(),
-                           "bias_vs_random": gain._asdict(), "bias_vs_revert": rev._asdict(),
-                           "supported": ok, "refuted": fails}
-        lines.append(f"k={100 * k:g}%: shape-decision rate Top-K - dense {rate.format()} ; "
-                     f"shape bias Top-K - random-K {gain.format(fmt='{:+.3f}')} ; "
-                     f"Top-K - revert {rev.format(fmt='{:+.3f}')}  (95 % t-intervals, "
-                     f"{rate.n} paired seeds)")
+        per_k[f"{k:g}"] = {
+            "shape_rate_vs_dense": rate._asdict(),
+            "bias_vs_random": gain._asdict(),
+            "bias_vs_revert": rev._asdict(),
+            "supported": ok,
+            "refuted": fails,
+        }
+        lines.append(
+            f"k={100 * k:g}%: shape-decision rate Top-K - dense {rate.format()} ; "
+            f"shape bias Top-K - random-K {gain.format(fmt='{:+.3f}')} ; "
+            f"Top-K - revert {rev.format(fmt='{:+.3f}')}  (95 % t-intervals, "
+            f"{rate.n} paired seeds)"
+        )
     if any(v["supported"] for v in per_k.values()):
         v = "supported"
     elif all(v["refuted"] for v in per_k.values()):
@@ -382,8 +465,12 @@ def plot(result: dict, summary: dict, path) -> None:
     cfg = result["config"]
     ks = list(cfg["ks"])
     fig, axes = plt.subplots(1, 4, figsize=(17, 4))
-    labels = {"shape_bias": "shape bias", "shape_rate": "shape-decision rate",
-              "texture_rate": "texture-decision rate", "clean_accuracy": "clean accuracy"}
+    labels = {
+        "shape_bias": "shape bias",
+        "shape_rate": "shape-decision rate",
+        "texture_rate": "texture-decision rate",
+        "clean_accuracy": "clean accuracy",
+    }
     for ax, m in zip(axes, METRICS):
         d = summary["dense@1"][m]
         ax.axhline(d["mean"], color="k", lw=1, label="dense")
@@ -391,8 +478,14 @@ def plot(result: dict, summary: dict, path) -> None:
         for mode, mk in (("topk", "o"), ("random", "s"), ("revert", "^")):
             mean = [summary[f"{mode}@{k:g}"][m]["mean"] for k in ks]
             std = [summary[f"{mode}@{k:g}"][m]["std"] for k in ks]
-            ax.errorbar([100 * k for k in ks], mean, yerr=std, marker=mk, capsize=3,
-                        label={"topk": "Top-K", "random": "random-K", "revert": "revert"}[mode])
+            ax.errorbar(
+                [100 * k for k in ks],
+                mean,
+                yerr=std,
+                marker=mk,
+                capsize=3,
+                label={"topk": "Top-K", "random": "random-K", "revert": "revert"}[mode],
+            )
         if m == "shape_bias":
             ax.axhline(0.5, color="gray", ls=":", lw=1, label="random guessing")
             ax.set_ylim(0, 1)
@@ -404,8 +497,10 @@ def plot(result: dict, summary: dict, path) -> None:
         ax.set_xlabel("k (% of H x W kept per channel)")
         ax.set_title(labels[m], fontsize=10)
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"Frozen two-cue VGG{tuple(cfg['widths'])} + linear readout, Top-K after each "
-                 f"pool ({cfg['size']} px, {cfg['num_classes']} classes, {cfg['seeds']} seeds)")
+    fig.suptitle(
+        f"Frozen two-cue VGG{tuple(cfg['widths'])} + linear readout, Top-K after each "
+        f"pool ({cfg['size']} px, {cfg['num_classes']} classes, {cfg['seeds']} seeds)"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -419,8 +514,9 @@ def _load_classifier(spec: str):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--full", action="store_true", help="bigger config (accelerator)")
     p.add_argument("--seeds", type=int, help="number of backbones (default: 3 quick, 5 full)")
     p.add_argument("--epochs", type=int, help="backbone training epochs")
@@ -428,12 +524,20 @@ def main(argv=None) -> dict:
     p.add_argument("--ks", type=float, nargs="+", help="Top-K fractions (default 0.5 0.2 0.1 0.05)")
     p.add_argument("--out", default="topk_shape_bias", help="results/<out>/")
     p.add_argument("--results-root", default="results", help="results root directory")
-    p.add_argument("--geirhos-dir", help="Geirhos cue-conflict folder (<shape>/<shape><i>-<texture><j>.png)")
-    p.add_argument("--geirhos-model", help="MODULE:FUNCTION returning a classifier over the 16 categories")
+    p.add_argument(
+        "--geirhos-dir", help="Geirhos cue-conflict folder (<shape>/<shape><i>-<texture><j>.png)"
+    )
+    p.add_argument(
+        "--geirhos-model", help="MODULE:FUNCTION returning a classifier over the 16 categories"
+    )
     args = p.parse_args(argv)
     cfg = FULL if args.full else QUICK
-    overrides = {"seeds": args.seeds, "epochs": args.epochs, "num_pretext": args.num_pretext,
-                 "ks": tuple(args.ks) if args.ks else None}
+    overrides = {
+        "seeds": args.seeds,
+        "epochs": args.epochs,
+        "num_pretext": args.num_pretext,
+        "ks": tuple(args.ks) if args.ks else None,
+    }
     cfg = dataclasses.replace(cfg, **{k: v for k, v in overrides.items() if v is not None})
     out = results_dir(args.out, args.results_root)
 
@@ -441,9 +545,21 @@ def main(argv=None) -> dict:
         if not args.geirhos_model:
             p.error("--geirhos-dir needs --geirhos-model MODULE:FUNCTION")
         counts = geirhos_shape_bias(_load_classifier(args.geirhos_model), args.geirhos_dir)
-        print(format_table(["images", "shape", "texture", "other", "excluded", "shape bias"],
-                           [[counts["n_images"], counts["shape"], counts["texture"], counts["other"],
-                             counts["excluded"], f"{counts['shape_bias']:.3f}"]]))
+        print(
+            format_table(
+                ["images", "shape", "texture", "other", "excluded", "shape bias"],
+                [
+                    [
+                        counts["n_images"],
+                        counts["shape"],
+                        counts["texture"],
+                        counts["other"],
+                        counts["excluded"],
+                        f"{counts['shape_bias']:.3f}",
+                    ]
+                ],
+            )
+        )
         save_json(out / "geirhos.json", counts)
         return counts
 
@@ -453,10 +569,12 @@ def main(argv=None) -> dict:
     v = verdict(result)
     result["verdict"] = v
     bb = result["backbones"]
-    print(f"backbone (held-out random pairs): shape head "
-          f"{mean_std([b['test_shape_accuracy'] for b in bb], '{:.3f}')}, texture head "
-          f"{mean_std([b['test_texture_accuracy'] for b in bb], '{:.3f}')}; "
-          f"{result['num_conflict']} conflict images; kept per stage {result['kept_per_stage']}")
+    print(
+        f"backbone (held-out random pairs): shape head "
+        f"{mean_std([b['test_shape_accuracy'] for b in bb], '{:.3f}')}, texture head "
+        f"{mean_std([b['test_texture_accuracy'] for b in bb], '{:.3f}')}; "
+        f"{result['num_conflict']} conflict images; kept per stage {result['kept_per_stage']}"
+    )
     table = format_table(header, rows)
     print(f"mean ± std over {cfg.seeds} seeds\n\n{table}\n")
     print("\n".join(v["lines"]))

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from planted_prelu import PRELU, XP, YP, rng  # the planted PReLU teacher (rng continues its stream)
 from sklearn.metrics import brier_score_loss, log_loss
 
 from actfx.bayes import (
@@ -22,14 +23,22 @@ from actfx.bayes import (
     to_inference_data,
 )
 
-from planted_prelu import PRELU, XP, YP, rng  # the planted PReLU teacher (rng continues its stream)
-
 
 @pytest.fixture(scope="module")
 def prelu_run():
     # 6 vmapped MAP restarts of 600 steps: most restarts of this 1-1-1 net stall in a flat
     # "noise explains everything" mode (loss 96.1); the best reaches the global mode (-42)
-    return run_mcmc(PRELU, XP, YP, num_warmup=150, num_samples=150, num_chains=2, map_steps=600, map_restarts=6, seed=1)
+    return run_mcmc(
+        PRELU,
+        XP,
+        YP,
+        num_warmup=150,
+        num_samples=150,
+        num_chains=2,
+        map_steps=600,
+        map_restarts=6,
+        seed=1,
+    )
 
 
 def test_nuts_recovers_planted_activation_slope(prelu_run):
@@ -46,7 +55,14 @@ def test_nuts_recovers_planted_activation_slope(prelu_run):
 def test_diagnostics_table_reports_rhat_on_identifiable_quantities(prelu_run, capsys):
     d = diagnostics_table(prelu_run, PRELU, XP, YP)
     names = [r["name"] for r in d["rows"]]
-    assert names == ["layer0/act/slope", "layer0/scale", "layer1/scale", "noise/scale", "log_lik", "predictive[worst]"]
+    assert names == [
+        "layer0/act/slope",
+        "layer0/scale",
+        "layer1/scale",
+        "noise/scale",
+        "log_lik",
+        "predictive[worst]",
+    ]
     assert all(np.isfinite(r["r_hat"]) and r["ess"] > 0 for r in d["rows"])
     assert d["max_r_hat"] == max(r["r_hat"] for r in d["rows"])
     assert np.isfinite(d["max_r_hat"]) and d["max_r_hat"] < 1.2
@@ -72,7 +88,13 @@ def test_bad_input_to_drivers_raises():
     with pytest.raises(ValueError, match="init must be"):
         run_mcmc(PRELU, XP, YP, init="zeros")
     with pytest.raises(ValueError, match="kernel='gibbs' needs activation parameters"):
-        run_mcmc(SparseMLP((1, 2, 1), activation="relu", likelihood="normal"), XP, YP, kernel="gibbs", init="median")
+        run_mcmc(
+            SparseMLP((1, 2, 1), activation="relu", likelihood="normal"),
+            XP,
+            YP,
+            kernel="gibbs",
+            init="median",
+        )
 
 
 def test_default_chain_method_single_device():
@@ -106,11 +128,20 @@ def test_sparsity_utilities():
     w[:50, 1, 0] = 1.0  # P(|w| < eps) = 0.5 exactly: kept at threshold 0.5
     np.testing.assert_allclose(prob_small(w, 0.1), [[0, 0, 0], [0.5, 1, 1]])
     m = SparseMLP((2, 3, 1), activation="relu")
-    s = {"layer0/w": w, "layer0/b": np.zeros((100, 3)), "layer1/w": np.ones((100, 3, 1)), "layer1/b": np.zeros((100, 1))}
+    s = {
+        "layer0/w": w,
+        "layer0/b": np.zeros((100, 3)),
+        "layer1/w": np.ones((100, 3, 1)),
+        "layer1/b": np.zeros((100, 1)),
+    }
     masks = prune_masks(m, s, eps=0.1)
-    assert masks["layer0/w"].tolist() == [[True] * 3, [True, False, False]] and masks["layer1/w"].all()
+    assert (
+        masks["layer0/w"].tolist() == [[True] * 3, [True, False, False]] and masks["layer1/w"].all()
+    )
     x = rng.normal(size=(50, 2)).astype("float32")
-    y = (x[:, 0] > 0).astype(int)  # relu(x0) summed: logit > 0 iff x0 > 0 (when x1 part pruned or not)
+    y = (x[:, 0] > 0).astype(
+        int
+    )  # relu(x0) summed: logit > 0 iff x0 > 0 (when x1 part pruned or not)
     out = pruned_accuracy(m, s, x, y, eps=0.1)
     assert np.isclose(out["fraction_pruned"], 2 / 9)
     with pytest.raises(ValueError, match="eps must be a finite float > 0"):
@@ -124,8 +155,25 @@ def test_run_warns_exactly_when_diagnostics_say_so(prelu_run):
     assert any("diverged" in m for m in res.warnings) == expect_div
     assert any("R-hat" in m for m in res.warnings) == expect_rhat
     # max_r_hat covers every sample site (weights included), not just the reported ones
-    assert res.max_r_hat == pytest.approx(max(site_r_hats({k: res.samples[k] for k in ("layer0/w_z", "layer0/b",
-        "layer0/scale", "layer1/w_z", "layer1/b", "layer1/scale", "layer0/act/slope", "noise/scale")}).values()))
+    assert res.max_r_hat == pytest.approx(
+        max(
+            site_r_hats(
+                {
+                    k: res.samples[k]
+                    for k in (
+                        "layer0/w_z",
+                        "layer0/b",
+                        "layer0/scale",
+                        "layer1/w_z",
+                        "layer1/b",
+                        "layer1/scale",
+                        "layer0/act/slope",
+                        "noise/scale",
+                    )
+                }
+            ).values()
+        )
+    )
 
 
 def test_wall_time_includes_map_initialisation(prelu_run):
@@ -143,10 +191,14 @@ def test_to_inference_data(prelu_run):
     assert idata.posterior["layer0/w"].shape == (2, 150, 1, 1)
     assert idata.log_likelihood["y"].shape == (2, 150, 60)
     assert idata.sample_stats["diverging"].shape == (2, 150)
-    np.testing.assert_array_equal(idata.posterior["layer0/act/slope"].values, np.asarray(res.samples["layer0/act/slope"]))
+    np.testing.assert_array_equal(
+        idata.posterior["layer0/act/slope"].values, np.asarray(res.samples["layer0/act/slope"])
+    )
     summ = az.summary(idata, var_names=["layer0/act/slope"])
     ours = site_r_hats({"s": res.samples["layer0/act/slope"]})["s"]
-    assert abs(float(summ["r_hat"].iloc[0]) - ours) < 0.02  # ArviZ's rank-normalised vs NumPyro's split R-hat
+    assert (
+        abs(float(summ["r_hat"].iloc[0]) - ours) < 0.02
+    )  # ArviZ's rank-normalised vs NumPyro's split R-hat
     loo = az.loo(idata)
     assert np.isfinite(loo.elpd_loo)
     with pytest.raises(ValueError, match="together"):
@@ -157,9 +209,22 @@ def test_to_inference_data(prelu_run):
 
 @pytest.mark.slow  # the notebook's planted-teacher cell runs init="map_per_chain" in the default suite
 def test_chains_start_from_their_own_map_restart():
-    r = run_mcmc(PRELU, XP, YP, init="map_per_chain", num_warmup=3, num_samples=4, num_chains=2, map_steps=30,
-                 max_r_hat=float("inf"), max_divergence_rate=1.0, seed=2)
-    assert isinstance(r.init_values, list) and len(r.init_values) == 2 and r.map_losses.shape == (2,)
+    r = run_mcmc(
+        PRELU,
+        XP,
+        YP,
+        init="map_per_chain",
+        num_warmup=3,
+        num_samples=4,
+        num_chains=2,
+        map_steps=30,
+        max_r_hat=float("inf"),
+        max_divergence_rate=1.0,
+        seed=2,
+    )
+    assert (
+        isinstance(r.init_values, list) and len(r.init_values) == 2 and r.map_losses.shape == (2,)
+    )
     a, b = (float(v["layer0/act/slope"]) for v in r.init_values)
     assert a != b
     assert r.map_time > 0 and r.wall_time == pytest.approx(r.map_time + r.sampling_time)
@@ -167,9 +232,13 @@ def test_chains_start_from_their_own_map_restart():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kernel, prior", [("gibbs", "soft_laplace"), ("proximal", "laplace"), ("hmc", "soft_laplace")])
+@pytest.mark.parametrize(
+    "kernel, prior", [("gibbs", "soft_laplace"), ("proximal", "laplace"), ("hmc", "soft_laplace")]
+)
 def test_other_kernels_run_and_recover_slope(kernel, prior):
     m = SparseMLP((1, 1, 1), activation="prelu", prior=prior, likelihood="normal")
-    r = run_mcmc(m, XP, YP, kernel=kernel, num_warmup=300, num_samples=300, num_chains=2, map_steps=300)
+    r = run_mcmc(
+        m, XP, YP, kernel=kernel, num_warmup=300, num_samples=300, num_chains=2, map_steps=300
+    )
     lo, hi = np.quantile(np.asarray(r.samples["layer0/act/slope"]), [0.005, 0.995])
     assert lo < 0.3 < hi

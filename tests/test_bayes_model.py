@@ -33,7 +33,9 @@ def test_site_names_and_shapes(prior):
             assert tr[f"layer{l}/act/{p}"]["value"].shape == ()
     assert "layer2/act/c" not in tr  # output layer is linear
     assert tr["y"]["is_observed"] and tr["y"]["value"].shape == (7,)
-    assert m.activation_sites() == [f"layer{l}/act/{p}" for l in (0, 1) for p in ("c", "lam", "gamma")]
+    assert m.activation_sites() == [
+        f"layer{l}/act/{p}" for l in (0, 1) for p in ("c", "lam", "gamma")
+    ]
     assert m.scale_sites() == [f"layer{l}/{scale}" for l in range(3)]
 
 
@@ -56,7 +58,9 @@ def test_centred_weights_are_sample_sites_with_scale():
 
 def test_non_centred_w_is_scale_times_z():
     tr = _trace(SparseMLP((3, 2, 1), prior="soft_laplace"), X, YB)
-    np.testing.assert_allclose(tr["layer0/w"]["value"], tr["layer0/scale"]["value"] * tr["layer0/w_z"]["value"], rtol=1e-6)
+    np.testing.assert_allclose(
+        tr["layer0/w"]["value"], tr["layer0/scale"]["value"] * tr["layer0/w_z"]["value"], rtol=1e-6
+    )
     tr = _trace(SparseMLP((3, 2, 1), prior="horseshoe"), X, YB)
     np.testing.assert_allclose(
         tr["layer0/w"]["value"],
@@ -83,7 +87,9 @@ def test_forward_matches_numpy_reference_and_likelihood():
 def test_log_density_matches_independent_prior_sum():
     m = SparseMLP((3, 2, 1), prior="laplace", activation="prelu")
     tr = _trace(m, X, YB, seed=1)
-    params = {k: s["value"] for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+    params = {
+        k: s["value"] for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]
+    }
     lp, _ = log_density(m, (X, YB), {}, params)
     from scipy import stats
 
@@ -171,14 +177,16 @@ def test_ditac_theta_has_cpa_gaussian_prior_and_forward_uses_ditac():
     from scipy import stats
 
     import actfx
-    from actfx.bayes.activation_priors import DITAC_CELLS, ditac_prior_covariance
+    from actfx._src.bayes.activation_priors import DITAC_CELLS, ditac_prior_covariance
     from actfx.cpab import Tessellation, prior_covariance
 
     m = SparseMLP((3, 4, 1), activation="ditac")
     tr = _trace(m, X, YB, seed=2)
     theta = np.asarray(tr["layer0/act/theta"]["value"])
     assert theta.shape == (DITAC_CELLS - 1,) and m.activation_sites() == ["layer0/act/theta"]
-    S = prior_covariance(Tessellation(DITAC_CELLS), kernel="ditac", length_scale=5.0, output_variance=2.0)
+    S = prior_covariance(
+        Tessellation(DITAC_CELLS), kernel="ditac", length_scale=5.0, output_variance=2.0
+    )
     np.testing.assert_allclose(ditac_prior_covariance(), S, rtol=1e-4, atol=1e-6 * np.trace(S))
     ref = stats.multivariate_normal(np.zeros(len(S)), ditac_prior_covariance()).logpdf(theta)
     np.testing.assert_allclose(tr["layer0/act/theta"]["fn"].log_prob(theta), ref, rtol=1e-4)
@@ -195,8 +203,15 @@ def test_mmelu_network_scale_symmetry_that_the_experiment_normalises_out():
 
     r = np.random.default_rng(3)
     m = SparseMLP((4, 3, 1), activation="mmelu", likelihood="normal")
-    p = {"layer0/w": r.normal(size=(4, 3)), "layer0/b": r.normal(size=3), "layer1/w": r.normal(size=(3, 1)),
-         "layer1/b": r.normal(size=1), "layer0/act/c": 0.6, "layer0/act/lam": 1.5, "layer0/act/gamma": 0.5}
+    p = {
+        "layer0/w": r.normal(size=(4, 3)),
+        "layer0/b": r.normal(size=3),
+        "layer1/w": r.normal(size=(3, 1)),
+        "layer1/b": r.normal(size=1),
+        "layer0/act/c": 0.6,
+        "layer0/act/lam": 1.5,
+        "layer0/act/gamma": 0.5,
+    }
     p = {k: jnp.asarray(v, jnp.float32) for k, v in p.items()}
     x = r.normal(size=(50, 4)).astype("float32")
     a = 2.7

@@ -1,8 +1,8 @@
 """ProximalHMC samples the exact Laplace-prior posterior: checked against numerical quadrature."""
 
 import jax
-import jax.test_util
 import jax.numpy as jnp
+import jax.test_util
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
@@ -59,7 +59,9 @@ def test_moreau_envelope_matches_numerical_minimisation():
     for b, d in [(1.0, 0.1), (0.3, 0.05), (2.0, 0.7)]:
         ref = np.min(np.abs(u)[None] / b + (a[:, None] - u[None]) ** 2 / (2 * d), axis=1)
         np.testing.assert_allclose(moreau_envelope_abs(jnp.asarray(a), b, d), ref, atol=1e-4)
-        jax.test_util.check_grads(lambda x: moreau_envelope_abs(x, b, d), (jnp.array([0.3, -1.7, 0.01]),), 1)
+        jax.test_util.check_grads(
+            lambda x: moreau_envelope_abs(x, b, d), (jnp.array([0.3, -1.7, 0.01]),), 1
+        )
 
 
 def test_1d_laplace_posterior_moments_and_ks():
@@ -111,9 +113,14 @@ def test_laplace_sites_detected_and_exact_potential_used():
     assert kernel.laplace_sites == ("t",)
     t = np.asarray(state.z["t"])
     exact = (
-        np.abs(t[0]) + np.abs(t[1] - 0.5) / 0.3 + np.log(2 * 1.0) + np.log(2 * 0.3)
-        + 0.5 * ((1.0 - t[0] - t[1]) / 0.5) ** 2 + np.log(0.5 * np.sqrt(2 * np.pi))
-        + 0.5 * (0.2 - t[0] + t[1]) ** 2 + np.log(np.sqrt(2 * np.pi))
+        np.abs(t[0])
+        + np.abs(t[1] - 0.5) / 0.3
+        + np.log(2 * 1.0)
+        + np.log(2 * 0.3)
+        + 0.5 * ((1.0 - t[0] - t[1]) / 0.5) ** 2
+        + np.log(0.5 * np.sqrt(2 * np.pi))
+        + 0.5 * (0.2 - t[0] + t[1]) ** 2
+        + np.log(np.sqrt(2 * np.pi))
     )
     np.testing.assert_allclose(state.potential_energy, exact, rtol=1e-5)
 
@@ -121,9 +128,15 @@ def test_laplace_sites_detected_and_exact_potential_used():
 @pytest.mark.parametrize(
     "kw",
     [
-        {"step_size": 0.0}, {"step_size": float("nan")}, {"step_size": float("inf")}, {"num_leapfrog": 0},
-        {"num_leapfrog": 2.0}, {"target_accept_prob": 1.0}, {"target_accept_prob": float("nan")},
-        {"moreau_factor": -1.0}, {"max_delta_energy": float("nan")},
+        {"step_size": 0.0},
+        {"step_size": float("nan")},
+        {"step_size": float("inf")},
+        {"num_leapfrog": 0},
+        {"num_leapfrog": 2.0},
+        {"target_accept_prob": 1.0},
+        {"target_accept_prob": float("nan")},
+        {"moreau_factor": -1.0},
+        {"max_delta_energy": float("nan")},
     ],
 )
 def test_bad_arguments_raise(kw):

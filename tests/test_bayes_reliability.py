@@ -8,7 +8,9 @@ import warnings
 
 import numpy as np
 import pytest
+from planted_prelu import PRELU, XP, YP  # the planted PReLU teacher
 
+from actfx._src.bayes.inference import _convergence_warnings
 from actfx.bayes import (
     MAPDivergedError,
     MCMCConvergenceWarning,
@@ -26,9 +28,6 @@ from actfx.bayes import (
     site_r_hats,
     to_inference_data,
 )
-from actfx.bayes.inference import _convergence_warnings
-
-from planted_prelu import PRELU, XP, YP  # the planted PReLU teacher
 
 
 # --- MAP initialisation --------------------------------------------------------------------
@@ -50,7 +49,9 @@ def test_map_that_diverges_is_an_error_never_a_start_point():
 def test_multistart_map_restarts_really_differ_and_best_is_returned():
     pts, losses = multistart_map(PRELU, XP, YP, num_restarts=3, num_steps=30, seed=4)
     slopes = [float(p["layer0/act/slope"]) for p in pts]
-    assert len(set(np.round(slopes, 5))) == 3, slopes  # distinct random starts, not one start thrice
+    assert len(set(np.round(slopes, 5))) == 3, (
+        slopes
+    )  # distinct random starts, not one start thrice
     assert losses.shape == (3,) and np.all(np.isfinite(losses))
     best = map_estimate(PRELU, XP, YP, num_restarts=3, num_steps=30, seed=4)
     np.testing.assert_allclose(best["layer0/act/slope"], slopes[int(np.argmin(losses))], rtol=1e-5)
@@ -106,10 +107,14 @@ def test_convergence_warning_logic():
         msgs, top = _convergence_warnings(mixed, ["a", "b"], 1, 400, 0.01, 1.01)
     assert msgs == () and top < 1.01
     stuck = {"a": np.stack([r.normal(size=200), 5 + r.normal(size=200)]), "b": mixed["b"]}
-    with pytest.warns(MCMCConvergenceWarning, match=r"R-hat > 1.01 on 1 of 2 sample sites \(worst: a "):
+    with pytest.warns(
+        MCMCConvergenceWarning, match=r"R-hat > 1.01 on 1 of 2 sample sites \(worst: a "
+    ):
         msgs, top = _convergence_warnings(stuck, ["a", "b"], 0, 400, 0.01, 1.01)
     assert top > 2
-    with pytest.warns(MCMCConvergenceWarning, match=r"5 of 400 post-warm-up transitions diverged \(1.2 %"):
+    with pytest.warns(
+        MCMCConvergenceWarning, match=r"5 of 400 post-warm-up transitions diverged \(1.2 %"
+    ):
         _convergence_warnings(mixed, ["a", "b"], 5, 400, 0.01, 1.01)
     np.testing.assert_allclose(site_r_hats(stuck)["a"], top)
 
@@ -117,11 +122,15 @@ def test_convergence_warning_logic():
 @pytest.mark.slow
 def test_divergent_run_warns_end_to_end():
     with pytest.warns(MCMCConvergenceWarning, match="diverged"):
-        run_mcmc(PRELU, XP, YP, num_warmup=10, num_samples=40, map_steps=50, target_accept_prob=0.99)
+        run_mcmc(
+            PRELU, XP, YP, num_warmup=10, num_samples=40, map_steps=50, target_accept_prob=0.99
+        )
 
 
 # --- calibration metrics ---------------------------------------------------------------------
-@pytest.mark.parametrize("fn", [expected_calibration_error, brier_score, negative_log_likelihood, reliability_curve])
+@pytest.mark.parametrize(
+    "fn", [expected_calibration_error, brier_score, negative_log_likelihood, reliability_curve]
+)
 @pytest.mark.parametrize(
     "p, y, match",
     [

@@ -11,7 +11,7 @@ import scipy.ndimage
 from PIL import Image
 
 from actfx.data import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
-from actfx.data.corruptions import (
+from actfx._src.data.corruptions import (
     box_resize_matrix,
     gaussian_blur,
     gaussian_noise,

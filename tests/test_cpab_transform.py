@@ -47,7 +47,7 @@ def test_matches_exact_reference(i, x64):
 def _check_reference_gradients(i):
     tess, x = _ref_tess(i), jnp.asarray(REF["x"])
     thetas = jnp.asarray(REF[f"c{i}_theta"])
-    f = lambda p: transform(x, p, tess)  # noqa: E731
+    f = lambda p: transform(x, p, tess)
     jr = jax.jit(jax.vmap(jax.jacrev(f)))(thetas)
     jf = jax.jit(jax.vmap(jax.jacfwd(f)))(thetas)
     ref = REF[f"c{i}_dT_dtheta"]
@@ -89,7 +89,8 @@ def test_closed_form_matches_rk4_all(i, x64):
 
 
 @pytest.mark.parametrize(
-    "nc, zero_boundary, basis, scale, seed", [(10, True, "sparse", 20.0, 3), (5, False, "qr", 5.0, 7)]
+    "nc, zero_boundary, basis, scale, seed",
+    [(10, True, "sparse", 20.0, 3), (5, False, "qr", 5.0, 7)],
 )
 def test_properties_fixed(nc, zero_boundary, basis, scale, seed):
     """Default (cheap) instances of test_properties: a strong zero-boundary field and a
@@ -200,7 +201,7 @@ def test_hessian_matches_differences_of_gradient(x64):
     (a = 0 everywhere: the series branches of E'(u) and g(z))."""
     tess = Tessellation(6, zero_boundary=True)
     x = jnp.array([0.03, 0.21, 0.48, 0.55, 0.77, 0.96])
-    loss = lambda th: jnp.sum(jnp.sin(3 * transform(x, th, tess)))  # noqa: E731
+    loss = lambda th: jnp.sum(jnp.sin(3 * transform(x, th, tess)))
     H = jax.jit(jax.hessian(loss))
     g = jax.jit(jax.grad(loss))
     eps = 1e-6
@@ -227,8 +228,9 @@ def test_grad_time(x64):
     tess = Tessellation(8, zero_boundary=False)
     theta, x = jnp.asarray(_random_theta(3, tess, 2.0)), jnp.linspace(0, 1, 9)
     dt = jax.jacfwd(lambda t: transform(x, theta, tess, time=t))(0.8)
-    np.testing.assert_allclose(dt, velocity(transform(x, theta, tess, time=0.8), theta, tess),
-                               rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        dt, velocity(transform(x, theta, tess, time=0.8), theta, tess), rtol=1e-10, atol=1e-12
+    )
 
 
 def test_float32_near_zero_a():
@@ -245,7 +247,8 @@ def test_float32_near_zero_a():
     np.testing.assert_allclose(np.asarray(T32), exact, atol=5e-7, rtol=0)
     # also the gradient w.r.t. theta stays finite and accurate in float32
     g32 = jax.grad(lambda th: transform(x.astype(np.float32), th, tess).sum())(
-        theta.astype(np.float32))
+        theta.astype(np.float32)
+    )
     with jax.enable_x64(True):
         g64 = jax.grad(lambda th: transform(x, th, tess).sum())(theta)
     np.testing.assert_allclose(np.asarray(g32), np.asarray(g64), rtol=1e-4, atol=1e-5)
@@ -280,8 +283,9 @@ def test_velocity_is_cpa(x64):
     # continuity: left and right limits agree at interior knots
     eps = 1e-9
     k = jnp.asarray(tess.knots[1:-1])
-    np.testing.assert_allclose(velocity(k - eps, theta, tess), velocity(k + eps, theta, tess),
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        velocity(k - eps, theta, tess), velocity(k + eps, theta, tess), atol=1e-7
+    )
     # batched theta
     assert velocity(jnp.zeros((2, 3)), np.stack([theta, theta]), tess).shape == (2, 2, 3)
 
@@ -289,8 +293,9 @@ def test_velocity_is_cpa(x64):
 def test_negative_time_is_inverse(x64):
     tess = Tessellation(5)
     theta, x = _random_theta(2, tess, 2.0), jnp.linspace(0, 1, 17)
-    np.testing.assert_allclose(transform(x, theta, tess, time=-0.6),
-                               transform(x, -theta, tess, time=0.6), atol=1e-15)
+    np.testing.assert_allclose(
+        transform(x, theta, tess, time=-0.6), transform(x, -theta, tess, time=0.6), atol=1e-15
+    )
 
 
 def test_errors():
@@ -326,10 +331,12 @@ def _scipy_T(x, theta, tess, time=1.0):
         c = np.clip(np.floor(y * nc), 0, nc - 1).astype(int)
         return a[c] * y + b[c]
 
-    return np.array([
-        solve_ivp(v, (0.0, time), [xi], method="LSODA", rtol=1e-12, atol=1e-14).y[0, -1]
-        for xi in np.asarray(x, np.float64)
-    ])
+    return np.array(
+        [
+            solve_ivp(v, (0.0, time), [xi], method="LSODA", rtol=1e-12, atol=1e-14).y[0, -1]
+            for xi in np.asarray(x, np.float64)
+        ]
+    )
 
 
 def test_issue_example_overflow_no_nan():
@@ -377,7 +384,8 @@ def test_extreme_fields_match_scipy_and_stay_finite(x64, dtype, scale, time, zer
     if zero_boundary:
         assert bool(jnp.all((T >= 0) & (T <= 1))) and bool(jnp.all(jnp.diff(T) >= 0))
     gx, gth, gt = jax.grad(lambda a, b, c: transform(a, b, tess, time=c).sum(), argnums=(0, 1, 2))(
-        x, theta, jnp.asarray(time, dtype))
+        x, theta, jnp.asarray(time, dtype)
+    )
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in (gx, gth, gt))
 
 

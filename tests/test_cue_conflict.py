@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from skimage.draw import disk
 
+from actfx._src.data.cue_conflict import SHEET_FACTOR
 from actfx.data import (
     SHAPES,
     TEXTURES,
@@ -16,13 +17,13 @@ from actfx.data import (
     synthetic_cue_conflict,
     texture_sheet,
 )
-from actfx.data.cue_conflict import SHEET_FACTOR
 
 
 @pytest.fixture(scope="module")
 def small_set():
-    return synthetic_cue_conflict(num_classes=4, size=16, num_train=12, num_test=8,
-                                  conflicts_per_pair=2, seed=3)
+    return synthetic_cue_conflict(
+        num_classes=4, size=16, num_train=12, num_test=8, conflicts_per_pair=2, seed=3
+    )
 
 
 def test_layout_dtype_range_labels(small_set):
@@ -46,12 +47,15 @@ def test_layout_dtype_range_labels(small_set):
 
 
 def test_deterministic_by_seed_and_independent_of_count():
-    a = synthetic_cue_conflict(num_classes=3, size=12, num_train=9, num_test=3,
-                               conflicts_per_pair=1, seed=7)
-    b = synthetic_cue_conflict(num_classes=3, size=12, num_train=9, num_test=3,
-                               conflicts_per_pair=1, seed=7)
-    c = synthetic_cue_conflict(num_classes=3, size=12, num_train=9, num_test=3,
-                               conflicts_per_pair=1, seed=8)
+    a = synthetic_cue_conflict(
+        num_classes=3, size=12, num_train=9, num_test=3, conflicts_per_pair=1, seed=7
+    )
+    b = synthetic_cue_conflict(
+        num_classes=3, size=12, num_train=9, num_test=3, conflicts_per_pair=1, seed=7
+    )
+    c = synthetic_cue_conflict(
+        num_classes=3, size=12, num_train=9, num_test=3, conflicts_per_pair=1, seed=8
+    )
     for xa, xb, xc in zip(
         (a.train.x_train, a.train.x_test, a.x_conflict),
         (b.train.x_train, b.train.x_test, b.x_conflict),
@@ -60,8 +64,9 @@ def test_deterministic_by_seed_and_independent_of_count():
         np.testing.assert_array_equal(xa, xb)
         assert not np.array_equal(xa, xc)
     # image n depends only on (seed, stream, n): a longer set starts with the shorter one
-    longer = synthetic_cue_conflict(num_classes=3, size=12, num_train=15, num_test=3,
-                                    conflicts_per_pair=1, seed=7)
+    longer = synthetic_cue_conflict(
+        num_classes=3, size=12, num_train=15, num_test=3, conflicts_per_pair=1, seed=7
+    )
     np.testing.assert_array_equal(longer.train.x_train[:9], a.train.x_train)
     # train, test and conflict streams differ
     assert not np.array_equal(a.train.x_train[:3], a.train.x_test[:3])
@@ -73,7 +78,7 @@ def test_conflict_image_carries_shape_i_and_texture_j():
     s = np.array([i for i in range(n) for j in range(n) if i != j])
     t = np.array([j for i in range(n) for j in range(n) if i != j])
     conflict = render_layers(s, t, size=size, seed=seed, stream=2)
-    same_shape = render_layers(s, s, size=size, seed=seed, stream=2)    # class i images
+    same_shape = render_layers(s, s, size=size, seed=seed, stream=2)  # class i images
     same_texture = render_layers(t, t, size=size, seed=seed, stream=2)  # class j images
     # the conflict image's mask is the mask of shape i, its texture crop that of texture j
     np.testing.assert_array_equal(conflict.masks, same_shape.masks)
@@ -90,8 +95,9 @@ def test_conflict_image_carries_shape_i_and_texture_j():
         np.testing.assert_allclose(img[outside], conflict.backgrounds[k], atol=1e-6)
         oy, ox = conflict.offsets[k]
         sheet = texture_sheet(TEXTURES[t[k]], size)
-        np.testing.assert_allclose(img[inside], sheet[oy : oy + size, ox : ox + size][inside],
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            img[inside], sheet[oy : oy + size, ox : ox + size][inside], atol=1e-6
+        )
     # and the mask is shape_mask of shape i at the drawn placement (recomputed by hand)
     k = 0
     rng = np.random.default_rng((seed, 2, k))
@@ -113,7 +119,7 @@ def test_no_jitter_is_canonical():
 
 
 def test_disc_mask_matches_skimage_disk():
-    size, scale = 32, 0.3   # radius 9.6 px: no pixel centre lies exactly on the circle
+    size, scale = 32, 0.3  # radius 9.6 px: no pixel centre lies exactly on the circle
     m = shape_mask("disc", size, scale=scale, supersample=1)
     ref = np.zeros((size, size), np.float32)
     # our pixel (r, c) has its centre at (r + 0.5, c + 0.5); the disc centre is at size / 2
@@ -123,9 +129,13 @@ def test_disc_mask_matches_skimage_disk():
 
 
 @pytest.mark.parametrize(
-    "shape, area",   # area of the canonical shape in units of radius^2
-    [("disc", np.pi), ("square", 1.6**2), ("ring", np.pi * (1 - 0.55**2)),
-     ("cross", 2 * (0.64 * 1.9) - 0.64**2)],
+    "shape, area",  # area of the canonical shape in units of radius^2
+    [
+        ("disc", np.pi),
+        ("square", 1.6**2),
+        ("ring", np.pi * (1 - 0.55**2)),
+        ("cross", 2 * (0.64 * 1.9) - 0.64**2),
+    ],
 )
 def test_mask_area(shape, area):
     size, scale = 64, 0.35
@@ -138,11 +148,15 @@ def test_mask_placement_rotation_and_flip():
     m = shape_mask("square", size, scale=0.2, center=(0.3, 0.7))
     ys, xs = np.nonzero(m)
     w = m[ys, xs]
-    np.testing.assert_allclose([np.average(ys + 0.5, weights=w), np.average(xs + 0.5, weights=w)],
-                               [0.3 * size, 0.7 * size], atol=0.3)
+    np.testing.assert_allclose(
+        [np.average(ys + 0.5, weights=w), np.average(xs + 0.5, weights=w)],
+        [0.3 * size, 0.7 * size],
+        atol=0.3,
+    )
     # a square is invariant under a 90-degree turn; a triangle is not under 180 degrees
-    np.testing.assert_allclose(shape_mask("square", size, angle=90.0), shape_mask("square", size),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        shape_mask("square", size, angle=90.0), shape_mask("square", size), atol=1e-6
+    )
     tri = shape_mask("triangle", size)
     assert np.abs(shape_mask("triangle", size, angle=180.0) - tri).mean() > 0.05
     # flipping mirrors left-right about the centre
@@ -163,10 +177,12 @@ def test_shapes_and_textures_are_distinct():
         assert sh.shape == (SHEET_FACTOR * size,) * 2 and sh.dtype == np.float32
         np.testing.assert_allclose(sh.mean(), 0.5, atol=0.03)
         assert 0.12 < sh.std() < 0.22, t
+
     # power spectra differ between every pair of textures
     def spectrum(x):
         p = np.abs(np.fft.rfft2(x - x.mean())) ** 2
         return p / p.sum()
+
     specs = {t: spectrum(sh) for t, sh in sheets.items()}
     for a, b in itertools.combinations(TEXTURES, 2):
         assert 0.5 * np.abs(specs[a] - specs[b]).sum() > 0.2, (a, b)

@@ -113,12 +113,19 @@ def test_augment_errors():
 # ------------------------------------------------ optional packages: lazy, with an install hint
 
 
-@pytest.mark.parametrize("module, call", [
-    ("sklearn", lambda: __import__("actfx.data.digits", fromlist=["x"]).load_digits()),
-    ("skimage", lambda: __import__("actfx.data.denoising", fromlist=["x"])
-     .load_offline_images(["camera"])),
-    ("PIL", lambda: __import__("actfx.data._imageio", fromlist=["x"]).read_image("x.png")),
-])
+@pytest.mark.parametrize(
+    "module, call",
+    [
+        ("sklearn", lambda: __import__("actfx._src.data.digits", fromlist=["x"]).load_digits()),
+        (
+            "skimage",
+            lambda: __import__("actfx._src.data.denoising", fromlist=["x"]).load_offline_images(
+                ["camera"]
+            ),
+        ),
+        ("PIL", lambda: __import__("actfx._src.data._imageio", fromlist=["x"]).read_image("x.png")),
+    ],
+)
 def test_missing_optional_package_names_the_extra(monkeypatch, module, call):
     """issue 11: a base install failed with a bare "No module named sklearn"."""
     import sys
@@ -135,19 +142,28 @@ def test_data_package_imports_no_optional_package():
     import subprocess
     import sys
 
-    code = ("import sys, actfx.data; "
-            "print(sorted(m for m in ('sklearn', 'skimage', 'mlxtend') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True).stdout.strip()
+    code = (
+        "import sys, actfx.data; "
+        "print(sorted(m for m in ('sklearn', 'skimage', 'mlxtend') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert out == "[]"
 
 
 def test_split_arrays_checks_labels():
-    from actfx.data.dataset import split_arrays
+    from actfx._src.data.dataset import split_arrays
 
     with pytest.raises(ValueError, match=r"toy: labels must be whole numbers in \[0, 3\)"):
-        split_arrays(np.zeros((4, 1, 1, 1)), np.array([0, 1, 2, 3]), test_fraction=0.5,
-                     seed=0, num_classes=3, name="toy")
+        split_arrays(
+            np.zeros((4, 1, 1, 1)),
+            np.array([0, 1, 2, 3]),
+            test_fraction=0.5,
+            seed=0,
+            num_classes=3,
+            name="toy",
+        )
 
 
 def test_load_png_images_reads_sixteen_bit_gray(tmp_path):

@@ -29,8 +29,15 @@ def cifar10_dir(tmp_path):
         n = 4 if name != "test_batch" else 3
         imgs = rng.integers(0, 256, size=(n, 32, 32, 3), dtype=np.uint8)
         labels = rng.integers(0, 10, size=n).tolist()
-        _write(d / name, {b"batch_label": b"x", b"data": _encode(imgs), b"labels": labels,
-                          b"filenames": [b"f"] * n})
+        _write(
+            d / name,
+            {
+                b"batch_label": b"x",
+                b"data": _encode(imgs),
+                b"labels": labels,
+                b"filenames": [b"f"] * n,
+            },
+        )
         truth[name] = (imgs, np.array(labels))
     return tmp_path, truth
 
@@ -78,23 +85,41 @@ def test_missing_files_are_named(cifar10_dir, tmp_path):
         load_cifar100(empty)
 
 
-@pytest.mark.parametrize("payload,match", [
-    (b"not a pickle", "could not unpickle"),
-    ({b"labels": [1]}, "'data'"),
-    ({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}, r"\(N, 3072\)"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}, "2 entries"),
-    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]},
-     r"test_batch.*whole numbers in \[0, 10\); label 0 is 12"),
-    # issue 12: these were silently accepted (99, -3), truncated (2.7 -> 2) or wrapped (NaN)
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 99]}, r"test_batch.*label 1 is 99"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [-3, 1]}, r"test_batch.*label 0 is -3"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2.7]},
-     r"test_batch.*label 1 is 2.7 \(not an integer\)"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [float("nan"), 1]},
-     r"test_batch.*label 0 is nan \(not finite\)"),
-    ({b"data": np.zeros((1, 3072), np.uint8), b"labels": ["cat"]}, r"test_batch.*dtype"),
-    ({b"data": np.zeros((1, 3072), np.float32), b"labels": [1]}, r"uint8 of shape"),  # wrong dtype
-])
+@pytest.mark.parametrize(
+    "payload,match",
+    [
+        (b"not a pickle", "could not unpickle"),
+        ({b"labels": [1]}, "'data'"),
+        ({b"data": np.zeros((2, 100), np.uint8), b"labels": [1, 2]}, r"\(N, 3072\)"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1]}, "2 entries"),
+        (
+            {b"data": np.zeros((1, 3072), np.uint8), b"labels": [12]},
+            r"test_batch.*whole numbers in \[0, 10\); label 0 is 12",
+        ),
+        # issue 12: these were silently accepted (99, -3), truncated (2.7 -> 2) or wrapped (NaN)
+        (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 99]},
+            r"test_batch.*label 1 is 99",
+        ),
+        (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [-3, 1]},
+            r"test_batch.*label 0 is -3",
+        ),
+        (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2.7]},
+            r"test_batch.*label 1 is 2.7 \(not an integer\)",
+        ),
+        (
+            {b"data": np.zeros((2, 3072), np.uint8), b"labels": [float("nan"), 1]},
+            r"test_batch.*label 0 is nan \(not finite\)",
+        ),
+        ({b"data": np.zeros((1, 3072), np.uint8), b"labels": ["cat"]}, r"test_batch.*dtype"),
+        (
+            {b"data": np.zeros((1, 3072), np.float32), b"labels": [1]},
+            r"uint8 of shape",
+        ),  # wrong dtype
+    ],
+)
 def test_malformed_files_raise_value_error(cifar10_dir, payload, match):
     root, _ = cifar10_dir
     path = root / "cifar-10-batches-py" / "test_batch"
@@ -116,8 +141,10 @@ def test_truncated_pickle_is_named(cifar10_dir):
 
 def test_whole_float_labels_are_accepted(cifar10_dir):
     root, _ = cifar10_dir
-    _write(root / "cifar-10-batches-py" / "test_batch",
-           {b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([3.0, 9.0])})
+    _write(
+        root / "cifar-10-batches-py" / "test_batch",
+        {b"data": np.zeros((2, 3072), np.uint8), b"labels": np.array([3.0, 9.0])},
+    )
     ds = load_cifar10(root)
     assert ds.y_test.tolist() == [3, 9] and ds.y_test.dtype == np.int32
 
@@ -126,11 +153,15 @@ def test_cifar100_label_range_follows_label_mode(tmp_path):
     d = tmp_path / "cifar-100-python"
     d.mkdir()
     for f in ("train", "test"):
-        _write(d / f, {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [57],
-                       b"coarse_labels": [19]})
+        _write(
+            d / f,
+            {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [57], b"coarse_labels": [19]},
+        )
     assert load_cifar100(tmp_path).y_train.tolist() == [57]
-    _write(d / "test", {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [57],
-                        b"coarse_labels": [20]})
+    _write(
+        d / "test",
+        {b"data": np.zeros((1, 3072), np.uint8), b"fine_labels": [57], b"coarse_labels": [20]},
+    )
     with pytest.raises(ValueError, match=r"test'.*coarse_labels.*\[0, 20\); label 0 is 20"):
         load_cifar100(tmp_path, label_mode="coarse")
 

@@ -81,13 +81,16 @@ def test_names():
     assert len(CIFAR_C_CORRUPTIONS) == 19 and len(set(CIFAR_C_CORRUPTIONS)) == 19
 
 
-@pytest.mark.parametrize("bad, match", [
-    (99, r"label 7 is 99 \(out of range"),
-    (-3, r"label 7 is -3 \(out of range"),
-    (2.7, r"label 7 is 2.7 \(not an integer\)"),
-    (np.nan, r"label 7 is nan \(not finite\)"),
-    (np.inf, r"label 7 is inf \(not finite\)"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (99, r"label 7 is 99 \(out of range"),
+        (-3, r"label 7 is -3 \(out of range"),
+        (2.7, r"label 7 is 2.7 \(not an integer\)"),
+        (np.nan, r"label 7 is nan \(not finite\)"),
+        (np.inf, r"label 7 is inf \(not finite\)"),
+    ],
+)
 def test_bad_labels_name_file_and_value(cifar_c_dir, bad, match):
     """issue 12: 99, -3, 2.7 (-> 2) and NaN (-> -2147483648) used to load silently."""
     root, _, labels = cifar_c_dir

@@ -1,4 +1,4 @@
-"""Tests for actfx.data.denoising: offline images, PNG folder / BSD loaders, patches, PSNR."""
+"""Tests for actfx._src.data.denoising: offline images, PNG folder / BSD loaders, patches, PSNR."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,7 @@ import pytest
 import skimage.io
 import skimage.metrics
 
-from actfx.data.denoising import (
+from actfx.data import (
     OFFLINE_TEST,
     OFFLINE_TRAIN,
     add_gaussian_noise,
@@ -16,10 +16,10 @@ from actfx.data.denoising import (
     load_bsd,
     load_offline_images,
     load_png_folder,
-    psnr,
     random_patches,
     to_gray_float,
 )
+from actfx.metrics import psnr
 
 
 def _write_pngs(folder, images):
@@ -102,7 +102,7 @@ def test_random_patches_are_windows_of_the_images():
     assert p.shape == (50, 6, 6)
     for patch in p:
         r, c = divmod(int(patch[0, 0]), 40)
-        np.testing.assert_array_equal(patch, img[r:r + 6, c:c + 6])
+        np.testing.assert_array_equal(patch, img[r : r + 6, c : c + 6])
     with pytest.raises(ValueError, match="no image"):
         random_patches([small], 6, 1, np.random.default_rng(0))
 
@@ -111,13 +111,16 @@ def test_extract_and_fold_patches_against_numpy():
     img = jax.random.normal(jax.random.key(0), (11, 9))
     for stride in (1, 2, 3):
         p = np.asarray(extract_patches(img, 4, stride))
-        ref = [np.asarray(img)[r:r + 4, c:c + 4].ravel()
-               for r in range(0, 8, stride) for c in range(0, 6, stride)]
+        ref = [
+            np.asarray(img)[r : r + 4, c : c + 4].ravel()
+            for r in range(0, 8, stride)
+            for c in range(0, 6, stride)
+        ]
         np.testing.assert_allclose(p, np.stack(ref), atol=1e-6)
         covered = np.zeros((11, 9), bool)
         for r in range(0, 8, stride):
             for c in range(0, 6, stride):
-                covered[r:r + 4, c:c + 4] = True
+                covered[r : r + 4, c : c + 4] = True
         folded = np.asarray(fold_patches(p, (11, 9), 4, stride))
         np.testing.assert_allclose(folded[covered], np.asarray(img)[covered], atol=1e-5)
         assert np.all(folded[~covered] == 0)
@@ -131,8 +134,9 @@ def test_extract_and_fold_patches_against_numpy():
 def test_psnr_matches_skimage_and_noise_level():
     rng = np.random.default_rng(3)
     clean = rng.uniform(size=(64, 64))
-    noisy = np.asarray(add_gaussian_noise(jnp.asarray(clean, jnp.float32), 25 / 255,
-                                          jax.random.key(0)))
+    noisy = np.asarray(
+        add_gaussian_noise(jnp.asarray(clean, jnp.float32), 25 / 255, jax.random.key(0))
+    )
     ref = skimage.metrics.peak_signal_noise_ratio(clean, noisy.astype(np.float64), data_range=1.0)
     assert psnr(clean, noisy) == pytest.approx(ref, rel=1e-9)
     assert np.std(noisy - clean) == pytest.approx(25 / 255, rel=0.05)
@@ -157,8 +161,12 @@ def _write_png16(path, arr):
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", crc)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, ctype, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr)
-                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def test_sixteen_bit_pngs_keep_their_scale(tmp_path):
@@ -216,8 +224,9 @@ def test_add_gaussian_noise_checks_sigma():
     x = jnp.zeros((4000,))
     n = np.asarray(add_gaussian_noise(x, 0.3, jax.random.key(1)))
     assert np.std(n) == pytest.approx(0.3, rel=0.05)
-    per = np.asarray(add_gaussian_noise(jnp.zeros((2, 4000)), jnp.array([[0.1], [1.0]]),
-                                        jax.random.key(2)))
+    per = np.asarray(
+        add_gaussian_noise(jnp.zeros((2, 4000)), jnp.array([[0.1], [1.0]]), jax.random.key(2))
+    )
     assert np.std(per[0]) == pytest.approx(0.1, rel=0.08)
     assert np.std(per[1]) == pytest.approx(1.0, rel=0.08)
     for bad in (-0.1, float("nan"), float("inf")):

@@ -257,7 +257,7 @@ def test_method_keyword_renamed_and_public_interval_helper():
     x, th = jnp.linspace(-1, 3, 7), jnp.asarray(THETA, jnp.float32)
     with pytest.raises(TypeError, match="mode"):
         actfx.ditac(x, th, mode="table")
-    from actfx.ditac import METHODS, _interval, ditac_interval
+    from actfx._src.ditac import METHODS, _interval, ditac_interval
 
     assert METHODS == ("exact", "table")
     assert ditac_interval("gelu_cpab", -1, 1) == _interval("gelu_cpab", -1, 1) == (-1.0, 1.0)
@@ -401,7 +401,7 @@ def test_module_per_channel_training_step_uses_regularizer():
     from flax import nnx
 
     from actfx.nn import DiTAC
-    from actfx.nn.ditac import ditac_penalty
+    from actfx._src.nn.ditac import ditac_penalty
 
     model = nnx.Sequential(nnx.Linear(2, 4, rngs=nnx.Rngs(0)), DiTAC(4, method="exact", rngs=nnx.Rngs(1)))
     assert model.layers[1].theta.shape == (4, 9)

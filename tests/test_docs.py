@@ -23,13 +23,22 @@ pytest.importorskip("mkdocs")
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-REQUIRED_NAMESPACES = {"actfx", "actfx.cpab", "actfx.nn", "actfx.nn.linen", "actfx.nn.models",
-                       "actfx.bayes", "actfx.train", "actfx.data"}
+REQUIRED_NAMESPACES = {
+    "actfx",
+    "actfx.cpab",
+    "actfx.nn",
+    "actfx.nn.linen",
+    "actfx.nn.models",
+    "actfx.bayes",
+    "actfx.train",
+    "actfx.data",
+}
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f"actfx_docs_test_{name}",
-                                                  DOCS / "_tools" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(
+        f"actfx_docs_test_{name}", DOCS / "_tools" / f"{name}.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
@@ -53,11 +62,15 @@ def test_nav_lists_every_page_and_every_page_exists(hooks):
     config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
     nav = set(_nav_files(config["nav"]))
     generated = {page for _, page in hooks.NAMESPACES} | {
-        f"notebooks/{n}.md" for n in hooks.NOTEBOOKS}
-    written = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md")
-               if "_tools" not in p.parts}
+        f"notebooks/{n}.md" for n in hooks.NOTEBOOKS
+    }
+    written = {
+        p.relative_to(DOCS).as_posix() for p in DOCS.rglob("*.md") if "_tools" not in p.parts
+    }
     assert written <= nav, f"pages missing from the nav: {sorted(written - nav)}"
-    assert nav <= written | generated, f"nav entries with no page: {sorted(nav - written - generated)}"
+    assert nav <= written | generated, (
+        f"nav entries with no page: {sorted(nav - written - generated)}"
+    )
     assert REQUIRED_NAMESPACES <= {ns for ns, _ in hooks.NAMESPACES}
     for name in hooks.NOTEBOOKS:
         assert (ROOT / "notebooks" / f"{name}.py").exists()
@@ -73,14 +86,17 @@ def test_api_page_names_every_public_name(hooks, ns):
     assert names, f"{ns} has no public names"
     for name in names:
         full = f"{ns}.{name}"
-        assert (f"::: {full}\n" in page or f"{{ #{full} }}" in page
-                or f'<a id="{full}"></a>' in page), f"{full} not in its API page"
+        assert (
+            f"::: {full}\n" in page or f"{{ #{full} }}" in page or f'<a id="{full}"></a>' in page
+        ), f"{full} not in its API page"
 
 
 def test_rst_math_and_roles_become_markdown():
     conv = _tool("griffe_rst").rst_to_markdown
-    src = ("Top.\n\n.. math::\n    a = b \\\\\n      c\n\nwhere :math:`T_\\theta` is "
-           ":func:`actfx.cpab.transform` (:class:`~actfx.cpab.Tessellation`).\n\nArgs:\n  x: y")
+    src = (
+        "Top.\n\n.. math::\n    a = b \\\\\n      c\n\nwhere :math:`T_\\theta` is "
+        ":func:`actfx.cpab.transform` (:class:`~actfx.cpab.Tessellation`).\n\nArgs:\n  x: y"
+    )
     out = conv(src)
     assert "$$\na = b \\\\\n  c\n$$" in out
     assert "$T_\\theta$" in out and "`actfx.cpab.transform`" in out and "`Tessellation`" in out
@@ -92,7 +108,10 @@ def test_site_builds_strict_with_api_figures_and_local_mathjax(tmp_path, hooks):
     site = tmp_path / "site"
     out = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(site)],
-        cwd=ROOT, capture_output=True, text=True, timeout=1800,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
         env={**__import__("os").environ, "NO_MKDOCS_2_WARNING": "1", "JAX_PLATFORMS": "cpu"},
     )
     assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
@@ -101,8 +120,9 @@ def test_site_builds_strict_with_api_figures_and_local_mathjax(tmp_path, hooks):
             continue
         html = (site / page.replace(".md", "") / "index.html").read_text()
         ids = set(re.findall(r'id="([^"]+)"', html))
-        missing = [n for n in hooks.public_names(importlib.import_module(ns))
-                   if f"{ns}.{n}" not in ids]
+        missing = [
+            n for n in hooks.public_names(importlib.import_module(ns)) if f"{ns}.{n}" not in ids
+        ]
         assert not missing, f"{page}: no anchor for {missing}"
     for name in _tool("plots").FILES:
         png = site / "plots" / name

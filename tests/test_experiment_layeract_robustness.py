@@ -5,7 +5,6 @@ on hand-made runs, and a tiny end-to-end run."""
 import json
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -47,7 +46,8 @@ def test_accuracy_families_and_contrast_kept_apart():
     noise = rec["corruption_accuracy"]["gaussian_noise"]
     assert rec["family_accuracy"]["noise"] == pytest.approx(np.mean(noise))
     assert rec["family_accuracy"]["contrast"] == pytest.approx(
-        np.mean(rec["corruption_accuracy"]["contrast"]))
+        np.mean(rec["corruption_accuracy"]["contrast"])
+    )
     assert rec["mean_corruption_accuracy"] == pytest.approx(np.mean(noise))  # no contrast
     assert rec["relative_drop"] == pytest.approx((0.7 - np.mean(noise)) / 0.7)
 
@@ -60,20 +60,22 @@ def test_pairs_share_initial_weights_and_gates_match_activations():
     for name, leaves in params.items():
         for a, b in zip(leaves, params["ReLU"]):
             np.testing.assert_array_equal(a, b, err_msg=name)
-    other = jax.tree.leaves(nnx.state(exp.build_model("smallcnn", "ReLU", 10, 1, seed=4),
-                                      nnx.Param))
+    other = jax.tree.leaves(
+        nnx.state(exp.build_model("smallcnn", "ReLU", 10, 1, seed=4), nnx.Param)
+    )
     assert not np.array_equal(other[0], params["ReLU"][0])
     x = jax.random.normal(jax.random.key(0), (3, 5, 5, 4)) * 2
-    for name, act in exp.ACTIVATIONS.items():   # a = x * gate(x), the "activation scale"
-        np.testing.assert_allclose(act.make()(x), x * act.gate(x), rtol=1e-5, atol=1e-6,
-                                   err_msg=name)
+    for name, act in exp.ACTIVATIONS.items():  # a = x * gate(x), the "activation scale"
+        np.testing.assert_allclose(
+            act.make()(x), x * act.gate(x), rtol=1e-5, atol=1e-6, err_msg=name
+        )
 
 
 def test_gate_fluctuation_zero_for_identical_inputs_and_grows_with_noise():
     m = exp.build_model("smallcnn", "LA-SiLU", 10, 1, seed=0)
     x = np.random.default_rng(0).random((8, 12, 12, 1)).astype(np.float32)
     f0 = exp.gate_fluctuation(m, "LA-SiLU", x, [x], batch_size=4)
-    assert f0.shape == (4,) and np.all(f0 < 1e-6)   # float round-off only
+    assert f0.shape == (4,) and np.all(f0 < 1e-6)  # float round-off only
     small = x + 0.01 * np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
     big = x + 0.3 * np.random.default_rng(1).normal(size=x.shape).astype(np.float32)
     fs = exp.gate_fluctuation(m, "LA-SiLU", x, [small], batch_size=8)
@@ -93,13 +95,20 @@ def _runs(noise_gain, clean_gain=0.0, seeds=4):
         for act in exp.ACTIVATIONS:
             la = act.startswith("LA-")
             noise = base + (noise_gain + jitter if la else 0.0)
-            runs.append({"model": "m", "activation": act, "seed": s, "train_accuracy": 1.0,
-                         "clean_accuracy": 0.95 + (clean_gain if la else 0.0),
-                         "family_accuracy": {"noise": noise, "contrast": 0.3},
-                         "mean_corruption_accuracy": noise, "relative_drop": 0.1,
-                         "gate_fluctuation": [0.3, 0.2 if la else 0.25],
-                         "corruption_accuracy": {"gaussian_noise": [noise] * 5,
-                                                 "contrast": [0.3] * 5}})
+            runs.append(
+                {
+                    "model": "m",
+                    "activation": act,
+                    "seed": s,
+                    "train_accuracy": 1.0,
+                    "clean_accuracy": 0.95 + (clean_gain if la else 0.0),
+                    "family_accuracy": {"noise": noise, "contrast": 0.3},
+                    "mean_corruption_accuracy": noise,
+                    "relative_drop": 0.1,
+                    "gate_fluctuation": [0.3, 0.2 if la else 0.25],
+                    "corruption_accuracy": {"gaussian_noise": [noise] * 5, "contrast": [0.3] * 5},
+                }
+            )
     return runs
 
 
@@ -109,13 +118,19 @@ def test_summary_paired_differences_and_verdicts():
     # differences 0.02 + 0.002 * (s - 1.5): mean 0.02, sd 0.002 * sqrt(5/3)
     assert d["mean"] == pytest.approx(0.02)
     assert d["std"] == pytest.approx(0.002 * np.sqrt(5 / 3))
-    assert s["pairs"]["LA-HardSiLU - HardSiLU"]["gate_fluctuation"][1]["mean"] == pytest.approx(-0.05)
+    assert s["pairs"]["LA-HardSiLU - HardSiLU"]["gate_fluctuation"][1]["mean"] == pytest.approx(
+        -0.05
+    )
     assert exp.verdict(s)["verdict"] == "supported"
-    assert exp.verdict(exp.summarize(_runs(-0.02), "m", list(exp.ACTIVATIONS)))["verdict"] \
+    assert (
+        exp.verdict(exp.summarize(_runs(-0.02), "m", list(exp.ACTIVATIONS)))["verdict"]
         == "not supported"
+    )
     # 0 +- 0.41 pp: excludes an effect of 0.5 pp -> not supported
-    assert exp.verdict(exp.summarize(_runs(0.0), "m", list(exp.ACTIVATIONS)))["verdict"] \
+    assert (
+        exp.verdict(exp.summarize(_runs(0.0), "m", list(exp.ACTIVATIONS)))["verdict"]
         == "not supported"
+    )
     # a wide interval straddling 0 and 0.5 pp -> inconclusive
     wide = _runs(0.003)
     for r in wide:
@@ -123,16 +138,33 @@ def test_summary_paired_differences_and_verdicts():
             r["family_accuracy"]["noise"] -= 0.03
     v = exp.verdict(exp.summarize(wide, "m", list(exp.ACTIVATIONS)))
     assert v["per_pair"]["LA-SiLU - SiLU"] == "inconclusive"
-    assert v["verdict"] == "inconclusive"   # the pairs disagree
+    assert v["verdict"] == "inconclusive"  # the pairs disagree
     text = exp.tables(s, "m")
     assert "LA-SiLU - SiLU" in text and "(the paper: 30)" in text
 
 
 @pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
-    out = exp.main(["--seeds", "2", "--steps", "2", "--eval-size", "16", "--fluct-size", "4",
-                    "--corruptions", "gaussian_noise", "contrast", "--only", "SiLU", "LA-SiLU",
-                    "--out", str(tmp_path)])
+    out = exp.main(
+        [
+            "--seeds",
+            "2",
+            "--steps",
+            "2",
+            "--eval-size",
+            "16",
+            "--fluct-size",
+            "4",
+            "--corruptions",
+            "gaussian_noise",
+            "contrast",
+            "--only",
+            "SiLU",
+            "LA-SiLU",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     d = tmp_path / "layeract_robustness"
     rec = json.loads((d / "layeract_robustness.json").read_text())
     assert rec["verdict"]["smallcnn"]["verdict"] in ("supported", "not supported", "inconclusive")

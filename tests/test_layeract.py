@@ -245,7 +245,7 @@ def test_gradient_finite_and_exact_at_the_dtype_max(x64, dtype, kind):
 
 def test_hardsilu_slope_convention_at_the_kinks(x64):
     """Reference slope of the HardSiLU gate: 1/6 on (-3, 3] -- n = +3 included, -3 not."""
-    from actfx.layeract import _scale, _scale_grad
+    from actfx._src.layeract import _scale, _scale_grad
 
     n = jnp.array([-3.0, -2.9, 0.0, 2.9, 3.0, 3.1])
     np.testing.assert_array_equal(_scale_grad(n, "hardsilu"), [0, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0])

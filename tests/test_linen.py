@@ -23,13 +23,17 @@ CASES = [  # one configuration per module by default; the others under `make tes
     pytest.param("MMeLU", dict(c_init=0.6, dtype=jnp.bfloat16), marks=SLOW),
     pytest.param("MMeLU", dict(num_features=3, channel_axis=1), marks=SLOW),
     ("NeLU", dict(num_features=4, lam_init=1.3, axis=(-3, -2, -1))),
-    pytest.param("NeLU", dict(lam_init=0.7, rms_scaled=False, two_sided=True,
-                              method="fixed_point"), marks=SLOW),
+    pytest.param(
+        "NeLU",
+        dict(lam_init=0.7, rms_scaled=False, two_sided=True, method="fixed_point"),
+        marks=SLOW,
+    ),
     ("DiTAC", dict(num_features=4, method="table")),
     pytest.param("DiTAC", dict(method="exact", nc=6, a=-1.0, b=1.5), marks=SLOW),
     ("BiasedReLU", dict(num_features=4, bias_init=0.2)),
-    pytest.param("BiasedReLU", dict(num_features=None, two_sided=True,
-                                    param_dtype=jnp.bfloat16), marks=SLOW),
+    pytest.param(
+        "BiasedReLU", dict(num_features=None, two_sided=True, param_dtype=jnp.bfloat16), marks=SLOW
+    ),
 ]
 
 
@@ -61,7 +65,8 @@ def test_linen_matches_nnx_outputs_and_gradients(name, kw):
     lin = getattr(aln, name)(**kw)
     init = lin.init(jax.random.key(0), x).get("params", {})
     assert jax.tree.map(lambda a: (a.shape, a.dtype), init) == jax.tree.map(
-        lambda a: (a.shape, a.dtype), params)
+        lambda a: (a.shape, a.dtype), params
+    )
     if params:
         variables = {"params": params}
     else:
@@ -93,8 +98,9 @@ def test_linen_ditac_regularizer_matches_nnx():
     mod = ann.DiTAC(4, rngs=nnx.Rngs(3))
     lin = aln.DiTAC(num_features=4)
     v = {"params": nnx.to_pure_dict(nnx.state(mod, nnx.Param))}
-    np.testing.assert_allclose(lin.apply(v, method=aln.DiTAC.regularizer), mod.regularizer(),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        lin.apply(v, method=aln.DiTAC.regularizer), mod.regularizer(), rtol=1e-6
+    )
 
 
 def test_linen_constrained_values_match_nnx_properties():
@@ -108,17 +114,26 @@ def test_linen_constrained_values_match_nnx_properties():
 
 
 BAD = [  # (module, arguments, the argument the message must name)
-    ("MMeLU", dict(c_init=1.0), "c_init"), ("MMeLU", dict(c_init=0.0), "c_init"),
-    ("MMeLU", dict(lam_init=0.0), "lam_init"), ("MMeLU", dict(num_features=0), "num_features"),
+    ("MMeLU", dict(c_init=1.0), "c_init"),
+    ("MMeLU", dict(c_init=0.0), "c_init"),
+    ("MMeLU", dict(lam_init=0.0), "lam_init"),
+    ("MMeLU", dict(num_features=0), "num_features"),
     ("MMeLU", dict(gamma_init=float("inf")), "gamma_init"),
     ("MMeLU", dict(param_dtype=jnp.int32), "param_dtype"),
-    ("NeLU", dict(lam_init=-1.0), "lam_init"), ("NeLU", dict(method="bisect"), "method"),
-    ("NeLU", dict(iters=0), "iters"), ("NeLU", dict(rms_scaled=False, lam_init=1.5), "lam_init"),
-    ("DiTAC", dict(method="fast"), "method"), ("DiTAC", dict(a=1.0, b=0.0), "a < b"),
-    ("DiTAC", dict(nc=1), "nc"), ("DiTAC", dict(num_features=0), "num_features"),
-    ("DiTAC", dict(reg_weight=-0.1), "reg_weight"), ("DiTAC", dict(variant="leaky"), "variant"),
-    ("TopK", dict(k=0.0), "k"), ("TopK", dict(k=0.5, by="sign"), "by"),
-    ("LayerAct", dict(kind="gelu"), "kind"), ("LayerAct", dict(kind="silu", alpha=-1.0), "alpha"),
+    ("NeLU", dict(lam_init=-1.0), "lam_init"),
+    ("NeLU", dict(method="bisect"), "method"),
+    ("NeLU", dict(iters=0), "iters"),
+    ("NeLU", dict(rms_scaled=False, lam_init=1.5), "lam_init"),
+    ("DiTAC", dict(method="fast"), "method"),
+    ("DiTAC", dict(a=1.0, b=0.0), "a < b"),
+    ("DiTAC", dict(nc=1), "nc"),
+    ("DiTAC", dict(num_features=0), "num_features"),
+    ("DiTAC", dict(reg_weight=-0.1), "reg_weight"),
+    ("DiTAC", dict(variant="leaky"), "variant"),
+    ("TopK", dict(k=0.0), "k"),
+    ("TopK", dict(k=0.5, by="sign"), "by"),
+    ("LayerAct", dict(kind="gelu"), "kind"),
+    ("LayerAct", dict(kind="silu", alpha=-1.0), "alpha"),
     ("BiasedReLU", dict(num_features=0), "num_features"),
     ("BiasedReLU", dict(num_features=2, bias_init=float("nan")), "bias_init"),
 ]

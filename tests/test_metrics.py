@@ -36,12 +36,12 @@ def test_paired_t_interval_hand_computed():
 
 def test_paired_t_interval_matches_scipy_and_uses_pairing():
     rng = np.random.default_rng(0)
-    base = rng.normal(0.8, 0.05, size=7)          # large between-seed variance
+    base = rng.normal(0.8, 0.05, size=7)  # large between-seed variance
     a, b = base + 0.01 + rng.normal(0, 0.002, 7), base
     d = paired_difference(a, b)
     ref = stats.ttest_rel(a, b).confidence_interval(0.95)
     assert (d.low, d.high) == pytest.approx((ref.low, ref.high))
-    assert d.low > 0      # pairing removes the seed variance; an unpaired interval would not
+    assert d.low > 0  # pairing removes the seed variance; an unpaired interval would not
     unpaired = stats.ttest_ind(a, b).confidence_interval(0.95)
     assert unpaired.low < 0
 
@@ -49,7 +49,7 @@ def test_paired_t_interval_matches_scipy_and_uses_pairing():
 def test_paired_bootstrap_interval():
     a = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     d = paired_difference(a, a - np.array([1.0, 1.0, 1.0, 1.0, 1.0]), method="bootstrap")
-    assert (d.mean, d.low, d.high) == (1.0, 1.0, 1.0)   # constant differences
+    assert (d.mean, d.low, d.high) == (1.0, 1.0, 1.0)  # constant differences
     d = paired_difference(a, np.zeros(5), method="bootstrap", num_resamples=4000, seed=1)
     assert d.low < 3.0 < d.high and 1.0 <= d.low and d.high <= 5.0
     assert d == paired_difference(a, np.zeros(5), method="bootstrap", num_resamples=4000, seed=1)
@@ -77,13 +77,20 @@ def test_paired_difference_format():
 
 
 def test_robustness_summaries_hand_computed():
-    acc = {"gaussian_noise": [0.9, 0.7], "impulse_noise": [0.6, 0.6],
-           "gaussian_blur": [0.8, 0.8], "contrast": [0.2, 0.4]}
+    acc = {
+        "gaussian_noise": [0.9, 0.7],
+        "impulse_noise": [0.6, 0.6],
+        "gaussian_blur": [0.8, 0.8],
+        "contrast": [0.2, 0.4],
+    }
     # corruption means 0.8, 0.6, 0.8, 0.3 -> 2.5 / 4
     assert mean_corruption_accuracy(acc) == pytest.approx(0.625)
     fam = family_accuracy(acc)
-    assert fam == {"noise": pytest.approx(0.7), "blur": pytest.approx(0.8),
-                   "contrast": pytest.approx(0.3)}
+    assert fam == {
+        "noise": pytest.approx(0.7),
+        "blur": pytest.approx(0.8),
+        "contrast": pytest.approx(0.3),
+    }
     assert relative_drop(0.8, 0.625) == pytest.approx(0.21875)
     assert corruption_family("jpeg_compression") == "digital"
     assert all(corruption_family(c) == f for f, cs in CORRUPTION_FAMILIES.items() for c in cs)

@@ -17,7 +17,9 @@ def np_mmelu(x, c, lam, gamma):
 @pytest.mark.parametrize("c, lam, gamma", [(0.0, 1.0, 0.0), (1.0, 0.5, 1.0), (0.3, 2.0, -0.5)])
 def test_formula(x64, c, lam, gamma):
     x = np.linspace(-4, 4, 101)
-    np.testing.assert_allclose(actfx.mmelu(jnp.asarray(x), c, lam, gamma), np_mmelu(x, c, lam, gamma))
+    np.testing.assert_allclose(
+        actfx.mmelu(jnp.asarray(x), c, lam, gamma), np_mmelu(x, c, lam, gamma)
+    )
 
 
 def test_c_zero_is_relu_and_per_channel_broadcast():
@@ -45,7 +47,9 @@ def test_dtype_jit_vmap(dtype):
     x = jax.random.normal(jax.random.key(1), (4, 6)).astype(dtype)
     out = jax.jit(actfx.mmelu)(x, 0.5, 1.0, 0.0)
     assert out.dtype == dtype
-    v = jax.vmap(actfx.mmelu, in_axes=(0, 0, None, None))(x, jnp.linspace(0, 1, 4, dtype=dtype), 1.0, 0.0)
+    v = jax.vmap(actfx.mmelu, in_axes=(0, 0, None, None))(
+        x, jnp.linspace(0, 1, 4, dtype=dtype), 1.0, 0.0
+    )
     assert v.shape == x.shape and v.dtype == dtype
 
 

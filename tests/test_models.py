@@ -9,9 +9,8 @@ import pytest
 from flax import nnx
 
 import actfx
+from actfx._src.nn.models.resnet import _pad_shortcut
 from actfx.nn.models import MLP, ResNet, SmallCNN, resnet20, resnet32, resnet44, resnet56
-from actfx.nn.models.resnet import _pad_shortcut
-
 
 # Initialising a ResNet compiles one random-number kernel per parameter shape (~1 s of CPU
 # each), so the tests build real models of one configuration only (ResNet-8, 1 input
@@ -99,11 +98,21 @@ def test_act_argument_forms():
     assert m.acts[0] is nnx.relu
     m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=actfx.nn.LayerAct, rngs=nnx.Rngs(0)))
     assert isinstance(m.acts[0], actfx.nn.LayerAct)
-    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=lambda num_features: actfx.nn.MMeLU(
-        num_features, c_init=0.2), rngs=nnx.Rngs(0)))
+    m = nnx.eval_shape(
+        lambda: MLP(
+            4,
+            2,
+            hidden=(3,),
+            act=lambda num_features: actfx.nn.MMeLU(num_features, c_init=0.2),
+            rngs=nnx.Rngs(0),
+        )
+    )
     assert m.acts[0].c_raw.shape == (3,)
-    m = nnx.eval_shape(lambda: MLP(4, 2, hidden=(3,), act=functools.partial(
-        actfx.nn.NeLU, lam_init=1.0), rngs=nnx.Rngs(0)))
+    m = nnx.eval_shape(
+        lambda: MLP(
+            4, 2, hidden=(3,), act=functools.partial(actfx.nn.NeLU, lam_init=1.0), rngs=nnx.Rngs(0)
+        )
+    )
     assert m.acts[0].lam_raw.shape == (3,)
     with pytest.raises(TypeError, match="module instance"):
         nnx.eval_shape(lambda: MLP(4, 2, act=actfx.nn.MMeLU(4), rngs=nnx.Rngs(0)))
@@ -117,11 +126,14 @@ def test_act_argument_forms():
         nnx.eval_shape(lambda: SmallCNN(act="relu", rngs=nnx.Rngs(0)))
 
 
-@pytest.mark.parametrize("act,attr,width", [
-    (actfx.nn.DiTAC, "theta", lambda c: (c, 9)),
-    (actfx.nn.MMeLU, "c_raw", lambda c: (c,)),
-    (lambda n, rngs: actfx.nn.MMeLU(n, c_init=0.1, rngs=rngs), "c_raw", lambda c: (c,)),
-])
+@pytest.mark.parametrize(
+    "act,attr,width",
+    [
+        (actfx.nn.DiTAC, "theta", lambda c: (c, 9)),
+        (actfx.nn.MMeLU, "c_raw", lambda c: (c,)),
+        (lambda n, rngs: actfx.nn.MMeLU(n, c_init=0.1, rngs=rngs), "c_raw", lambda c: (c,)),
+    ],
+)
 def test_resnet20_per_channel_activations(act, attr, width):
     m = nnx.eval_shape(lambda: resnet20(act=act, rngs=nnx.Rngs(0)))
     sites = [m.stem_act] + [a for stage in m.stages for blk in stage for a in (blk.act1, blk.act2)]
@@ -163,10 +175,17 @@ def test_resnet_bad_depth(depth):
         nnx.eval_shape(lambda: ResNet(depth, rngs=nnx.Rngs(0)))
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"topk": 0.0}, "topk"), ({"topk": 1.5}, "topk"), ({"topk": 0.1, "topk_stages": (3,)}, "topk_stages"),
-    ({"shortcut": "C"}, "shortcut"), ({"widths": (16, 32)}, "widths"), ({"num_classes": 0}, "num_classes"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"topk": 0.0}, "topk"),
+        ({"topk": 1.5}, "topk"),
+        ({"topk": 0.1, "topk_stages": (3,)}, "topk_stages"),
+        ({"shortcut": "C"}, "shortcut"),
+        ({"widths": (16, 32)}, "widths"),
+        ({"num_classes": 0}, "num_classes"),
+    ],
+)
 def test_resnet_bad_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
         nnx.eval_shape(lambda: ResNet(20, rngs=nnx.Rngs(0), **kw))
@@ -235,12 +254,13 @@ def test_small_cnn_and_mlp():
     cnn = SmallCNN(act=lambda: jax.nn.silu, num_classes=10, widths=(16, 32), rngs=nnx.Rngs(0))
     assert forward(cnn, x).shape == (4, 10)
     assert n_params(cnn) == 9 * 16 + 2 * 16 + 9 * 16 * 32 + 2 * 32 + 32 * 10 + 10
-    mlp = nnx.eval_shape(lambda: MLP(64, 10, hidden=(32, 16), act=lambda: actfx.nn.LayerAct(),
-                                      rngs=nnx.Rngs(0)))
+    mlp = nnx.eval_shape(
+        lambda: MLP(64, 10, hidden=(32, 16), act=lambda: actfx.nn.LayerAct(), rngs=nnx.Rngs(0))
+    )
     assert nnx.eval_shape(lambda mod, v: mod(v), mlp, x).shape == (4, 10)
     assert n_params(mlp) == 64 * 32 + 32 + 32 * 16 + 16 + 16 * 10 + 10
     # MLP with identity activation is an affine map: check against NumPy
-    lin = MLP(64, 10, hidden=(16,), act=lambda: (lambda v: v), rngs=nnx.Rngs(2))
+    lin = MLP(64, 10, hidden=(16,), act=lambda: lambda v: v, rngs=nnx.Rngs(2))
     w1, b1 = np.asarray(lin.layers[0].kernel[...]), np.asarray(lin.layers[0].bias[...])
     w2, b2 = np.asarray(lin.head.kernel[...]), np.asarray(lin.head.bias[...])
     xf = np.asarray(x).reshape(4, -1)
@@ -248,13 +268,16 @@ def test_small_cnn_and_mlp():
 
 
 def test_small_cnn_topk_and_errors():
-    m = SmallCNN(act=lambda: jax.nn.relu, widths=(16, 32), topk=0.5, topk_blocks=(1,),
-                 rngs=nnx.Rngs(0))
+    m = SmallCNN(
+        act=lambda: jax.nn.relu, widths=(16, 32), topk=0.5, topk_blocks=(1,), rngs=nnx.Rngs(0)
+    )
     assert m.topk_blocks == (1,)
     dense = SmallCNN(act=lambda: jax.nn.relu, widths=(16, 32), rngs=nnx.Rngs(0))
     assert not np.allclose(forward(m, X8), forward(dense, X8))
     with pytest.raises(ValueError, match="topk_blocks"):
-        nnx.eval_shape(lambda: SmallCNN(widths=(4, 8), topk=0.5, topk_blocks=(2,), rngs=nnx.Rngs(0)))
+        nnx.eval_shape(
+            lambda: SmallCNN(widths=(4, 8), topk=0.5, topk_blocks=(2,), rngs=nnx.Rngs(0))
+        )
     with pytest.raises(ValueError, match="widths"):
         nnx.eval_shape(lambda: SmallCNN(widths=(), rngs=nnx.Rngs(0)))
     with pytest.raises(ValueError, match="in_channels"):

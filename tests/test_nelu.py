@@ -252,7 +252,9 @@ def test_homogeneity_up_to_the_dtype_max(x64, dtype, method):
     lo, hi = int(np.log2(float(fi.tiny))) + 4, int(np.log2(float(fi.max))) - 2
     for k in (lo, -5, 5, hi):
         c = 2.0**k
-        zk = np.asarray(actfx.nelu(x * jnp.asarray(c, dtype), 0.4, method=method, iters=30), np.float64)
+        zk = np.asarray(
+            actfx.nelu(x * jnp.asarray(c, dtype), 0.4, method=method, iters=30), np.float64
+        )
         assert np.all(np.isfinite(zk))
         np.testing.assert_array_equal(zk / c, z1)
 

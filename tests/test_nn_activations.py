@@ -63,8 +63,10 @@ def test_mmelu_module_matches_functional_and_trains(num_features):
     assert not np.allclose(act.gamma, before)
 
 
-@pytest.mark.parametrize("lr", [pytest.param(1e4, marks=pytest.mark.slow),
-                                pytest.param(1e8, marks=pytest.mark.slow), 1e30])
+@pytest.mark.parametrize(
+    "lr",
+    [pytest.param(1e4, marks=pytest.mark.slow), pytest.param(1e8, marks=pytest.mark.slow), 1e30],
+)
 def test_constraints_hold_strictly_after_huge_sgd_steps(lr):
     """c stays in (0, 1), lam in (0, inf) / (0, lam_max) -- never on a bound -- however large
     the step (issue 12: c = 1.0 and lam = 0.0 after large steps; NeLU lam unbounded)."""
@@ -119,24 +121,40 @@ def test_nelu_defaults_on_a_small_pool():
     np.testing.assert_allclose(act(x36), actfx.nelu(x36, 2.0 / 6.0), atol=1e-6)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"lam_init": 0.0}, "lam_init"), ({"lam_init": 9.0}, "lam_init"),
-    ({"lam_max": -1.0}, "lam_max"), ({"rms_scaled": False, "lam_max": 2.0}, "lam_max"),
-    ({"rms_scaled": False, "lam_init": 1.0}, "lam_init"), ({"method": "newton"}, "method"),
-    ({"iters": 0}, "iters"), ({"num_features": 0}, "num_features"),
-    ({"dtype": jnp.int32}, "dtype"), ({"param_dtype": None}, "param_dtype"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"lam_init": 0.0}, "lam_init"),
+        ({"lam_init": 9.0}, "lam_init"),
+        ({"lam_max": -1.0}, "lam_max"),
+        ({"rms_scaled": False, "lam_max": 2.0}, "lam_max"),
+        ({"rms_scaled": False, "lam_init": 1.0}, "lam_init"),
+        ({"method": "newton"}, "method"),
+        ({"iters": 0}, "iters"),
+        ({"num_features": 0}, "num_features"),
+        ({"dtype": jnp.int32}, "dtype"),
+        ({"param_dtype": None}, "param_dtype"),
+    ],
+)
 def test_nelu_argument_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         ann.NeLU(**kw)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"c_init": 1.0}, "c_init"), ({"c_init": 0.0}, "c_init"), ({"c_init": "0.5"}, "c_init"),
-    ({"lam_init": -1.0}, "lam_init"), ({"gamma_init": float("nan")}, "gamma_init"),
-    ({"num_features": 0}, "num_features"), ({"num_features": 2.0}, "num_features"),
-    ({"channel_axis": 1.0}, "channel_axis"), ({"dtype": "int8"}, "dtype"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"c_init": 1.0}, "c_init"),
+        ({"c_init": 0.0}, "c_init"),
+        ({"c_init": "0.5"}, "c_init"),
+        ({"lam_init": -1.0}, "lam_init"),
+        ({"gamma_init": float("nan")}, "gamma_init"),
+        ({"num_features": 0}, "num_features"),
+        ({"num_features": 2.0}, "num_features"),
+        ({"channel_axis": 1.0}, "channel_axis"),
+        ({"dtype": "int8"}, "dtype"),
+    ],
+)
 def test_mmelu_argument_errors(kw, match):
     with pytest.raises(ValueError, match=match):
         ann.MMeLU(**kw)
@@ -178,7 +196,7 @@ def _randomise(mods):
 
 def test_channel_axis_matches_channels_last():
     x_last = jax.random.normal(jax.random.key(4), (2, 3, 4, 5))  # NHWC, 5 channels
-    x_first = jnp.moveaxis(x_last, -1, 1)                          # NCHW
+    x_first = jnp.moveaxis(x_last, -1, 1)  # NCHW
     last, first = _per_channel_modules(5), _per_channel_modules(5, channel_axis=1)
     _randomise(last)
     _randomise(first)
@@ -187,25 +205,33 @@ def test_channel_axis_matches_channels_last():
             first[name].axis = (1, 2, 3)
         y_last = last[name](x_last)
         y_first = first[name](x_first)
-        np.testing.assert_allclose(jnp.moveaxis(y_first, 1, -1), y_last, rtol=1e-6, atol=1e-6,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            jnp.moveaxis(y_first, 1, -1), y_last, rtol=1e-6, atol=1e-6, err_msg=name
+        )
         with pytest.raises(ValueError, match="num_features"):
             last[name](x_first)
 
 
-@pytest.mark.parametrize("name", ["MMeLU", "BiasedReLU", pytest.param("NeLU", marks=pytest.mark.slow),
-                                  pytest.param("DiTAC", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "MMeLU",
+        "BiasedReLU",
+        pytest.param("NeLU", marks=pytest.mark.slow),
+        pytest.param("DiTAC", marks=pytest.mark.slow),
+    ],
+)
 def test_dtype_is_computation_and_param_dtype_is_storage(name):
     x = jax.random.normal(jax.random.key(5), (4, 3, 3, 4))
     extra = {"axis": (-3, -2, -1)} if name == "NeLU" else {}
     for cls in (getattr(ann, name),):
         m = cls(4, param_dtype=jnp.bfloat16, rngs=nnx.Rngs(0), **extra)
         assert all(v.dtype == jnp.bfloat16 for v in jax.tree.leaves(nnx.state(m, nnx.Param))), name
-        assert m(x).dtype == jnp.float32, name                       # None: input's dtype
+        assert m(x).dtype == jnp.float32, name  # None: input's dtype
         assert m(x.astype(jnp.bfloat16)).dtype == jnp.bfloat16, name
         m32 = cls(4, dtype=jnp.bfloat16, rngs=nnx.Rngs(0), **extra)
         assert all(v.dtype == jnp.float32 for v in jax.tree.leaves(nnx.state(m32, nnx.Param)))
-        assert m32(x).dtype == jnp.bfloat16, name                    # dtype: computation
+        assert m32(x).dtype == jnp.bfloat16, name  # dtype: computation
         ref = cls(4, rngs=nnx.Rngs(0), **extra)(x.astype(jnp.bfloat16).astype(jnp.float32))
         np.testing.assert_allclose(m32(x).astype(jnp.float32), ref, atol=0.1, err_msg=name)
     if name == "MMeLU":  # the parameter-free modules too
@@ -215,8 +241,14 @@ def test_dtype_is_computation_and_param_dtype_is_storage(name):
 
 def test_rngs_keyword_accepted_everywhere_and_required_for_ditac():
     r = nnx.Rngs(0)
-    for m in (ann.LayerAct(rngs=r), ann.TopK(0.5, rngs=r), ann.MMeLU(rngs=r), ann.NeLU(rngs=r),
-              ann.BiasedReLU(None, rngs=r), ann.DiTAC(rngs=r)):
+    for m in (
+        ann.LayerAct(rngs=r),
+        ann.TopK(0.5, rngs=r),
+        ann.MMeLU(rngs=r),
+        ann.NeLU(rngs=r),
+        ann.BiasedReLU(None, rngs=r),
+        ann.DiTAC(rngs=r),
+    ):
         assert m(jnp.ones((1, 2, 2, 1))).shape == (1, 2, 2, 1)
     with pytest.raises(TypeError, match="rngs"):
         ann.DiTAC()
@@ -240,14 +272,18 @@ def test_zero_sizes():
 
 
 def test_model_holding_ditac_pickles_and_deep_copies():
-    model = nnx.Sequential(nnx.Linear(3, 4, rngs=nnx.Rngs(0)), ann.DiTAC(4, rngs=nnx.Rngs(1)),
-                           ann.MMeLU(4), ann.NeLU(4))
+    model = nnx.Sequential(
+        nnx.Linear(3, 4, rngs=nnx.Rngs(0)),
+        ann.DiTAC(4, rngs=nnx.Rngs(1)),
+        ann.MMeLU(4),
+        ann.NeLU(4),
+    )
     x = jax.random.normal(jax.random.key(6), (5, 3))
     y = model(x)
     for clone in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model), nnx.clone(model)):
         np.testing.assert_array_equal(clone(x), y)
         assert clone.layers[1].tess == model.layers[1].tess
-        clone.layers[1].theta[...] = clone.layers[1].theta[...] + 1.0   # an independent copy
+        clone.layers[1].theta[...] = clone.layers[1].theta[...] + 1.0  # an independent copy
         assert not np.allclose(clone.layers[1].theta[...], model.layers[1].theta[...])
     np.testing.assert_array_equal(model(x), y)
 
@@ -259,8 +295,9 @@ def test_ditac_module_matches_functional_and_regularizer():
     np.testing.assert_array_equal(act(x), actfx.ditac(x, act.theta[...], act.tess))
     th = np.asarray(act.theta[...], np.float64)
     P = np.asarray(act.precision[...], np.float64)
-    np.testing.assert_allclose(act.regularizer(), 0.1 * np.einsum("cd,de,ce->", th, P, th),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        act.regularizer(), 0.1 * np.einsum("cd,de,ce->", th, P, th), rtol=1e-5
+    )
     np.testing.assert_allclose(ann.regularization(act), act.regularizer())
     np.testing.assert_allclose(ann.ditac_penalty(act), act.regularizer())
     with pytest.raises(ValueError, match="method"):

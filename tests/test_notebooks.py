@@ -75,8 +75,14 @@ def test_every_notebook_has_the_same_install_cell():
 def test_install_cell_without_actfx_or_source_prints_instructions(tmp_path):
     # `python -S`: no site-packages, so actfx is not importable (cwd has no actfx/ either).
     env = {k: v for k, v in os.environ.items() if k not in ("ACTFX_SOURCE", "PYTHONPATH")}
-    out = subprocess.run([sys.executable, "-S", "-c", _install_cell("quickstart")], cwd=tmp_path,
-                         env=env, capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-S", "-c", _install_cell("quickstart")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode != 0
     assert "ACTFX_SOURCE is not set" in out.stdout and "git+https://" in out.stdout
     assert "RuntimeError: actfx is not installed" in out.stderr
@@ -101,8 +107,10 @@ def test_install_cell_skips_when_installed_and_finds_missing_requirements(monkey
 
 
 def test_colab_notebook_asks_for_a_tpu_runtime():
-    for path in (ROOT / "notebooks" / "colab_tpu_training.ipynb",
-                 ROOT / "notebooks" / "colab_tpu_training.py"):
+    for path in (
+        ROOT / "notebooks" / "colab_tpu_training.ipynb",
+        ROOT / "notebooks" / "colab_tpu_training.py",
+    ):
         meta = jupytext.read(path).metadata
         assert meta.get("accelerator") == "TPU", path
         assert meta.get("colab", {}).get("gpuType"), path

@@ -129,7 +129,9 @@ def third_party_imports(path: pathlib.Path) -> list[tuple[str, int, bool]]:
     return [
         (m, ln, lvl)
         for m, ln, lvl in out
-        if m not in sys.stdlib_module_names and m not in FIRST_PARTY and m != "__future__"
+        if m not in sys.stdlib_module_names
+        and m not in FIRST_PARTY
+        and m != "__future__"
         # a sibling module (e.g. a shared test helper next to the test) is first-party
         and not (path.parent / f"{m}.py").exists()
     ]
@@ -156,8 +158,10 @@ def test_every_actfx_import_is_declared_and_module_level_ones_are_base():
             dists = _dists_of(mod)
             where = f"{f.relative_to(ROOT)}:{line} imports {mod} ({'/'.join(sorted(dists))})"
             if module_level and not dists & base:
-                problems.append(f"{where} at module level, but it is not a base dependency "
-                                "(declare it in [project] dependencies or import it lazily)")
+                problems.append(
+                    f"{where} at module level, but it is not a base dependency "
+                    "(declare it in [project] dependencies or import it lazily)"
+                )
             elif not dists & (base | anywhere):
                 problems.append(f"{where}, declared nowhere in pyproject.toml")
     assert not problems, "\n".join(problems)
@@ -240,11 +244,14 @@ def test_wheel_installs_without_extras_in_fresh_venv(tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check",
-                    str(wheel)], check=True)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
+        check=True,
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["JAX_PLATFORMS"] = "cpu"
-    out = subprocess.run([str(py), "-c", SMOKE], cwd=tmp_path, env=env, capture_output=True,
-                         text=True)
+    out = subprocess.run(
+        [str(py), "-c", SMOKE], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "fit ok" in out.stdout and "data extra named" in out.stdout

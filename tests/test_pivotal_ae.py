@@ -27,8 +27,9 @@ def test_nelu_module_per_channel_and_conv_pool():
     act = NeLU(3, lam_init=1.5, axis=(-3, -2, -1), two_sided=True, rngs=nnx.Rngs(0))
     assert act.lam.shape == (3,)
     lam = jnp.broadcast_to(act.lam / math.sqrt(90), x.shape)
-    np.testing.assert_allclose(act(x), actfx.nelu(x, lam, axis=(1, 2, 3), two_sided=True),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        act(x), actfx.nelu(x, lam, axis=(1, 2, 3), two_sided=True), atol=1e-6
+    )
     with pytest.raises(ValueError, match="channels|num_features"):
         act(jnp.ones((2, 5, 6, 4)))
     with pytest.raises(ValueError, match="lam_init"):
@@ -66,8 +67,9 @@ def test_nelu_autoencoder_is_positively_homogeneous(two_sided):
     """No biases + NeLU: AE(c y) = c AE(y), the pivotal property; a ReLU+bias AE is not."""
     y = jax.random.normal(jax.random.key(4), (6, 16))
     ae = PivotalAE(16, 32, two_sided=two_sided, lam_init=1.5, rngs=nnx.Rngs(0))
-    relu = PivotalAE(16, 32, activation="relu", two_sided=two_sided, bias_init=0.5,
-                     rngs=nnx.Rngs(0))
+    relu = PivotalAE(
+        16, 32, activation="relu", two_sided=two_sided, bias_init=0.5, rngs=nnx.Rngs(0)
+    )
     for c in (0.1, 5.0):
         np.testing.assert_allclose(ae(c * y), c * ae(y), rtol=1e-4, atol=1e-5 * c)
         assert not np.allclose(relu(c * y), c * relu(y), rtol=1e-3, atol=1e-4)
@@ -176,8 +178,9 @@ def test_pinv_decoder_is_the_pseudo_inverse_of_the_encoder():
     z = jax.random.normal(jax.random.key(3), (3, 10))
     np.testing.assert_allclose(ae.decode(z), np.asarray(z) @ m, atol=1e-4)
     # with no shrinkage (ReLU, b = 0, two-sided) the AE is exactly the identity
-    relu = PivotalAE(6, 10, activation="relu", decoder="pinv", two_sided=True, bias_init=0.0,
-                     rngs=nnx.Rngs(1))
+    relu = PivotalAE(
+        6, 10, activation="relu", decoder="pinv", two_sided=True, bias_init=0.0, rngs=nnx.Rngs(1)
+    )
     y = jax.random.normal(jax.random.key(4), (5, 6))
     np.testing.assert_allclose(relu(y), y, atol=1e-5)
     # rescaling the encoder cannot change a NeLU AE's output (no gain to learn)
@@ -196,34 +199,42 @@ def test_transpose_decoder_is_scaled_encoder_transpose():
     np.testing.assert_allclose(ae.decoder_matrix(), 1.7 * ae.encoder.kernel[...].T, atol=1e-7)
     z = jax.random.normal(jax.random.key(5), (2, 12))
     np.testing.assert_allclose(ae.decode(z), 1.7 * z @ ae.encoder.kernel[...].T, atol=1e-5)
-    conv = ConvPivotalAE(1, 4, kernel_size=3, decoder="transpose", remove_mean=False,
-                         rngs=nnx.Rngs(0))
+    conv = ConvPivotalAE(
+        1, 4, kernel_size=3, decoder="transpose", remove_mean=False, rngs=nnx.Rngs(0)
+    )
     y = jax.random.normal(jax.random.key(6), (1, 8, 8, 1))
     c = jax.random.normal(jax.random.key(7), (1, 8, 8, 4))
     # <E y, c> = <y, E^T c> and decode = scale * E^T
-    np.testing.assert_allclose(jnp.vdot(conv.encoder(y), c),
-                               4 * jnp.vdot(y, conv.decode(c)), rtol=1e-4)
+    np.testing.assert_allclose(
+        jnp.vdot(conv.encoder(y), c), 4 * jnp.vdot(y, conv.decode(c)), rtol=1e-4
+    )
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(in_features=4, num_atoms=0), "num_atoms"),
-    (dict(in_features=0, num_atoms=4), "in_features"),
-    (dict(in_features=4.0, num_atoms=4), "in_features"),
-    (dict(in_features=4, num_atoms=True), "num_atoms"),
-    (dict(in_features=4, num_atoms=4, decoder="tied"), "decoder"),
-    (dict(in_features=4, num_atoms=4, activation="gelu"), "activation"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(in_features=4, num_atoms=0), "num_atoms"),
+        (dict(in_features=0, num_atoms=4), "in_features"),
+        (dict(in_features=4.0, num_atoms=4), "in_features"),
+        (dict(in_features=4, num_atoms=True), "num_atoms"),
+        (dict(in_features=4, num_atoms=4, decoder="tied"), "decoder"),
+        (dict(in_features=4, num_atoms=4, activation="gelu"), "activation"),
+    ],
+)
 def test_dense_ae_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         PivotalAE(**kwargs, rngs=nnx.Rngs(0))
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(in_features=1, num_features=0), "num_features"),
-    (dict(in_features=0, num_features=3), "in_features"),
-    (dict(in_features=1, num_features=3, kernel_size=0), "kernel_size"),
-    (dict(in_features=1, num_features=3, decoder="pinv"), "decoder"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(in_features=1, num_features=0), "num_features"),
+        (dict(in_features=0, num_features=3), "in_features"),
+        (dict(in_features=1, num_features=3, kernel_size=0), "kernel_size"),
+        (dict(in_features=1, num_features=3, decoder="pinv"), "decoder"),
+    ],
+)
 def test_conv_ae_bad_arguments_name_the_argument(kwargs, name):
     with pytest.raises(ValueError, match=name):
         ConvPivotalAE(**kwargs, rngs=nnx.Rngs(0))
@@ -265,27 +276,59 @@ def test_experiment_smoke(tmp_path, monkeypatch):
     from experiments import nelu_pivotal
 
     monkeypatch.chdir(tmp_path)
-    res = nelu_pivotal.main([
-        "--seeds", "2", "--steps", "20", "--sigma-trains", "0.1", "0.2",
-        "--oracle-sigmas", "0.1", "0.2", "--sigma-tests", "0.1", "0.2",
-        "--image-sigma-trains", "25", "50", "--image-sigma-tests", "25", "50",
-        "--num-patches", "512", "--test-crop", "32", "--train-size", "1024",
-        "--test-size", "256", "--out", "smoke"])
+    res = nelu_pivotal.main(
+        [
+            "--seeds",
+            "2",
+            "--steps",
+            "20",
+            "--sigma-trains",
+            "0.1",
+            "0.2",
+            "--oracle-sigmas",
+            "0.1",
+            "0.2",
+            "--sigma-tests",
+            "0.1",
+            "0.2",
+            "--image-sigma-trains",
+            "25",
+            "50",
+            "--image-sigma-tests",
+            "25",
+            "50",
+            "--num-patches",
+            "512",
+            "--test-crop",
+            "32",
+            "--train-size",
+            "1024",
+            "--test-size",
+            "256",
+            "--out",
+            "smoke",
+        ]
+    )
     out = tmp_path / "results" / "smoke"
     assert {"results.json", "synthetic.png", "images.png"} <= {p.name for p in out.iterdir()}
     syn = res["synthetic"]
-    assert set(syn["mse"]) == {f"{a}/{d}@{s:g}" for a in ("nelu", "relu")
-                               for d in ("free", "pinv") for s in (0.1, 0.2)}
+    assert set(syn["mse"]) == {
+        f"{a}/{d}@{s:g}" for a in ("nelu", "relu") for d in ("free", "pinv") for s in (0.1, 0.2)
+    }
     assert len(syn["params"]["nelu/pinv@0.2"]) == 2
     assert all(np.isfinite(v).all() for rec in res["images"]["psnr"].values() for v in rec)
     assert set(res["synthetic_analysis"]["verdicts"]) == {
-        "pivotal/free", "match/free", "pivotal/pinv", "match/pinv"}
+        "pivotal/free",
+        "match/free",
+        "pivotal/pinv",
+        "match/pinv",
+    }
     assert res["tables"].count("VERDICT") == 8
 
 
 def test_experiment_test_crop_is_covered_by_strided_patches():
     """Every pixel of a test image must be covered, or fold_patches leaves it at 0."""
-    from actfx.data.denoising import extract_patches, fold_patches
+    from actfx._src.data.denoising import extract_patches, fold_patches
     from experiments import nelu_pivotal as E
 
     img = np.random.default_rng(0).uniform(size=(160, 149)).astype(np.float32)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from actfx._src.data.shape_bias import IMAGENET_INDICES_16
 from actfx.data import GEIRHOS_CATEGORIES, load_png_images, scan_geirhos_cue_conflict
-from actfx.data.shape_bias import IMAGENET_INDICES_16
 from actfx.metrics import (
     geirhos_shape_bias,
     imagenet_to_geirhos16,
@@ -22,9 +22,9 @@ from actfx.metrics import (
 
 def test_shape_bias_hand_computed():
     #        shape  shape  texture other  excluded(s==t, pred==s)  excluded(s==t, other)
-    pred = [0,     1,     5,      7,     3,                       9]
-    s = [0,        1,     4,      2,     3,                       3]
-    t = [5,        6,     5,      8,     3,                       3]
+    pred = [0, 1, 5, 7, 3, 9]
+    s = [0, 1, 4, 2, 3, 3]
+    t = [5, 6, 5, 8, 3, 3]
     c = shape_bias_counts(pred, s, t)
     assert (c["shape"], c["texture"], c["other"], c["excluded"]) == (2, 1, 1, 2)
     assert c["shape_bias"] == pytest.approx(2 / 3)
@@ -70,9 +70,9 @@ def test_shape_bias_errors():
 
 def test_predict_classes_scores_and_decisions():
     x = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
-    scores = lambda b: np.stack([b[:, 0, 0, 0], -b[:, 0, 0, 0]], 1)  # noqa: E731
+    scores = lambda b: np.stack([b[:, 0, 0, 0], -b[:, 0, 0, 0]], 1)
     np.testing.assert_array_equal(predict_classes(scores, x, batch_size=3), np.zeros(10))
-    decide = lambda b: (b[:, 0, 0, 0] % 3).astype(int)  # noqa: E731
+    decide = lambda b: (b[:, 0, 0, 0] % 3).astype(int)
     np.testing.assert_array_equal(predict_classes(decide, x, batch_size=4), np.arange(10) % 3)
     with pytest.raises(ValueError, match="classify must return"):
         predict_classes(lambda b: np.zeros((1, 2)), x, batch_size=4)
@@ -82,7 +82,7 @@ def test_predict_classes_scores_and_decisions():
 
 def test_imagenet_to_geirhos16():
     idx = [i for c in GEIRHOS_CATEGORIES for i in IMAGENET_INDICES_16[c]]
-    assert len(idx) == len(set(idx)) == 207       # disjoint; 207 of the 1000 classes used
+    assert len(idx) == len(set(idx)) == 207  # disjoint; 207 of the 1000 classes used
     assert min(idx) >= 0 and max(idx) < 1000
     probs = np.random.default_rng(1).dirichlet(np.ones(1000), size=5)
     out = imagenet_to_geirhos16(probs)
@@ -91,9 +91,9 @@ def test_imagenet_to_geirhos16():
         ref = [np.mean([probs[n, i] for i in IMAGENET_INDICES_16[c]]) for n in range(5)]
         np.testing.assert_allclose(out[:, k], ref, rtol=1e-12)
     p = np.zeros((1, 1000))
-    p[0, 340] = 0.5      # zebra: none of the 16
-    p[0, 386] = 0.3      # African elephant
-    p[0, 207] = 0.2      # golden retriever
+    p[0, 340] = 0.5  # zebra: none of the 16
+    p[0, 386] = 0.3  # African elephant
+    p[0, 207] = 0.2  # golden retriever
     assert GEIRHOS_CATEGORIES[int(imagenet_to_geirhos16(p).argmax())] == "elephant"
     with pytest.raises(ValueError, match=r"probs must have shape \(N, 1000\)"):
         imagenet_to_geirhos16(np.zeros((2, 10)))

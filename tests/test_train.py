@@ -34,11 +34,16 @@ def test_piecewise_schedule_matches_paper_recipe():
         assert float(s(t)) == pytest.approx(expected, rel=1e-6)
 
 
-@pytest.mark.parametrize("kw,match", [
-    ({"base_lr": 0.0}, "base_lr"), ({"total_steps": 0}, "total_steps"),
-    ({"boundaries": (0.7, 0.5)}, "boundaries"), ({"boundaries": (1.0,)}, "boundaries"),
-    ({"factor": -1.0}, "factor"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"base_lr": 0.0}, "base_lr"),
+        ({"total_steps": 0}, "total_steps"),
+        ({"boundaries": (0.7, 0.5)}, "boundaries"),
+        ({"boundaries": (1.0,)}, "boundaries"),
+        ({"factor": -1.0}, "factor"),
+    ],
+)
 def test_piecewise_schedule_errors(kw, match):
     args = {"base_lr": 0.1, "total_steps": 100, **kw}
     with pytest.raises(ValueError, match=match):
@@ -89,7 +94,11 @@ def test_evaluate_matches_numpy_with_padded_last_batch(digits):
     x, y = digits.x_test[:37], digits.y_test[:37]
     r = evaluate(m, (x, y), batch_size=10)
     logits = np.asarray(m(x), np.float64)
-    logp = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True)) - logits.max(1, keepdims=True)
+    logp = (
+        logits
+        - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+        - logits.max(1, keepdims=True)
+    )
     assert r["loss"] == pytest.approx(-np.mean(logp[np.arange(37), y]), rel=1e-5)
     assert r["accuracy"] == pytest.approx(np.mean(logits.argmax(1) == y))
 
@@ -97,8 +106,14 @@ def test_evaluate_matches_numpy_with_padded_last_batch(digits):
 def test_fit_learns_digits_and_writes_metrics(digits, tmp_path):
     m = SmallCNN(act=lambda: jax.nn.relu, widths=(16, 32), rngs=nnx.Rngs(0))
     path = tmp_path / "metrics.json"
-    cfg = TrainConfig(epochs=4, batch_size=64, learning_rate=0.1, schedule="constant",
-                      metrics_path=str(path), progress=False)
+    cfg = TrainConfig(
+        epochs=4,
+        batch_size=64,
+        learning_rate=0.1,
+        schedule="constant",
+        metrics_path=str(path),
+        progress=False,
+    )
     r = fit(m, digits, config=cfg, extra_meta={"act": "relu"})
     assert r.final["step"] == 4 * (len(digits.x_train) // 64)
     assert r.final["test_accuracy"] > 0.85
@@ -114,8 +129,13 @@ def test_fit_learns_digits_and_writes_metrics(digits, tmp_path):
 def test_fit_is_deterministic_and_seed_matters(digits):
     def run(seed):
         m = MLP(64, 10, hidden=(32,), rngs=nnx.Rngs(0))
-        fit(m, digits, config=TrainConfig(steps=15, batch_size=32, augment=False, seed=seed,
-                                          progress=False, eval_every=100))
+        fit(
+            m,
+            digits,
+            config=TrainConfig(
+                steps=15, batch_size=32, augment=False, seed=seed, progress=False, eval_every=100
+            ),
+        )
         return nnx.state(m, nnx.Param)
 
     a, b, c = run(0), run(0), run(1)
@@ -131,5 +151,8 @@ def test_fit_argument_errors(digits):
     with pytest.raises(ValueError, match="equal length"):
         fit(m, (digits.x_train, digits.y_train[:3]), config=TrainConfig(progress=False))
     with pytest.raises(ValueError, match="augment"):
-        fit(m, (digits.x_train.reshape(-1, 64), digits.y_train),
-            config=TrainConfig(augment=True, progress=False))
+        fit(
+            m,
+            (digits.x_train.reshape(-1, 64), digits.y_train),
+            config=TrainConfig(augment=True, progress=False),
+        )

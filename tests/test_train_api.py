@@ -45,7 +45,9 @@ def test_regression_targets_with_mse_loss_and_adam():
     cfg = TrainConfig(steps=150, batch_size=32, eval_every=50, progress=False)
     r = fit(m, (x, y), (x[:40], y[:40]), config=cfg, loss_fn=mse_loss, optimizer=optax.adam(0.05))
     assert [h["step"] for h in r.history] == [50, 100, 150]
-    assert {"train_loss", "train_rmse", "train_regularization", "test_loss", "test_rmse"} <= set(r.final)
+    assert {"train_loss", "train_rmse", "train_regularization", "test_loss", "test_rmse"} <= set(
+        r.final
+    )
     assert r.final["test_loss"] < 1e-3 * before, (before, r.final)
     # the model was updated in place: evaluate/predict reproduce the final record
     ev = evaluate(m, (x[:40], y[:40]), loss_fn=mse_loss, batch_size=16)
@@ -82,12 +84,19 @@ def _params(model):
 
 def test_optax_object_and_factory_follow_plain_optax():
     x, y = _class_data()
-    cfg = TrainConfig(steps=4, batch_size=len(x), schedule="piecewise", lr_boundaries=(0.5,),
-                      learning_rate=0.5, progress=False)
+    cfg = TrainConfig(
+        steps=4,
+        batch_size=len(x),
+        schedule="piecewise",
+        lr_boundaries=(0.5,),
+        learning_rate=0.5,
+        progress=False,
+    )
     # a GradientTransformation object
     m = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
-    ref = _manual_full_batch(nnx.Linear(4, 3, rngs=nnx.Rngs(0)), x, y, optax.sgd(0.3), 4,
-                             cross_entropy_loss, 0.0)
+    ref = _manual_full_batch(
+        nnx.Linear(4, 3, rngs=nnx.Rngs(0)), x, y, optax.sgd(0.3), 4, cross_entropy_loss, 0.0
+    )
     r = fit(m, (x, y), config=cfg, optimizer=optax.sgd(0.3))
     for a, b in zip(_params(m), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
@@ -103,8 +112,15 @@ def test_optax_object_and_factory_follow_plain_optax():
     r = fit(m, (x, y), config=cfg, optimizer=factory)
     assert len(seen) == 1 and seen[0] == pytest.approx([0.5, 0.5, 0.05, 0.05], rel=1e-6)
     sched = make_schedule("piecewise", 0.5, 4, boundaries=(0.5,))
-    ref = _manual_full_batch(nnx.Linear(4, 3, rngs=nnx.Rngs(0)), x, y,
-                             optax.sgd(sched, momentum=0.9), 4, cross_entropy_loss, 0.0)
+    ref = _manual_full_batch(
+        nnx.Linear(4, 3, rngs=nnx.Rngs(0)),
+        x,
+        y,
+        optax.sgd(sched, momentum=0.9),
+        4,
+        cross_entropy_loss,
+        0.0,
+    )
     for a, b in zip(_params(m), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6)
     assert r.final["lr"] == pytest.approx(0.05)
@@ -127,19 +143,29 @@ def test_model_regularizer_enters_the_loss_by_default():
     seen = {}
     cfg = TrainConfig(steps=3, batch_size=len(x), progress=False)
     m = _DiTACNet(nnx.Rngs(0))
-    r = fit(m, (x, y), config=cfg, optimizer=optax.sgd(0.5),
-            on_step=lambda s, met: seen.setdefault(s, float(met["regularization"])))
+    r = fit(
+        m,
+        (x, y),
+        config=cfg,
+        optimizer=optax.sgd(0.5),
+        on_step=lambda s, met: seen.setdefault(s, float(met["regularization"])),
+    )
     # reported: the penalty at the parameters each step started from
     assert seen[1] == pytest.approx(reg0, rel=1e-5)
     # one epoch per step here, so each record holds one step's penalty
     assert [h["train_regularization"] for h in r.history] == pytest.approx(
-        [seen[1], seen[2], seen[3]], rel=1e-6)
+        [seen[1], seen[2], seen[3]], rel=1e-6
+    )
     # optimised: fit's parameters follow plain optax on CE + regularization(model) ...
-    ref = _manual_full_batch(_DiTACNet(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 1.0)
+    ref = _manual_full_batch(
+        _DiTACNet(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 1.0
+    )
     for a, b in zip(_params(m), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
     # ... and not plain optax on CE alone (the same compiled gradient with weight 0)
-    ref0 = _manual_full_batch(_DiTACNet(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 0.0)
+    ref0 = _manual_full_batch(
+        _DiTACNet(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 0.0
+    )
     theta, theta0 = np.asarray(m.act.theta[...]), np.asarray(ref0["act"]["theta"][...])
     assert np.max(np.abs(theta - theta0)) > 1e-4  # 20x the tolerance above
 
@@ -161,14 +187,22 @@ class _DecayedLinear(nnx.Module):
 def test_regularization_weight_scales_any_module_regularizer(weight):
     x, y = _class_data()
     m = _DecayedLinear(nnx.Rngs(0))
-    fit(m, (x, y), config=TrainConfig(steps=3, batch_size=len(x), regularization_weight=weight,
-                                      progress=False), optimizer=optax.sgd(0.5))
-    ref = _manual_full_batch(_DecayedLinear(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3,
-                             cross_entropy_loss, weight)
+    fit(
+        m,
+        (x, y),
+        config=TrainConfig(
+            steps=3, batch_size=len(x), regularization_weight=weight, progress=False
+        ),
+        optimizer=optax.sgd(0.5),
+    )
+    ref = _manual_full_batch(
+        _DecayedLinear(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, weight
+    )
     for a, b in zip(_params(m), jax.tree.leaves(ref)):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-    other = _manual_full_batch(_DecayedLinear(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3,
-                               cross_entropy_loss, 0.3 - weight)
+    other = _manual_full_batch(
+        _DecayedLinear(nnx.Rngs(0)), x, y, optax.sgd(0.5), 3, cross_entropy_loss, 0.3 - weight
+    )
     assert max(np.max(np.abs(a - b)) for a, b in zip(_params(m), jax.tree.leaves(other))) > 1e-3
 
 
@@ -177,7 +211,9 @@ def test_evaluate_custom_loss_is_an_exact_mean_over_uneven_batches():
     m = nnx.Linear(3, 2, rngs=nnx.Rngs(1))
     full = float(jnp.mean((m(x) - y) ** 2))
     for bs in (5, 10, 37, 100):
-        assert evaluate(m, (x, y), loss_fn=mse_loss, batch_size=bs)["loss"] == pytest.approx(full, rel=1e-5)
+        assert evaluate(m, (x, y), loss_fn=mse_loss, batch_size=bs)["loss"] == pytest.approx(
+            full, rel=1e-5
+        )
 
 
 def test_predict_pads_the_last_batch_and_keeps_the_mode():
@@ -195,11 +231,14 @@ def test_predict_pads_the_last_batch_and_keeps_the_mode():
         predict(m, x, batch_size=0)
 
 
-@pytest.mark.parametrize("labels,match", [
-    (np.full(64, -1, np.int32), r"\[0, 3\).*label -1"),
-    (np.full(64, 3, np.int32), r"\[0, 3\).*label 3"),
-    (np.zeros(64, np.float32), "integer"),
-])
+@pytest.mark.parametrize(
+    "labels,match",
+    [
+        (np.full(64, -1, np.int32), r"\[0, 3\).*label -1"),
+        (np.full(64, 3, np.int32), r"\[0, 3\).*label 3"),
+        (np.zeros(64, np.float32), "integer"),
+    ],
+)
 def test_default_loss_checks_labels(labels, match):
     x, _ = _class_data()
     m = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
@@ -215,11 +254,15 @@ def test_bad_arguments_are_named_before_training(tmp_path):
     m = nnx.Linear(4, 3, rngs=nnx.Rngs(0))
     ok = dict(steps=2, batch_size=8, progress=False)
     cases = [
-        (dict(batch_size=0), "batch_size"), (dict(steps=-1), "steps"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(steps=-1), "steps"),
         (dict(learning_rate=float("nan")), "learning_rate"),
-        (dict(learning_rate=float("inf")), "learning_rate"), (dict(eval_every=0), "eval_every"),
-        (dict(checkpoint_every=0), "checkpoint_every"), (dict(regularization_weight=-1.0), "regularization_weight"),
-        (dict(schedule="linear"), "schedule"), (dict(resume_mismatch="maybe"), "resume_mismatch"),
+        (dict(learning_rate=float("inf")), "learning_rate"),
+        (dict(eval_every=0), "eval_every"),
+        (dict(checkpoint_every=0), "checkpoint_every"),
+        (dict(regularization_weight=-1.0), "regularization_weight"),
+        (dict(schedule="linear"), "schedule"),
+        (dict(resume_mismatch="maybe"), "resume_mismatch"),
     ]
     for kw, match in cases:
         with pytest.raises(ValueError, match=match):
@@ -243,7 +286,13 @@ def test_bad_arguments_are_named_before_training(tmp_path):
     with pytest.raises(ValueError, match="train inputs.*NaN.*example 5"):
         fit(m, (bad, y), config=TrainConfig(**ok))
     with pytest.raises(ValueError, match="test targets"):
-        fit(m, (x, y), (x, y.astype(np.float32) * np.nan), config=TrainConfig(**ok), loss_fn=mse_loss)
+        fit(
+            m,
+            (x, y),
+            (x, y.astype(np.float32) * np.nan),
+            config=TrainConfig(**ok),
+            loss_fn=mse_loss,
+        )
 
 
 class _Scalar(nnx.Module):
@@ -267,8 +316,9 @@ def test_non_finite_loss_stops_before_a_nan_checkpoint(tmp_path):
 
     x = np.zeros((8, 1), np.float32)
     d = str(tmp_path / "ck")
-    cfg = TrainConfig(steps=10, batch_size=8, eval_every=1, checkpoint_every=1, checkpoint_dir=d,
-                      progress=False)
+    cfg = TrainConfig(
+        steps=10, batch_size=8, eval_every=1, checkpoint_every=1, checkpoint_dir=d, progress=False
+    )
     m = _Scalar()
     with pytest.raises(FloatingPointError, match="step 4"):
         fit(m, (x, x), config=cfg, loss_fn=_blows_up_above_4, optimizer=optax.sgd(0.1))
@@ -290,7 +340,7 @@ def _zero_loss(model, batch):
 
 
 def test_compiled_step_cache_keys_on_loss_and_optimizer():
-    from actfx.train.loop import _compiled_train_step
+    from actfx._src.train.loop import _compiled_train_step
 
     x, y = _regression_data(n=32)
     tx = optax.sgd(0.1)
@@ -299,8 +349,7 @@ def test_compiled_step_cache_keys_on_loss_and_optimizer():
     def run(loss_fn, opt, seed=0):
         m = nnx.Linear(3, 2, rngs=nnx.Rngs(0))
         before = _compiled_train_step.cache_info()
-        fit(m, (x, y), config=dataclasses.replace(cfg, seed=seed), loss_fn=loss_fn,
-            optimizer=opt)
+        fit(m, (x, y), config=dataclasses.replace(cfg, seed=seed), loss_fn=loss_fn, optimizer=opt)
         after = _compiled_train_step.cache_info()
         return _params(m), after.misses - before.misses
 

@@ -28,13 +28,24 @@ def _model():
 def _config(ckpt_dir):
     # SGD + momentum (optimizer state), BatchNorm (running stats), augmentation (per-step
     # keys), a piecewise schedule with a boundary after the interruption point.
-    return TrainConfig(steps=24, batch_size=32, learning_rate=0.05, augment=True, pad=1,
-                       eval_every=8, checkpoint_every=5, checkpoint_dir=ckpt_dir,
-                       lr_boundaries=(0.75,), progress=False)
+    return TrainConfig(
+        steps=24,
+        batch_size=32,
+        learning_rate=0.05,
+        augment=True,
+        pad=1,
+        eval_every=8,
+        checkpoint_every=5,
+        checkpoint_dir=ckpt_dir,
+        lr_boundaries=(0.75,),
+        progress=False,
+    )
 
 
 def _flat(model):
-    return {"/".join(map(str, p)): np.asarray(v[...]) for p, v in nnx.to_flat_state(nnx.state(model))}
+    return {
+        "/".join(map(str, p)): np.asarray(v[...]) for p, v in nnx.to_flat_state(nnx.state(model))
+    }
 
 
 def _strip_timing(history):
@@ -115,8 +126,12 @@ def test_resume_after_sigkill(digits, tmp_path, uninterrupted):
     """A process killed with SIGKILL mid-run leaves a usable checkpoint."""
     ref_state, _ = uninterrupted
     ckpt = str(tmp_path / "ckpt")
-    proc = subprocess.run([sys.executable, "-c", _KILLED_RUN, ckpt, "17"], capture_output=True,
-                          text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, ckpt, "17"],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     m = _model()
     r = fit(m, digits, config=_config(ckpt))

@@ -42,12 +42,24 @@ def _data():
 
 
 def _cfg(d, **kw):
-    return TrainConfig(**{"steps": 8, "batch_size": 16, "learning_rate": 0.05, "eval_every": 4,
-                          "checkpoint_every": 4, "checkpoint_dir": d, "progress": False, **kw})
+    return TrainConfig(
+        **{
+            "steps": 8,
+            "batch_size": 16,
+            "learning_rate": 0.05,
+            "eval_every": 4,
+            "checkpoint_every": 4,
+            "checkpoint_dir": d,
+            "progress": False,
+            **kw,
+        }
+    )
 
 
 def _flat(model):
-    return {"/".join(map(str, p)): np.asarray(v[...]) for p, v in nnx.to_flat_state(nnx.state(model))}
+    return {
+        "/".join(map(str, p)): np.asarray(v[...]) for p, v in nnx.to_flat_state(nnx.state(model))
+    }
 
 
 def _assert_same(a, b):
@@ -119,8 +131,18 @@ def _delete_checkpoint_metadata(step_dir):
     os.remove(os.path.join(step_dir, "_CHECKPOINT_METADATA"))
 
 
-DAMAGE = {f.__name__[1:]: f for f in (_truncate, _flip_bytes, _delete_meta, _garbage_json,
-                                      _edit_meta, _empty_dir, _delete_model_item)}
+DAMAGE = {
+    f.__name__[1:]: f
+    for f in (
+        _truncate,
+        _flip_bytes,
+        _delete_meta,
+        _garbage_json,
+        _edit_meta,
+        _empty_dir,
+        _delete_model_item,
+    )
+}
 
 
 def _damaged_copy(run, tmp_path, kind):
@@ -236,8 +258,12 @@ _KILL_IN_SAVE = textwrap.dedent(
 @pytest.mark.slow
 def test_kill_during_save_leaves_a_resumable_directory(run, tmp_path):
     d = str(tmp_path / "ck")
-    proc = subprocess.run([sys.executable, "-c", _KILL_IN_SAVE, d], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.run(
+        [sys.executable, "-c", _KILL_IN_SAVE, d],
+        capture_output=True,
+        text=True,
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+    )
     assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     m = Net()
     r = fit(m, _data(), config=_cfg(d))  # a half-written step 8 is ignored or skipped

@@ -26,10 +26,17 @@ def smoothed_cross_entropy(model, batch):
 
 def _model(depth, seed=0):
     if depth == 0:  # the cheap default: SmallCNN, two conv-BN-DiTAC blocks
-        return SmallCNN(act=actfx.nn.DiTAC, num_classes=3, in_channels=1, widths=(4, 4),
-                        rngs=nnx.Rngs(seed))
-    return ResNet(depth, act=actfx.nn.DiTAC, num_classes=3, in_channels=1, widths=(4, 4, 4),
-                  rngs=nnx.Rngs(seed))
+        return SmallCNN(
+            act=actfx.nn.DiTAC, num_classes=3, in_channels=1, widths=(4, 4), rngs=nnx.Rngs(seed)
+        )
+    return ResNet(
+        depth,
+        act=actfx.nn.DiTAC,
+        num_classes=3,
+        in_channels=1,
+        widths=(4, 4, 4),
+        rngs=nnx.Rngs(seed),
+    )
 
 
 def _num_sites(depth):
@@ -37,19 +44,27 @@ def _num_sites(depth):
 
 
 def _theta(model):
-    return np.concatenate([np.asarray(m.theta[...]).ravel() for _, m in nnx.iter_graph(model)
-                           if isinstance(m, actfx.nn.DiTAC)])
+    return np.concatenate(
+        [
+            np.asarray(m.theta[...]).ravel()
+            for _, m in nnx.iter_graph(model)
+            if isinstance(m, actfx.nn.DiTAC)
+        ]
+    )
 
 
 # one optimizer object: the two runs below share a compiled step per regularization weight
 OPTIMIZER = optax.chain(optax.clip_by_global_norm(1.0), optax.adam(3e-2))
 
 
-@pytest.mark.parametrize("depth,control", [
-    (0, False),
-    pytest.param(8, False, marks=pytest.mark.slow),
-    pytest.param(20, True, marks=pytest.mark.slow),
-])
+@pytest.mark.parametrize(
+    "depth,control",
+    [
+        (0, False),
+        pytest.param(8, False, marks=pytest.mark.slow),
+        pytest.param(20, True, marks=pytest.mark.slow),
+    ],
+)
 def test_resnet_with_per_channel_ditac_trains_checkpoints_and_restores(depth, control, tmp_path):
     """``depth=20``: ResNet-20 (19 per-channel DiTAC sites) plus the
     ``regularization_weight=0`` control run, ~50 s CPU, slow; ``depth=8``: ResNet-8 (7
@@ -69,8 +84,14 @@ def test_resnet_with_per_channel_ditac_trains_checkpoints_and_restores(depth, co
     seen = {}
     ck = str(tmp_path / "ck")
     cfg = TrainConfig(steps=3, batch_size=16, checkpoint_dir=ck, progress=False)
-    r = fit(model, (x, y), config=cfg, loss_fn=smoothed_cross_entropy, optimizer=OPTIMIZER,
-            on_step=lambda s, m: seen.setdefault(s, float(m["regularization"])))
+    r = fit(
+        model,
+        (x, y),
+        config=cfg,
+        loss_fn=smoothed_cross_entropy,
+        optimizer=OPTIMIZER,
+        on_step=lambda s, m: seen.setdefault(s, float(m["regularization"])),
+    )
     assert r.final["step"] == 3 and np.isfinite(r.final["train_loss"])
     assert {"train_accuracy", "train_regularization"} <= set(r.final)
     # the penalty fit added is the model's own DiTAC prior penalty, at each step's start
@@ -78,9 +99,13 @@ def test_resnet_with_per_channel_ditac_trains_checkpoints_and_restores(depth, co
     assert seen[3] != seen[1]
     if control:  # without the penalty the same run moves theta differently
         ctl = _model(depth)
-        fit(ctl, (x, y), config=TrainConfig(steps=3, batch_size=16, regularization_weight=0.0,
-                                            progress=False),
-            loss_fn=smoothed_cross_entropy, optimizer=OPTIMIZER)
+        fit(
+            ctl,
+            (x, y),
+            config=TrainConfig(steps=3, batch_size=16, regularization_weight=0.0, progress=False),
+            loss_fn=smoothed_cross_entropy,
+            optimizer=OPTIMIZER,
+        )
         assert np.max(np.abs(_theta(model) - _theta(ctl))) > 1e-4
 
     # inference from the checkpoint: a fresh model (other seed) predicts identically

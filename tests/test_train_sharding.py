@@ -78,12 +78,14 @@ def result(tmp_path_factory):
     env["JAX_PLATFORMS"] = "cpu"
     proc = subprocess.run(
         [sys.executable, "-c", _SCRIPT, str(tmp_path_factory.mktemp("ckpt8"))],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT")][-1]
-    out = json.loads(line[len("RESULT"):])
+    out = json.loads(line[len("RESULT") :])
     print(out)
     return out
 

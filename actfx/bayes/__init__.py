@@ -7,16 +7,10 @@ and the sparsity utilities;
 export the draws to ArviZ with :func:`to_inference_data`.
 """
 
-from actfx.bayes.activation_priors import ACTIVATIONS, activation_prior, apply_activation
-from actfx.bayes.calibration import (
-    brier_score,
-    expected_calibration_error,
-    negative_log_likelihood,
-    reliability_curve,
-)
-from actfx.bayes.diagnostics import diagnostics_table, format_table
-from actfx.bayes.export import to_inference_data
-from actfx.bayes.inference import (
+from actfx._src.bayes.activation_priors import ACTIVATIONS, activation_prior, apply_activation
+from actfx._src.bayes.diagnostics import diagnostics_table, format_table
+from actfx._src.bayes.export import to_inference_data
+from actfx._src.bayes.inference import (
     KERNELS,
     MAPDivergedError,
     MCMCConvergenceWarning,
@@ -27,9 +21,9 @@ from actfx.bayes.inference import (
     run_mcmc,
     site_r_hats,
 )
-from actfx.bayes.likelihoods import LIKELIHOODS, check_data
-from actfx.bayes.model import SparseMLP
-from actfx.bayes.posterior import (
+from actfx._src.bayes.likelihoods import LIKELIHOODS, check_data
+from actfx._src.bayes.model import SparseMLP
+from actfx._src.bayes.posterior import (
     network_params,
     posterior_predictive,
     predictive_draws,
@@ -37,8 +31,14 @@ from actfx.bayes.posterior import (
     prune_masks,
     pruned_accuracy,
 )
-from actfx.bayes.priors import PRIORS, weight_prior
-from actfx.bayes.proximal_hmc import ProximalHMC, ProximalHMCState, moreau_envelope_abs
+from actfx._src.bayes.priors import PRIORS, weight_prior
+from actfx._src.bayes.proximal_hmc import ProximalHMC, ProximalHMCState, moreau_envelope_abs
+from actfx._src.metrics.calibration import (  # canonical home: actfx.metrics
+    brier_score,
+    expected_calibration_error,
+    negative_log_likelihood,
+    reliability_curve,
+)
 
 __all__ = [
     "ACTIVATIONS",

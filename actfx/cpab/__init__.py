@@ -4,16 +4,16 @@
 in closed form (exact to float64 round-off), with analytic derivatives.
 """
 
-from actfx.cpab.integrate import grad_x, inverse, transform, velocity
-from actfx.cpab.numeric import transform_numeric
-from actfx.cpab.prior import (
+from actfx._src.cpab.integrate import grad_x, inverse, transform, velocity
+from actfx._src.cpab.numeric import transform_numeric
+from actfx._src.cpab.prior import (
     KERNELS,
     affine_covariance,
     precision_matrix,
     prior_covariance,
     sample_theta,
 )
-from actfx.cpab.tessellation import BASES, Tessellation, constraint_matrix
+from actfx._src.cpab.tessellation import BASES, Tessellation, constraint_matrix
 
 __all__ = [
     "BASES",

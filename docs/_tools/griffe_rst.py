@@ -12,7 +12,9 @@ import re
 
 import griffe
 
-_ROLE = re.compile(r":(?:func|class|meth|attr|mod|data|obj|exc|py:\w+):`~?\.?([^`<]+?)(?:\s*<[^>]+>)?`")
+_ROLE = re.compile(
+    r":(?:func|class|meth|attr|mod|data|obj|exc|py:\w+):`~?\.?([^`<]+?)(?:\s*<[^>]+>)?`"
+)
 _MATH_ROLE = re.compile(r":math:`([^`]+)`")
 
 
@@ -35,7 +37,7 @@ def _fence_doctests(lines: list[str]) -> list[str]:
         indent = line[: len(line) - len(line.lstrip())]
         block = []
         while i < len(lines) and lines[i].strip():
-            block.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i])
+            block.append(lines[i][len(indent) :] if lines[i].startswith(indent) else lines[i])
             i += 1
         out += [indent + "```pycon"] + [indent + b for b in block] + [indent + "```"]
     return out
@@ -56,8 +58,9 @@ def rst_to_markdown(text: str) -> str:
         body = [first] if first else []
         i += 1
         # the directive's body: blank lines and lines indented deeper than the directive
-        while i < len(lines) and (not lines[i].strip() or
-                                  len(lines[i]) - len(lines[i].lstrip()) > len(indent)):
+        while i < len(lines) and (
+            not lines[i].strip() or len(lines[i]) - len(lines[i].lstrip()) > len(indent)
+        ):
             body.append(lines[i])
             i += 1
         while body and not body[-1].strip():

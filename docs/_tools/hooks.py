@@ -30,8 +30,8 @@ import types
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-from mkdocs.exceptions import PluginError  # noqa: E402
-from mkdocs.structure.files import File  # noqa: E402
+from mkdocs.exceptions import PluginError
+from mkdocs.structure.files import File
 
 TOOLS = pathlib.Path(__file__).resolve().parent
 ROOT = TOOLS.parent.parent
@@ -63,7 +63,8 @@ def public_names(module) -> list[str]:
     if names is not None:
         return list(names)
     return sorted(
-        n for n, v in vars(module).items()
+        n
+        for n, v in vars(module).items()
         if not n.startswith("_") and getattr(v, "__module__", "").startswith(module.__name__)
     )
 
@@ -87,7 +88,7 @@ def on_config(config, **kwargs):
             out = []
             for it in items:
                 if isinstance(it, dict):
-                    (k, v), = it.items()
+                    ((k, v),) = it.items()
                     if isinstance(v, list):
                         out.append({k: prune(v)})
                     elif v not in missing:
@@ -118,27 +119,38 @@ def api_page(ns: str) -> str:
         full = f"{ns}.{name}"
         if isinstance(obj, types.ModuleType):
             target = pages.get(obj.__name__)
-            link = f"[`{obj.__name__}`]({pathlib.PurePosixPath(target).name})" if target else \
-                f"`{obj.__name__}`"
+            link = (
+                f"[`{obj.__name__}`]({pathlib.PurePosixPath(target).name})"
+                if target
+                else f"`{obj.__name__}`"
+            )
             lines += [f"## `{full}` {{ #{full} }}", "", f"The sub-package {link}.", ""]
         elif not callable(obj) and not isinstance(obj, type):
             # constants (tuples/dicts of names): their value is their documentation
             value = repr(obj)
             value = value if len(value) <= 400 else value[:400] + " ..."
-            lines += [f"## `{full}` {{ #{full} }}", "", "```python", f"{full} = {value}",
-                      "```", ""]
+            lines += [f"## `{full}` {{ #{full} }}", "", "```python", f"{full} = {value}", "```", ""]
         else:
             canonical = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-            shadows_module = importlib.util.find_spec(full) is not None if "." not in name \
-                and hasattr(module, "__path__") else False
+            shadows_module = (
+                importlib.util.find_spec(full) is not None
+                if "." not in name and hasattr(module, "__path__")
+                else False
+            )
             ours = getattr(obj, "__module__", "").startswith("actfx")
             if ours and (shadows_module or getattr(obj, "__name__", name) != name):
                 # `actfx.ditac` is both a function and a submodule (griffe would show the
                 # module), `actfx.cpab_transform` an alias: document the object itself under
                 # its canonical path, with an anchor for the public name.
-                lines += [f'<a id="{full}"></a>', "",
-                          f"::: {canonical}", "    options:",
-                          f'      heading: "{full}"', f'      toc_label: "{name}"', ""]
+                lines += [
+                    f'<a id="{full}"></a>',
+                    "",
+                    f"::: {canonical}",
+                    "    options:",
+                    f'      heading: "{full}"',
+                    f'      toc_label: "{name}"',
+                    "",
+                ]
             else:
                 lines += [f"::: {full}", ""]
     return "\n".join(lines)
@@ -231,8 +243,10 @@ def verdict_table() -> str:
         if isinstance(v, str):
             rows.append(f"| `{path.relative_to(ROOT).as_posix()}` | {v} |")
     if not rows:
-        return ("*No `results/` on the machine that built this site: run the experiments, "
-                "then `make docs`.*")
+        return (
+            "*No `results/` on the machine that built this site: run the experiments, "
+            "then `make docs`.*"
+        )
     return "\n".join(["| result file | verdict |", "|---|---|", *rows])
 
 
@@ -244,7 +258,7 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
     pieces, last = [], 0
     for i, m in enumerate(_FENCE.finditer(markdown)):
         code = m.group(1)
-        pieces.append(markdown[last:m.end()])
+        pieces.append(markdown[last : m.end()])
         last = m.end()
         if code.lstrip().startswith("# not run") or os.environ.get("ACTFX_DOCS_SKIP_SNIPPETS"):
             STATS["snippets_skipped"] += 1
@@ -267,5 +281,9 @@ def on_page_markdown(markdown, page, config, files, **kwargs):
 
 
 def on_post_build(config, **kwargs):
-    log.info("executed %d python snippets (%d marked '# not run'); figures: %s",
-             STATS["snippets_run"], STATS["snippets_skipped"], ", ".join(STATS["plots"]))
+    log.info(
+        "executed %d python snippets (%d marked '# not run'); figures: %s",
+        STATS["snippets_run"],
+        STATS["snippets_skipped"],
+        ", ".join(STATS["plots"]),
+    )

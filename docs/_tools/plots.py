@@ -13,10 +13,9 @@ import jax.numpy as jnp
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
 
-import actfx  # noqa: E402
+import actfx
 
 GRID = jnp.linspace(-4.0, 4.0, 401)
 
@@ -59,8 +58,9 @@ def topk(out_dir):
     key = jax.random.key(3)
     noise = jax.random.normal(key, (1, 48, 48, 1))
     kernel = jnp.outer(jnp.hanning(9), jnp.hanning(9))[:, :, None, None]
-    fmap = jax.lax.conv_general_dilated(noise, kernel / kernel.sum(), (1, 1), "SAME",
-                                        dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    fmap = jax.lax.conv_general_dilated(
+        noise, kernel / kernel.sum(), (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+    )
     fmap = jax.nn.relu(fmap * 4.0 + 0.1)
     ks = (0.3, 0.1, 0.03)
     fig, axes = plt.subplots(1, 1 + len(ks), figsize=(3.2 * (1 + len(ks)), 3.7))
@@ -89,13 +89,20 @@ def nelu(out_dir):
     for ax, lam in zip(axes, lams):
         z = actfx.nelu(pts, lam)
         t = lam * jnp.linalg.norm(pts - z, axis=-1)
-        im = ax.imshow(t.reshape(x1.shape), origin="lower", extent=(-2, 2, -2, 2),
-                       cmap="viridis")
+        im = ax.imshow(t.reshape(x1.shape), origin="lower", extent=(-2, 2, -2, 2), cmap="viridis")
         fig.colorbar(im, ax=ax, shrink=0.8, label="threshold t")
         sub = slice(None, None, 10)
         zz = z.reshape(x1.shape + (2,))
-        ax.quiver(x1[sub, sub], x2[sub, sub], zz[sub, sub, 0], zz[sub, sub, 1], color="w",
-                  angles="xy", scale_units="xy", scale=2.5)
+        ax.quiver(
+            x1[sub, sub],
+            x2[sub, sub],
+            zz[sub, sub, 0],
+            zz[sub, sub, 1],
+            color="w",
+            angles="xy",
+            scale_units="xy",
+            scale=2.5,
+        )
         ax.set_title(f"nelu(x, lam={lam:g}): arrows = z")
         ax.set_xlabel("$x_1$")
         ax.set_ylabel("$x_2$")
@@ -153,8 +160,13 @@ def mmelu(out_dir):
 
 
 ALL = (layeract, topk, nelu, ditac, mmelu)
-FILES = ("layeract_curves.png", "topk_feature_map.png", "nelu_2d.png", "ditac_prior_draws.png",
-         "mmelu_curves.png")
+FILES = (
+    "layeract_curves.png",
+    "topk_feature_map.png",
+    "nelu_2d.png",
+    "ditac_prior_draws.png",
+    "mmelu_curves.png",
+)
 
 
 def make_all(out_dir) -> list[str]:

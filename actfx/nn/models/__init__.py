@@ -2,7 +2,7 @@
 
 Every model takes ``act``, resolved once at build time and called once per activation site
 with that site's channel count and the model's ``rngs`` (the full rule:
-:mod:`actfx.nn.models.activation_factory`)::
+:func:`actfx.nn.models.resolve_activation`)::
 
     ResNet(20, act=jax.nn.relu, rngs=nnx.Rngs(0))                   # a plain function
     ResNet(20, act=actfx.nn.DiTAC, rngs=nnx.Rngs(0))                # per-channel theta
@@ -11,10 +11,10 @@ with that site's channel count and the model's ``rngs`` (the full rule:
     ResNet(20, act=lambda: actfx.nn.LayerAct("silu"), rngs=nnx.Rngs(0))  # zero-argument
 """
 
-from actfx.nn.models.activation_factory import ActFactory, build_activation, resolve_activation
-from actfx.nn.models.mlp import MLP
-from actfx.nn.models.resnet import BasicBlock, ResNet, resnet20, resnet32, resnet44, resnet56
-from actfx.nn.models.small_cnn import SmallCNN
+from actfx._src.nn.models.activation_factory import ActFactory, build_activation, resolve_activation
+from actfx._src.nn.models.mlp import MLP
+from actfx._src.nn.models.resnet import BasicBlock, ResNet, resnet20, resnet32, resnet44, resnet56
+from actfx._src.nn.models.small_cnn import SmallCNN
 
 __all__ = [
     "MLP",

@@ -1,0 +1,566 @@
+"""Inference drivers: MAP/SVI initialisation, NUTS, block Gibbs and proximal HMC runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import time
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jaxtyping import Array, ArrayLike
+from numpyro import handlers
+from numpyro.diagnostics import split_gelman_rubin
+from numpyro.infer import HMC, MCMC, NUTS, SVI, Gibbs, Trace_ELBO
+from numpyro.infer.autoguide import AutoDelta
+from numpyro.infer.initialization import init_to_median, init_to_value
+from numpyro.infer.util import initialize_model
+
+from actfx._src.bayes.model import SparseMLP
+from actfx._src.bayes.proximal_hmc import ProximalHMC
+
+KERNELS = ("nuts", "hmc", "gibbs", "proximal")
+CHAIN_METHODS = ("parallel", "vectorized", "sequential")
+# Start of MAP restarts 1, 2, ...: init_to_median of 15 prior draws with the restart's key
+# (restart 0 is the AutoDelta guide's own init). On a 1-1-1 PReLU net it reached the global
+# mode in 1 of 6 restarts; init_to_uniform(radius=2) in 0 of 6.
+_RESTART_INIT = init_to_median(num_samples=15)
+
+
+class MCMCConvergenceWarning(UserWarning):
+    """Issued by :func:`run_mcmc` when more than 1 % of the transitions diverged or a site's
+    split R-hat exceeds 1.01: the draws may not represent the posterior."""
+
+
+class MAPDivergedError(FloatingPointError):
+    """:func:`map_estimate` ended at a non-finite loss or point (e.g. a too large
+    ``learning_rate``); such a point is never used to start MCMC."""
+
+
+def _check_int(name: str, v: Any, low: int = 1) -> None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+
+
+def _check_positive_float(name: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name} must be a finite float > 0, got {v!r}")
+
+
+def default_chain_method(num_chains: int) -> str:
+    """``"parallel"`` when there is one device per chain, else ``"vectorized"`` (one device).
+
+    Example:
+      >>> default_chain_method(1)
+      'vectorized'
+    """
+    return "parallel" if num_chains > 1 and jax.local_device_count() >= num_chains else "vectorized"
+
+
+def _optimizer(learning_rate, optimizer):
+    if optimizer is None:
+        _check_positive_float("learning_rate", learning_rate)
+        return optax.adam(learning_rate)
+    if not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(
+            f"optimizer must be an optax.GradientTransformation, got {type(optimizer).__name__}"
+        )
+    return optimizer
+
+
+def multistart_map(
+    model: SparseMLP,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    num_restarts: int,
+    num_steps: int = 1000,
+    learning_rate: float = 1e-2,
+    optimizer: optax.GradientTransformation | None = None,
+    seed: int = 0,
+) -> tuple[list[dict[str, Array]], np.ndarray]:
+    """``num_restarts`` MAP fits from different random starts, optimised together (vmapped).
+
+    Restart 0 is ``SVI.run`` with the key ``jax.random.key(seed)``; restart ``r >= 1`` starts
+    from ``init_to_median(num_samples=15)`` drawn with the key ``jax.random.key(seed + r)``
+    (a different small random network each). Every restart takes
+    ``num_steps`` optimiser steps on the negative log joint (SVI with an ``AutoDelta``
+    guide). All restarts share one compiled step.
+
+    Returns:
+      ``(points, losses)``: the constrained MAP values of each restart (site -> value, for
+      ``init_to_value``) and the final loss of each (mean of the last 20 steps; ``inf``
+      where the loss or the point is not finite).
+
+    Raises:
+      ValueError: as :func:`map_estimate`.
+
+    Example:
+      >>> import numpy as np
+      >>> m = SparseMLP((2, 3, 1))
+      >>> x = np.random.default_rng(0).normal(size=(20, 2)).astype("float32")
+      >>> pts, losses = multistart_map(m, x, (x[:, 0] > 0).astype("float32"), num_restarts=2, num_steps=10)
+      >>> len(pts), losses.shape, bool(pts[0]["layer0/act/c"] != pts[1]["layer0/act/c"])
+      (2, (2,), True)
+    """
+    model.check_data(x, y)
+    _check_int("num_steps", num_steps)
+    _check_int("num_restarts", num_restarts)
+    _check_int("seed", seed, low=0)
+    optimizer = _optimizer(learning_rate, optimizer)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    guide = AutoDelta(model, init_loc_fn=init_to_median(num_samples=15))
+    svi = SVI(model, guide, optimizer, Trace_ELBO())
+    state0 = svi.init(jax.random.key(seed), x, y)
+    names = list(svi.optim.get_params(state0.optim_state))
+    states = [state0]  # restart 0: the guide's own init (as a single SVI run with this seed)
+    for r in range(1, num_restarts):
+        key = jax.random.key(seed + r)
+        z = initialize_model(
+            key, model, init_strategy=_RESTART_INIT, model_args=(x, y)
+        ).param_info.z
+        params = {n: z[n[: -len("_auto_loc")]] for n in names}
+        states.append(state0._replace(optim_state=svi.optim.init(params), rng_key=key))
+    batch = jax.tree.map(lambda *a: jnp.stack(a), *states)
+
+    @jax.jit
+    def fit(batch):
+        def step(st, _):
+            return jax.vmap(lambda s: svi.update(s, x, y))(st)
+
+        return jax.lax.scan(step, batch, None, length=num_steps)
+
+    batch, losses = fit(batch)
+    params = jax.vmap(svi.get_params)(batch)
+    losses = np.asarray(losses)
+    final = np.mean(losses[-min(20, num_steps) :], axis=0)
+    points, out_losses = [], []
+    for r in range(num_restarts):
+        pt = guide.median(jax.tree.map(lambda a: a[r], params))
+        finite = np.isfinite(final[r]) and all(
+            bool(np.all(np.isfinite(np.asarray(v)))) for v in pt.values()
+        )
+        points.append(dict(pt))
+        out_losses.append(float(final[r]) if finite else np.inf)
+    return points, np.asarray(out_losses)
+
+
+def map_estimate(
+    model: SparseMLP,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    num_steps: int = 1000,
+    learning_rate: float = 1e-2,
+    optimizer: optax.GradientTransformation | None = None,
+    seed: int = 0,
+    num_restarts: int = 1,
+) -> dict[str, Array]:
+    """MAP point estimate of every latent site by SVI with an ``AutoDelta`` guide (Adam).
+
+    Returns constrained values keyed by site name, ready for ``init_to_value``. (This is the
+    MAP of the joint density in the unconstrained parameterisation NumPyro samples in.)
+    With ``num_restarts > 1`` the fit is repeated from ``num_restarts`` random starts
+    (:func:`multistart_map`, seeds ``seed, seed + 1, ...``) and the one with the lowest final
+    loss is returned: neural-network posteriors have many local modes. Restarts whose loss
+    or point is not finite are discarded; if every restart diverges,
+    :class:`MAPDivergedError` is raised.
+
+    Args:
+      model: the :class:`SparseMLP`.
+      x, y: data (validated by :meth:`SparseMLP.check_data`).
+      num_steps: SVI (optimiser) steps per restart.
+      learning_rate: Adam step size, a finite float > 0 (ignored when ``optimizer`` is given).
+      optimizer: any ``optax.GradientTransformation`` to use instead of Adam.
+      seed: PRNG seed of the first restart.
+      num_restarts: number of random restarts.
+
+    Raises:
+      ValueError: bad data, ``num_steps``/``num_restarts`` not an int >= 1, ``learning_rate``
+        not a finite float > 0, or ``optimizer`` not an optax transformation.
+      MAPDivergedError: every restart ended at a non-finite loss or point.
+
+    Example:
+      >>> import numpy as np
+      >>> m = SparseMLP((2, 3, 1))
+      >>> x = np.random.default_rng(0).normal(size=(20, 2)).astype("float32")
+      >>> v = map_estimate(m, x, (x[:, 0] > 0).astype("float32"), num_steps=10)
+      >>> sorted(v)[:3]
+      ['layer0/act/c', 'layer0/act/gamma', 'layer0/act/lam']
+    """
+    points, losses = multistart_map(
+        model,
+        x,
+        y,
+        num_restarts=num_restarts,
+        num_steps=num_steps,
+        learning_rate=learning_rate,
+        optimizer=optimizer,
+        seed=seed,
+    )
+    if not np.any(np.isfinite(losses)):
+        lr = (
+            "the optimizer's step size"
+            if optimizer is not None
+            else f"learning_rate={learning_rate!r}"
+        )
+        raise MAPDivergedError(
+            f"map_estimate diverged in all {num_restarts} restart(s): the MAP point is not finite. "
+            f"Lower {lr}; a non-finite point is never used to start MCMC."
+        )
+    return points[int(np.argmin(losses))]
+
+
+@dataclasses.dataclass
+class MCMCResult:
+    """Outcome of :func:`run_mcmc`.
+
+    Attributes:
+      samples: posterior draws grouped by chain, ``site -> (chains, draws, ...)``
+        (deterministic sites such as ``layer0/w`` included); an ArviZ-compatible dict (see
+        :func:`to_inference_data`).
+      wall_time: seconds of the whole run, ``map_time + sampling_time``; ESS/s divides by it.
+      num_divergences: divergent transitions after warm-up, all chains.
+      num_draws: post-warm-up draws, all chains.
+      kernel: MCMC kernel name.
+      mcmc: the ``numpyro.infer.MCMC`` object.
+      map_time: seconds of the MAP initialisation (0 unless ``init="map"``).
+      sampling_time: seconds of ``MCMC.run`` (compilation, warm-up and sampling).
+      max_r_hat: largest split R-hat over every element of every sample site (NaN with
+        fewer than 4 draws); hidden-unit weights are not identifiable, so this is a
+        conservative (pessimistic) summary, see :func:`diagnostics_table`.
+      warnings: the :class:`MCMCConvergenceWarning` messages issued.
+      init_values: the constrained start point(s): one dict, or one per chain
+        (``init="map_per_chain"`` or a list); None for ``init="median"``.
+      map_losses: final MAP losses (negative log joint) of the start point(s), or None.
+    """
+
+    samples: dict[str, Array]
+    wall_time: float
+    num_divergences: int
+    num_draws: int
+    kernel: str
+    mcmc: Any
+    map_time: float = 0.0
+    sampling_time: float = 0.0
+    max_r_hat: float = float("nan")
+    warnings: tuple[str, ...] = ()
+    init_values: Any = None
+    map_losses: Any = None
+
+    @property
+    def divergence_rate(self) -> float:
+        """``num_divergences / num_draws``."""
+        return self.num_divergences / self.num_draws
+
+    def flat_samples(self) -> dict[str, Array]:
+        """Draws with the chain axis merged: ``site -> (chains * draws, ...)``."""
+        return {k: v.reshape((-1,) + v.shape[2:]) for k, v in self.samples.items()}
+
+
+def site_r_hats(samples: dict[str, ArrayLike]) -> dict[str, float]:
+    """Largest split R-hat (NumPyro's ``split_gelman_rubin``) over the elements of each site.
+
+    ``samples`` are grouped by chain, ``site -> (chains, draws, ...)``; sites with fewer than
+    4 draws per chain are skipped.
+
+    Example:
+      >>> import numpy as np
+      >>> r = site_r_hats({"a": np.random.default_rng(0).normal(size=(2, 100))})
+      >>> bool(r["a"] < 1.1)
+      True
+    """
+    out = {}
+    for k, v in samples.items():
+        v = np.asarray(v)
+        if v.ndim < 2 or v.shape[1] < 4:
+            continue
+        r = np.asarray(split_gelman_rubin(v.reshape(v.shape[:2] + (-1,)).astype(np.float64)))
+        out[k] = float(np.nanmax(r)) if np.any(np.isfinite(r)) else float("nan")
+    return out
+
+
+def _convergence_warnings(
+    samples: dict,
+    sample_sites: list[str],
+    num_div: int,
+    num_draws: int,
+    max_divergence_rate: float,
+    max_r_hat: float,
+) -> tuple[tuple[str, ...], float]:
+    msgs = []
+    rate = num_div / num_draws
+    if rate > max_divergence_rate:
+        msgs.append(
+            f"run_mcmc: {num_div} of {num_draws} post-warm-up transitions diverged ({100 * rate:.1f} % > "
+            f"{100 * max_divergence_rate:g} %); the draws may be biased. Raise target_accept_prob, "
+            "reparameterise (centered=False) or use a smoother prior."
+        )
+    rh = site_r_hats({k: samples[k] for k in sample_sites if k in samples})
+    worst = sorted(((v, k) for k, v in rh.items() if np.isfinite(v)), reverse=True)
+    top = worst[0][0] if worst else float("nan")
+    bad = [(v, k) for v, k in worst if v > max_r_hat]
+    if bad:
+        shown = ", ".join(f"{k} {v:.3f}" for v, k in bad[:4])
+        msgs.append(
+            f"run_mcmc: split R-hat > {max_r_hat} on {len(bad)} of {len(rh)} sample sites (worst: {shown}); "
+            "chains have not mixed. Hidden-unit weights are not identifiable (unit permutations, sign "
+            "flips): check the identifiable quantities with diagnostics_table, or run longer."
+        )
+    for m in msgs:
+        warnings.warn(m, MCMCConvergenceWarning, stacklevel=3)
+    return tuple(msgs), top
+
+
+def run_mcmc(
+    model: SparseMLP,
+    x: ArrayLike,
+    y: ArrayLike,
+    *,
+    kernel: str = "nuts",
+    num_warmup: int = 500,
+    num_samples: int = 500,
+    num_chains: int = 2,
+    seed: int = 0,
+    init: str | dict | list = "map",
+    map_steps: int = 1000,
+    map_restarts: int = 4,
+    map_learning_rate: float = 1e-2,
+    chain_method: str | None = None,
+    target_accept_prob: float = 0.8,
+    max_tree_depth: int = 10,
+    num_leapfrog: int = 10,
+    max_divergence_rate: float = 0.01,
+    max_r_hat: float = 1.01,
+    progress_bar: bool = False,
+) -> MCMCResult:
+    """Sample the posterior of ``model`` given ``(x, y)``.
+
+    Kernels: ``"nuts"`` (default), ``"hmc"`` (``num_leapfrog`` leapfrog steps),
+    ``"gibbs"`` (block updates: a NUTS block on the activation parameters given the rest,
+    then a NUTS block on everything else given the activation parameters; NumPyro's
+    :class:`~numpyro.infer.Gibbs`, the general form of ``HMCGibbs``), ``"proximal"``
+    (:class:`ProximalHMC`, for ``prior="laplace"``). NUTS's ``max_tree_depth`` defaults to
+    10, as in NumPyro.
+
+    ``init="map"`` starts every chain from a :func:`map_estimate` (``map_steps`` Adam steps
+    of size ``map_learning_rate``, best of ``map_restarts``) through ``init_to_value`` (avoids failed initialisations);
+    ``"median"`` uses ``init_to_median``; a dict gives the constrained values directly; a
+    list of ``num_chains`` dicts gives one start point per chain; ``"map_per_chain"`` starts
+    chain ``k`` from its own MAP restart (:func:`multistart_map`, a different random init per
+    chain): scattered starts, so that R-hat can detect chains stuck in different modes. ``chain_method`` defaults to
+    :func:`default_chain_method`.
+
+    After sampling, a :class:`MCMCConvergenceWarning` is issued when more than
+    ``max_divergence_rate`` of the transitions diverged, or when the split R-hat of any
+    sample site exceeds ``max_r_hat`` (pass ``max_r_hat=float("inf")`` to silence it).
+    ``wall_time`` includes the MAP initialisation (``map_time``) and ``MCMC.run``
+    (``sampling_time``).
+
+    ``num_leapfrog`` is NumPyro's ``HMC(num_steps=...)``: actfx keeps ``num_steps`` for
+    optimiser (SVI) steps, one name per concept.
+
+    Raises:
+      ValueError: bad data (naming ``x``/``y``), unknown ``kernel``, ``init`` or
+        ``chain_method``, an argument out of range (named), or a ``"gibbs"`` run on a model
+        without activation parameters.
+      MAPDivergedError: ``init="map"`` and the MAP fit diverged.
+    """
+    model.check_data(x, y)
+    if kernel not in KERNELS:
+        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    for name, v in (
+        ("num_warmup", num_warmup),
+        ("num_samples", num_samples),
+        ("num_chains", num_chains),
+        ("map_steps", map_steps),
+        ("map_restarts", map_restarts),
+        ("num_leapfrog", num_leapfrog),
+    ):
+        _check_int(name, v)
+    _check_int("seed", seed, low=0)
+    if isinstance(max_tree_depth, tuple):
+        if len(max_tree_depth) != 2:
+            raise ValueError(
+                f"max_tree_depth must be an int >= 1 or a pair of them, got {max_tree_depth!r}"
+            )
+        for v in max_tree_depth:
+            _check_int("max_tree_depth", v)
+    else:
+        _check_int("max_tree_depth", max_tree_depth)
+    if isinstance(target_accept_prob, bool) or not (
+        isinstance(target_accept_prob, numbers.Real) and 0 < target_accept_prob < 1
+    ):
+        raise ValueError(
+            f"target_accept_prob must be a float in (0, 1), got {target_accept_prob!r}"
+        )
+    if not (isinstance(max_divergence_rate, numbers.Real) and 0 <= max_divergence_rate <= 1):
+        raise ValueError(
+            f"max_divergence_rate must be a float in [0, 1], got {max_divergence_rate!r}"
+        )
+    if not (isinstance(max_r_hat, numbers.Real) and max_r_hat >= 1):
+        raise ValueError(f"max_r_hat must be a float >= 1, got {max_r_hat!r}")
+    if chain_method is not None and chain_method not in CHAIN_METHODS:
+        raise ValueError(
+            f"chain_method must be None or one of {CHAIN_METHODS}, got {chain_method!r}"
+        )
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    map_time = 0.0
+    init_params = None
+    init_values, map_losses = (init if isinstance(init, (dict, list, tuple)) else None), None
+    if isinstance(init, (list, tuple)):
+        if len(init) != num_chains or not all(isinstance(d, dict) for d in init):
+            raise ValueError(
+                f"init as a list must hold num_chains={num_chains} dicts of site values, got {len(init)}"
+            )
+        init_params = _per_chain_init(model, init, x, y)
+        strategy = init_to_value(values=init[0])
+    elif isinstance(init, dict):
+        strategy = init_to_value(values=init)
+    elif init == "map":
+        t0 = time.perf_counter()
+        points, losses = multistart_map(
+            model,
+            x,
+            y,
+            num_restarts=map_restarts,
+            num_steps=map_steps,
+            learning_rate=map_learning_rate,
+            seed=seed,
+        )
+        if not np.any(np.isfinite(losses)):
+            raise MAPDivergedError(
+                f"map_estimate diverged in all {map_restarts} restart(s) (map_learning_rate={map_learning_rate!r}); "
+                "a non-finite point is never used to start MCMC."
+            )
+        best = int(np.argmin(losses))
+        point, init_values, map_losses = points[best], points[best], losses[best]
+        map_time = time.perf_counter() - t0
+        strategy = init_to_value(values=point)
+    elif init == "map_per_chain":
+        t0 = time.perf_counter()
+        points, losses = multistart_map(
+            model,
+            x,
+            y,
+            num_restarts=num_chains,
+            num_steps=map_steps,
+            learning_rate=map_learning_rate,
+            seed=seed,
+        )
+        if not np.all(np.isfinite(losses)):
+            raise MAPDivergedError(
+                f"map_estimate diverged for chain(s) {np.flatnonzero(~np.isfinite(losses)).tolist()} "
+                f"(map_learning_rate={map_learning_rate!r}); a non-finite point is never used to start MCMC."
+            )
+        init_params = _per_chain_init(model, points, x, y)
+        strategy = init_to_value(values=points[0])
+        init_values, map_losses = points, losses
+        map_time = time.perf_counter() - t0
+    elif init == "median":
+        strategy = init_to_median(num_samples=15)
+    else:
+        raise ValueError(
+            f"init must be 'map', 'map_per_chain', 'median', a dict or a list of dicts of site values, got {init!r}"
+        )
+    nuts = lambda: NUTS(
+        model,
+        init_strategy=strategy,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth,
+    )
+    if kernel == "nuts":
+        k = nuts()
+    elif kernel == "hmc":
+        k = HMC(
+            model,
+            init_strategy=strategy,
+            num_steps=num_leapfrog,
+            trajectory_length=None,
+            target_accept_prob=target_accept_prob,
+        )
+    elif kernel == "proximal":
+        k = ProximalHMC(
+            model,
+            init_strategy=strategy,
+            num_leapfrog=num_leapfrog,
+            target_accept_prob=target_accept_prob,
+        )
+    else:
+        act = model.activation_sites()
+        if not act:
+            raise ValueError(
+                f"kernel='gibbs' needs activation parameters; activation={model.activation!r} has none"
+            )
+        if init_params is not None:
+            raise ValueError(
+                "init as a list of per-chain dicts is not supported for kernel='gibbs'"
+            )
+        k = Gibbs([(nuts(), act), (nuts(), None)])
+    chain_method = chain_method or default_chain_method(num_chains)
+    if kernel == "gibbs" and chain_method == "vectorized":
+        chain_method = jax.vmap  # Gibbs takes one key per chain; vmap the whole chain instead
+    mcmc = MCMC(
+        k,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        progress_bar=progress_bar,
+    )
+    t0 = time.perf_counter()
+    div_fields = (
+        ("block_states.0.diverging", "block_states.1.diverging")
+        if kernel == "gibbs"
+        else ("diverging",)
+    )
+    mcmc.run(jax.random.key(seed), x, y, extra_fields=div_fields, init_params=init_params)
+    samples = mcmc.get_samples(group_by_chain=True)
+    jax.block_until_ready(samples)
+    sampling_time = time.perf_counter() - t0
+    extra = mcmc.get_extra_fields()
+    div = int(sum(np.sum(np.asarray(extra[f])) for f in div_fields))
+    samples = {k_: v for k_, v in samples.items() if k_ != "y"}
+    num_draws = num_chains * num_samples
+    sample_sites = [s_ for s_ in samples if s_ in _latent_sample_sites(model, x, y)]
+    msgs, top = _convergence_warnings(
+        samples, sample_sites, div, num_draws, max_divergence_rate, max_r_hat
+    )
+    return MCMCResult(
+        samples,
+        map_time + sampling_time,
+        div,
+        num_draws,
+        kernel,
+        mcmc,
+        map_time=map_time,
+        sampling_time=sampling_time,
+        max_r_hat=top,
+        warnings=msgs,
+        init_values=init_values,
+        map_losses=map_losses,
+    )
+
+
+def _latent_sample_sites(model: SparseMLP, x: Array, y: Array) -> set[str]:
+    tr = handlers.trace(handlers.seed(model, 0)).get_trace(x, y)
+    return {k for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+
+
+def _per_chain_init(model: SparseMLP, inits: list[dict], x: Array, y: Array) -> dict[str, Array]:
+    """Unconstrained per-chain start points ``site -> (chains, ...)`` from constrained dicts."""
+    zs = []
+    for d in inits:
+        bad = [k for k, v in d.items() if not np.all(np.isfinite(np.asarray(v)))]
+        if bad:
+            raise ValueError(f"init holds non-finite values at sites {bad}")
+        info = initialize_model(
+            jax.random.key(0), model, init_strategy=init_to_value(values=d), model_args=(x, y)
+        )
+        zs.append(info.param_info.z)
+    return jax.tree.map(lambda *a: jnp.stack(a), *zs)

@@ -1,0 +1,278 @@
+"""LayerAct: layer-level activation (Yoon & Lim, AAAI 2025)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from actfx._src.nelu import _pow2
+from actfx._src._checks import (
+    ArgumentTypeError,
+    check_floating,
+    check_positive,
+    check_real_scalar,
+    normalize_axes,
+)
+
+Kind = Literal["silu", "hardsilu"]
+_KINDS = ("silu", "hardsilu")
+_GRADS = ("autodiff", "paper")
+
+
+def _scale(n: Array, kind: str) -> Array:
+    """The gate ``s(n)``: sigmoid for LA-SiLU, ``clip(n/6 + 1/2, 0, 1)`` for LA-HardSiLU."""
+    if kind == "silu":
+        return jax.nn.sigmoid(n)
+    # = clip(n/6 + 1/2, 0, 1), written so that autodiff's slope is 1/6 on (-3, 3] and 0
+    # elsewhere, the reference's convention (a clip would give 1/12 at the kinks).
+    s = jnp.where(n > 3, 1.0, jnp.where(n > -3, n / 6 + 0.5, 0.0))
+    return jnp.where(jnp.isnan(n), n, s).astype(n.dtype)  # NaN stays NaN
+
+
+def _scale_grad(n: Array, kind: str) -> Array:
+    """Derivative ``s'(n)`` of :func:`_scale`."""
+    if kind == "silu":
+        s = jax.nn.sigmoid(n)
+        return s * (1 - s)
+    # The reference's slope: 1/6 on (-3, 3] (n = +3 exactly included, -3 excluded).
+    return jnp.where((n > -3) & (n <= 3), 1.0 / 6, 0.0).astype(n.dtype)
+
+
+def _layer_exponent(x: Array, axes: tuple[int, ...]):
+    """``(e, finite)``: ``max|x| = f 2^e`` with ``f`` in ``[0.5, 1)`` per layer (0 for a
+    zero or non-finite layer), and whether the layer is finite."""
+    m = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
+    finite = jnp.isfinite(m)
+    _, e = jnp.frexp(jnp.where(finite & (m > 0), m, 1.0))
+    return e, finite
+
+
+def _normalize_scaled(xs, e, finite, axes, alpha, ddof):
+    """``(n, x / std)`` from the scaled layer ``xs = x 2^-e`` (see :func:`_normalize`)."""
+    count = 1
+    for a in axes:
+        count *= xs.shape[a]
+    mu = jnp.mean(xs, axis=axes, keepdims=True)
+    xc = xs - mu
+    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
+    denom = var + _pow2(jnp.asarray(alpha, xs.dtype), -2 * e) if alpha > 0 else var
+    pos = denom > 0
+    inv_std = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
+    # a layer with a NaN/inf entry: NaN throughout (documented), not a partial result
+    inv_std = jnp.where(finite, inv_std, jnp.nan)
+    return xc * inv_std, xs * inv_std
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
+def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
+    """``(n, x / std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``.
+
+    Overflow-safe: each layer is first scaled by a power of two ``2^-e`` near
+    ``1 / max|x|`` (exact, as two normal factors), so the mean and the squares cannot
+    overflow or underflow; ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. The
+    scale is a constant for autodiff (``n`` computed at any fixed scale is the same
+    function of ``x``). Derivatives: the tangent is ``2^-e L(t)`` with ``L`` the
+    derivative of the scaled computation, written so that reverse mode multiplies the
+    cotangent by ``2^-e`` *before* summing it over the layer (the cotangent of ``n`` is
+    ``g x s'(n)``, of the size of ``max|x|``; summed first it overflows near the dtype's
+    max, e.g. bfloat16/float32 layers at ``finfo.max``). A constant layer with
+    ``alpha = 0`` (0/0) gets ``n = 0`` and finite gradients: the limit along
+    ``alpha -> 0``."""
+    e, finite = _layer_exponent(x, axes)
+    return _normalize_scaled(_pow2(x, -e), e, finite, axes, alpha, ddof)
+
+
+@_normalize.defjvp
+def _normalize_jvp(axes, alpha, ddof, primals, tangents):
+    (x,), (t,) = primals, tangents
+    e, finite = _layer_exponent(x, axes)
+    outs, touts = jax.jvp(
+        lambda v: _normalize_scaled(v, e, finite, axes, alpha, ddof), (_pow2(x, -e),), (t,)
+    )
+    return outs, tuple(_pow2(u, -e) for u in touts)
+
+
+def _forward(x, kind, axes, alpha, ddof):
+    n, x_std = _normalize(x, axes, alpha, ddof)
+    return x * _scale(n, kind), (n, x_std)
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _layeract_paper(x, kind, axes, alpha, ddof):
+    return _forward(x, kind, axes, alpha, ddof)[0]
+
+
+def _paper_fwd(x, kind, axes, alpha, ddof):
+    out, (n, x_std) = _forward(x, kind, axes, alpha, ddof)
+    return out, (n, x_std)
+
+
+def _paper_bwd(kind, axes, alpha, ddof, res, g):
+    # The backward of the paper's reference code (a LayerNorm-style formula):
+    #   dn = g * x * s'(n) / std;  dx = g*s + dn - mean(dn) - mean(dn*n) * n
+    n, x_std = res  # x_std = x / std, formed from the scaled layer (no overflow)
+    dn = g * x_std * _scale_grad(n, kind)
+    dx = (
+        g * _scale(n, kind)
+        + dn
+        - jnp.mean(dn, axis=axes, keepdims=True)
+        - jnp.mean(dn * n, axis=axes, keepdims=True) * n
+    )
+    return (dx,)
+
+
+_layeract_paper.defvjp(_paper_fwd, _paper_bwd)
+
+
+def validate_layeract_args(*, kind: str, alpha: float, ddof: int, grad: str) -> None:
+    """Raise ``ValueError`` (``TypeError`` for a wrong type) naming a bad static argument
+    of :func:`layeract`."""
+    if not isinstance(kind, str) or kind not in _KINDS:
+        raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
+    if not isinstance(grad, str) or grad not in _GRADS:
+        raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
+    check_real_scalar("alpha", alpha)
+    check_positive("alpha", alpha, allow_zero=True)
+    if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)):
+        raise ArgumentTypeError(f"ddof must be a non-negative int, got {ddof!r}")
+    if ddof < 0:
+        raise ValueError(f"ddof must be a non-negative int, got {ddof!r}")
+
+
+def layeract(
+    x: ArrayLike,
+    *,
+    kind: Kind = "silu",
+    alpha: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    ddof: int = 1,
+    grad: Literal["autodiff", "paper"] = "autodiff",
+) -> Array:
+    r"""Layer-level activation: the gate comes from the layer-normalised input.
+
+    For each sample, with statistics over the layer axes (``axis``):
+
+    .. math::
+        \mu = \operatorname{mean}(x), \quad
+        \sigma^2 = \frac{1}{N - \mathrm{ddof}} \sum (x - \mu)^2, \quad
+        n = \frac{x - \mu}{\sqrt{\sigma^2 + \alpha}}, \quad
+        \mathrm{LayerAct}(x) = x \cdot s(n)
+
+    with ``s = sigmoid`` (``kind="silu"``, LA-SiLU) or ``s(n) = clip(n/6 + 1/2, 0, 1)``
+    (``kind="hardsilu"``, LA-HardSiLU). The output keeps the un-normalised ``x``; there
+    are no parameters and no running statistics, so train and eval behave the same.
+
+    Statistics are computed in at least float32 (bfloat16/float16 inputs are upcast for the
+    mean and variance); the output has ``x``'s dtype. They are overflow-safe: each layer
+    is scaled by a power of two near ``1/max|x|`` before the mean and variance are formed
+    (exact, and the same ``n``), so LayerAct is right up to the dtype's largest value
+    (without it float32 returned ``x/2`` above ~1.8e19).
+
+    Limits and documented exceptions: a constant layer with ``alpha = 0`` (``0/0``, e.g. a
+    dead ReLU layer) has ``n = 0``, output ``x/2`` (``s(0) = 1/2`` for both gates) and
+    finite gradients (the ``alpha -> 0`` limit). A layer containing NaN or ``+-inf``
+    gives NaN for that layer. Subnormal inputs count as 0 where the backend flushes them
+    (XLA on CPU does). An empty batch returns an empty array.
+
+    Args:
+      x: input with a leading batch axis, e.g. ``(N, H, W, C)`` or ``(N, D)``.
+      kind: ``"silu"`` or ``"hardsilu"``.
+      alpha: stabiliser added to the variance, ``>= 0`` (paper: 1e-5 CIFAR, 0.1 ImageNet).
+      axis: axes of one layer's statistics; ``None`` means every axis but the first.
+        (The paper's ``cal_dim_count=k`` is ``axis=tuple(range(-k, 0))``.)
+      ddof: delta degrees of freedom of the variance (1, the paper's unbiased estimate).
+      grad: ``"autodiff"`` (default) is the exact gradient through mean and variance;
+        ``"paper"`` reproduces the reference code's hand-written LayerNorm-style backward,
+        which is exact only for ``ddof=0`` and ``alpha -> 0`` (an ``O(1/N + alpha/var)``
+        approximation otherwise).
+
+    Returns:
+      Array of the same shape and dtype as ``x``.
+
+    Raises:
+      ValueError: unknown ``kind``/``grad``, ``alpha`` negative or non-finite, an ``axis``
+        out of range or repeated, or a layer with ``N - ddof <= 0`` entries.
+      TypeError: ``alpha`` not a real number, ``ddof`` not an int, ``axis`` not an int or
+        a tuple of ints, ``x`` not floating (these are
+        ``ArgumentTypeError``, a ``TypeError`` that is also a ``ValueError``).
+
+    References:
+      K. Yoon, J. Lim, *LayerAct: Advanced Activation Mechanism for Robust Inference of
+      CNNs*, AAAI 2025, arXiv:2306.04940.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> x = jnp.array([[-1.0, 0.0, 1.0, 2.0]])
+      >>> actfx.layeract(x, kind="silu")
+      Array([[-0.2383...,  0. ,  0.5956...,  1.5233...]], dtype=float32)
+    """
+    validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+    check_floating("x", x)
+    x = jnp.asarray(x)
+    if axis is None:
+        if x.ndim < 2:
+            raise ValueError(
+                f"x must have a batch axis and at least one layer axis when axis=None, "
+                f"got shape {x.shape}"
+            )
+        axes = tuple(range(1, x.ndim))
+    else:
+        axes = normalize_axes("axis", axis, x.ndim)
+    count = 1
+    for a in axes:
+        count *= x.shape[a]
+    if count - ddof <= 0:
+        raise ValueError(
+            f"axis={axis!r} gives layers of {count} entries, too few for ddof={ddof} "
+            f"(need more than {ddof})"
+        )
+    compute_dtype = jnp.promote_types(x.dtype, jnp.float32)
+    xc = x.astype(compute_dtype)
+    alpha = float(alpha)
+    if grad == "paper":
+        out = _layeract_paper(xc, kind, axes, alpha, ddof)
+    else:
+        out = _forward(xc, kind, axes, alpha, ddof)[0]
+    return out.astype(x.dtype)
+
+
+def layeract_silu(
+    x: ArrayLike,
+    *,
+    alpha: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    ddof: int = 1,
+    grad: Literal["autodiff", "paper"] = "autodiff",
+) -> Array:
+    r"""LA-SiLU: :func:`layeract` with the sigmoid gate, ``x * sigmoid(n)``.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> actfx.layeract_silu(jnp.array([[-1.0, 0.0, 1.0, 2.0]])).shape
+      (1, 4)
+    """
+    return layeract(x, kind="silu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)
+
+
+def layeract_hardsilu(
+    x: ArrayLike,
+    *,
+    alpha: float = 1e-5,
+    axis: int | Sequence[int] | None = None,
+    ddof: int = 1,
+    grad: Literal["autodiff", "paper"] = "autodiff",
+) -> Array:
+    r"""LA-HardSiLU: :func:`layeract` with the gate ``clip(n/6 + 1/2, 0, 1)``.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> actfx.layeract_hardsilu(jnp.array([[-1.0, 0.0, 1.0, 2.0]]))
+      Array([[-0.3063...,  0. ,  0.5645...,  1.3872...]], dtype=float32)
+    """
+    return layeract(x, kind="hardsilu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)

@@ -1,0 +1,478 @@
+"""Top-K spatial activation sparsity (Li, Wen, Li, Lee, NeurIPS 2023)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Sequence
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, ArrayLike
+
+from actfx._src._checks import check_floating, normalize_axes
+
+_BY = ("abs", "value")
+_METHODS = ("exact", "approx")
+_UINT = {2: jnp.uint16, 4: jnp.uint32, 8: jnp.uint64}
+# Bits resolved per counting pass of the radix select (the fallback path): 2**_RADIX_BITS - 1
+# comparisons per element per pass, ceil(nbits / _RADIX_BITS) passes.
+_RADIX_BITS = 2
+# Counting passes of the threshold search before the fallback takes over.
+_MAX_SEARCH_PASSES = 24
+# The search over the whole tensor stops when at most this fraction of the pools is left.
+_FIXUP_FRACTION = 1 / 16
+# Passes of the search on the gathered remaining pools (each costs ~1/16 of a full pass).
+_MAX_FINISH_PASSES = 64
+
+
+def check_fraction(name: str, value, *, allow_none: bool = False) -> float | None:
+    """Validate a static fraction in (0, 1] (Top-K's ``k``) and return it as a Python float.
+
+    This is the one checker for Top-K fractions: :func:`topk`'s ``k``, ``actfx.nn.TopK``
+    and the models' ``topk=`` option all use it, so they accept and reject the same values.
+
+    Args:
+      name: the argument's name, used in the error message.
+      value: a Python ``int``/``float`` (or a concrete 0-d NumPy/JAX number) in (0, 1].
+      allow_none: also accept ``None`` (returned unchanged).
+
+    Returns:
+      ``float(value)``, or ``None`` when ``value is None`` and ``allow_none``.
+
+    Raises:
+      ValueError: naming ``name``, for ``None`` (unless allowed), a bool, a string, a traced
+        or non-scalar value, NaN, or a value outside (0, 1].
+
+    Example:
+      >>> from actfx._src.topk import check_fraction
+      >>> check_fraction("k", 0.25)
+      0.25
+      >>> check_fraction("k", "0.5")
+      Traceback (most recent call last):
+      ...
+      ValueError: k must be a Python float in (0, 1] (static), got '0.5'
+    """
+    if value is None and allow_none:
+        return None
+    what = "None or a Python float in (0, 1] (static)" if allow_none else "a Python float in (0, 1] (static)"
+    if (
+        isinstance(value, (bool, np.bool_, str, bytes, jax.core.Tracer))
+        or not isinstance(value, (numbers.Real, np.ndarray, jax.Array))
+        or np.ndim(value) != 0
+        or not np.issubdtype(np.asarray(value).dtype, np.number)
+        or np.iscomplexobj(value)
+    ):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    v = float(value)
+    if math.isnan(v) or not 0.0 < v <= 1.0:
+        raise ValueError(f"{name} must be a fraction in (0, 1], got {value!r}")
+    return v
+
+
+def num_kept(k: float, pool: int | Sequence[int]) -> int:
+    """Entries kept per pool: the reference's ``int(max(1, k * h * w))``, left to right.
+
+    ``pool`` is the pool's size or its shape (e.g. ``(H, W)``). With a shape the product is
+    evaluated as the reference code does, ``k * H * W == (k * H) * W`` in floating point,
+    which differs from ``k * (H * W)`` by one for some sizes (``k=0.29`` at 10x10 keeps
+    29, not 28).
+
+    Example:
+      >>> from actfx._src.topk import num_kept
+      >>> num_kept(0.29, (10, 10)), num_kept(0.1, 1024), num_kept(1e-6, (4, 4))
+      (29, 102, 1)
+    """
+    k = check_fraction("k", k)
+    dims = (pool,) if isinstance(pool, (int, np.integer)) else tuple(pool)
+    v = k
+    for d in dims:
+        v = v * int(d)
+    return int(max(1, v))
+
+
+def _check_k(k) -> None:
+    check_fraction("k", k)
+
+
+def validate_topk_args(*, k: float, by: str, method: str) -> None:
+    """Raise ``ValueError`` for a bad static argument of :func:`topk`."""
+    check_fraction("k", k)
+    if not isinstance(by, str) or by not in _BY:
+        raise ValueError(f"by must be one of {_BY}, got {by!r}")
+    if not isinstance(method, str) or method not in _METHODS:
+        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
+
+
+def _sortable_bits(x: Array, by: str) -> Array:
+    """Unsigned integers whose order is the order of ``|x|`` (by="abs") or ``x``.
+
+    NaN maps above +inf (like ``jax.lax.top_k``); ``-0.0`` sorts just below ``+0.0``.
+    """
+    utype = _UINT[x.dtype.itemsize]
+    if by == "abs":
+        # The bit pattern of a non-negative float is monotone in its value.
+        return jax.lax.bitcast_convert_type(jnp.abs(x), utype)
+    b = jax.lax.bitcast_convert_type(x, utype)
+    sign = utype(1 << (8 * x.dtype.itemsize - 1))
+    # Negative floats: flip every bit (larger magnitude -> smaller key). Positive: set sign.
+    return jnp.where(b & sign, ~b, b | sign)
+
+
+def _kth_largest(u: Array, m: Array | int, axes: tuple[int, ...], nbits: int) -> Array:
+    """Per pool, the ``m``-th largest value of unsigned ``u`` (exact), with keepdims shape.
+
+    Radix select from the most significant bit: each pass counts, for every candidate
+    next digit ``d``, how many entries are ``>= prefix | d << shift`` and keeps the largest
+    ``d`` whose count is still ``>= m``. Only compares and sums: it fuses into one
+    memory pass per digit, with no sort, gather or scatter.
+    """
+    prefix = jnp.zeros([1 if a in axes else s for a, s in enumerate(u.shape)], u.dtype)
+    passes = -(-nbits // _RADIX_BITS)  # a rolled loop keeps the compiled program small
+    m = jnp.asarray(m)
+
+    def one_pass(i, prefix):
+        shift = (jnp.asarray((passes - 1 - i) * _RADIX_BITS)).astype(u.dtype)
+        digits = jnp.arange(1, 2**_RADIX_BITS, dtype=u.dtype) << shift
+        thresholds = prefix[..., None] | digits  # (..., D)
+        counts = jnp.sum(u[..., None] >= thresholds, axis=axes, keepdims=True, dtype=jnp.int32)
+        d = jnp.sum(counts >= m[..., None], axis=-1, dtype=u.dtype)
+        return prefix | (d << shift)
+
+    return jax.lax.fori_loop(0, passes, one_pass, prefix)
+
+
+def _position_keys(shape: tuple[int, ...], axes: tuple[int, ...], dtype) -> Array:
+    """``pool - position`` of each entry in its (row-major flattened) pool: first = largest."""
+    pos = jnp.zeros((), jnp.int32)
+    for a in axes:
+        pos = pos * shape[a] + jax.lax.broadcasted_iota(jnp.int32, shape, a)
+    pool = math.prod(shape[a] for a in axes)
+    return (pool - pos).astype(dtype)
+
+
+def _radix_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
+    """Exact top-``m`` mask by a full radix select (the fallback of :func:`_search_mask`)."""
+    u = _sortable_bits(x, by)
+    nbits = 8 * x.dtype.itemsize - (1 if by == "abs" else 0)
+    t = _kth_largest(u, m, axes, nbits)
+    n_above = jnp.sum(u > t, axis=axes, keepdims=True, dtype=jnp.int32)
+    n_at = jnp.sum(u == t, axis=axes, keepdims=True, dtype=jnp.int32)
+    return jax.lax.cond(
+        jnp.all(n_above + n_at == m),
+        lambda: u >= t,
+        lambda: _tie_mask(u, t, m - n_above, axes),
+    )
+
+
+def _tie_mask(u: Array, t: Array, need: Array, axes: tuple[int, ...]) -> Array:
+    """``u > t``, plus the first ``need`` entries equal to ``t`` by position, per pool."""
+    pool = math.prod(u.shape[a] for a in axes)
+    pos_key = jnp.where(u == t, _position_keys(u.shape, axes, jnp.uint32), jnp.uint32(0))
+    t_pos = _kth_largest(pos_key, jnp.maximum(need, 1), axes, max(1, pool.bit_length()))
+    return (u > t) | (pos_key >= t_pos) & (pos_key > 0) & (need > 0)
+
+
+def _keys(x: Array, axes: tuple[int, ...], by: str) -> tuple[Array, bool]:
+    """Sortable unsigned keys; for 16-bit floats the position is appended (no ties)."""
+    u = _sortable_bits(x, by)
+    pool = math.prod(x.shape[a] for a in axes)
+    pbits = max(1, (pool - 1).bit_length())
+    if x.dtype.itemsize == 2 and 16 + pbits <= 32:
+        # (key << pbits) | (pool - 1 - position): distinct within a pool, same order, and
+        # equal keys are ordered by position (earlier first), so no tie ever needs breaking.
+        pos = _position_keys(x.shape, axes, jnp.uint32) - jnp.uint32(1)
+        return (u.astype(jnp.uint32) << jnp.uint32(pbits)) | pos, True
+    return u, False
+
+
+def _model_values(x: Array, axes: tuple[int, ...], by: str, ctype, n_pos: Array):
+    """Per-pool location and scale of a Gaussian model of the scores (cheap fused sums).
+
+    ``by="abs"``: a half-normal of the ``n_pos`` nonzero ``|x|`` (zeros, e.g. after a ReLU,
+    do not shrink the scale). Non-finite entries make the model non-finite; the caller
+    then falls back to a plain bisection of the keys for that pool.
+    """
+    s = (jnp.abs(x) if by == "abs" else x).astype(ctype)
+    if by == "abs":
+        msq = jnp.sum(s * s, axis=axes, keepdims=True) / jnp.maximum(n_pos, 1).astype(ctype)
+        return jnp.zeros_like(msq), jnp.sqrt(msq)
+    mean = jnp.mean(s, axis=axes, keepdims=True)
+    msq = jnp.mean(s * s, axis=axes, keepdims=True)
+    return mean, jnp.sqrt(jnp.maximum(msq - mean * mean, 0))
+
+
+def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
+    """Exact top-``m`` mask: a threshold search on the keys that stops at a count of ``m``.
+
+    Any threshold ``t`` with ``#{key >= t} == m`` separates exactly the top ``m`` (no tie
+    crosses it), so the search does not need the ``m``-th value itself. The first pivots
+    come from a Gaussian model of each pool (location/scale from two fused sums, corrected
+    multiplicatively by the observed counts); once a pool is bracketed, Illinois regula falsi
+    on the counts. Each pass is one fused compare-and-count over the tensor. It stops when
+    at most ``cap`` pools are left; those are finished exactly by ``lax.top_k`` on the
+    gathered pools. Pools whose ``m``-th value is tied across the boundary (e.g. zeros after
+    a ReLU) break the tie by position. Past ``_MAX_SEARCH_PASSES`` with more pools left,
+    the full radix select takes over (always exact).
+    """
+    u, distinct = _keys(x, axes, by)
+    utype = u.dtype
+    L = math.prod(x.shape[a] for a in axes)
+    rest = tuple(a for a in range(x.ndim) if a not in axes)
+    rest_shape = tuple(x.shape[a] for a in rest)
+    R = math.prod(rest_shape)
+    pshape = tuple(1 if a in axes else s for a, s in enumerate(x.shape))
+    ctype = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    cap = min(R, max(8, int(R * _FIXUP_FRACTION)))
+    target = m - 0.5
+
+    # Entries above the zero score (+0.0): zeros tie (e.g. after a ReLU).
+    zkey = _sortable_bits(jnp.zeros((), x.dtype), by)
+    if distinct:
+        pbits = max(1, (L - 1).bit_length())
+        zkey = (zkey.astype(jnp.uint32) << jnp.uint32(pbits)) | jnp.uint32((1 << pbits) - 1)
+    n_gt0 = jnp.sum(u > zkey, axis=axes, keepdims=True, dtype=jnp.int32)
+    loc, scale = _model_values(x, axes, by, ctype, n_gt0)
+    if by == "abs":
+        n_eff, half = n_gt0.astype(ctype), 2.0
+    else:
+        n_eff, half = jnp.asarray(L, ctype), 1.0
+    finite = jnp.isfinite(loc) & jnp.isfinite(scale)
+
+    def model_key(r):
+        z = jax.scipy.special.ndtri(jnp.clip(1.0 - r / (half * jnp.maximum(n_eff, 1.0)), 1e-6, 1 - 1e-6))
+        v = (loc + scale * z).astype(x.dtype)
+        kk = _sortable_bits(v, by)
+        if distinct:
+            kk = (kk.astype(jnp.uint32) << jnp.uint32(pbits)) | jnp.uint32((1 << pbits) // 2)
+        return kk
+
+    lo = jnp.zeros(pshape, utype)
+    c_lo = jnp.full(pshape, L, jnp.int32)
+    hi = jnp.full(pshape, jnp.iinfo(utype).max, utype)  # inclusive: #{u > hi} = c_hi
+    c_hi = jnp.zeros(pshape, jnp.int32)
+    if not distinct:
+        # Start the bracket at the smallest positive key; a pool whose m-th score is a
+        # tied zero is settled here (its tie is broken by position at the end).
+        n_ge0 = n_gt0 + jnp.sum(u == zkey, axis=axes, keepdims=True, dtype=jnp.int32) if by == "value" else L
+        above = n_gt0 >= m
+        below = n_ge0 < m
+        lo = jnp.where(above, zkey + 1, jnp.where(below, lo, zkey)).astype(utype)
+        c_lo = jnp.where(above, n_gt0, jnp.where(below, c_lo, n_ge0))
+        hi = jnp.where(above, hi, jnp.where(below, zkey - 1, zkey)).astype(utype)
+        c_hi = jnp.where(above, c_hi, jnp.where(below, n_ge0, n_gt0))
+    ftype = ctype
+    def model(r, lo, hi):  # the model's key; a bisection for pools with no finite model
+        return jnp.where(finite, model_key(r), lo + (hi - lo) // 2)
+    init = (
+        jnp.zeros((), jnp.int32), lo, c_lo, hi, c_hi,
+        c_lo.astype(ftype) - target, c_hi.astype(ftype) - target,
+        jnp.zeros(pshape, jnp.int32), jnp.full(pshape, target, ftype),
+        jnp.zeros(pshape, bool), jnp.zeros(pshape, bool),
+    )
+    state = jax.lax.while_loop(
+        lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
+        lambda s: _search_step(s, lambda p: jnp.sum(u >= p, axis=axes, keepdims=True, dtype=jnp.int32),
+                               model, m, L),
+        init,
+    )
+    return u, distinct, cap, state
+
+
+def _live(state, m):
+    """Pools still searching: no count of ``m`` seen and the bracket not collapsed."""
+    _, lo, c_lo, hi = state[:4]
+    return (c_lo != m) & (lo < hi)
+
+
+def _search_step(state, count, model, m, L):
+    """One counting pass of the threshold search (see :func:`_search`)."""
+    it, lo, c_lo, hi, c_hi, g_lo, g_hi, last, r, lo_seen, hi_seen = state
+    utype, ftype = lo.dtype, g_lo.dtype
+    one = jnp.ones((), utype)
+    target = m - 0.5
+    # The pivot p lies in (lo, hi]: Illinois regula falsi once both sides were measured,
+    # before that the count-corrected model (or a bisection of the keys without a model).
+    span = hi - lo
+    f = jnp.clip(g_lo / (g_lo - g_hi), 0.0, 1.0)
+    f = jnp.where(lo_seen & hi_seen, f, 0.5)
+    off = jnp.floor(f * span.astype(ftype)).astype(utype)
+    p = lo + one + jnp.minimum(off, jnp.maximum(span, one) - one)
+    if model is not None:
+        p_model = jnp.clip(model(r, lo, hi), lo + one, jnp.maximum(hi, lo + one))
+        p = jnp.where(lo_seen & hi_seen, p, p_model)
+    c = count(p)
+    live = (c_lo != m) & (lo < hi)
+    go_lo = live & (c >= m)
+    go_hi = live & (c < m)
+    g_new = c.astype(ftype) - target
+    # Illinois: when the same side moves twice, halve the weight of the side that stays.
+    g_hi = jnp.where(go_hi, g_new, jnp.where(go_lo & (last == 1), g_hi * 0.5, g_hi))
+    g_lo = jnp.where(go_lo, g_new, jnp.where(go_hi & (last == -1), g_lo * 0.5, g_lo))
+    lo = jnp.where(go_lo, p, lo)
+    c_lo = jnp.where(go_lo, c, c_lo)
+    hi = jnp.where(go_hi, p - one, hi)
+    c_hi = jnp.where(go_hi, c, c_hi)
+    last = jnp.where(go_lo, 1, jnp.where(go_hi, -1, last))
+    # The model's ranks, rescaled by what the counts showed (steps clipped to 8x).
+    r = jnp.clip(r * target / jnp.maximum(c.astype(ftype), 0.5), r / 8, r * 8)
+    r = jnp.clip(r, 0.25, L - 0.25)
+    return (it + 1, lo, c_lo, hi, c_hi, g_lo, g_hi, last, r, lo_seen | go_lo, hi_seen | go_hi)
+
+
+def _search_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
+    """Exact top-``m`` mask from :func:`_search` (see there), finished exactly."""
+    u, distinct, cap, state = _search(x, m, axes, by)
+    n_left = jnp.sum(_live(state, m), dtype=jnp.int32)
+
+    def finish():
+        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(u, state, m, axes, cap), lambda: state)
+        _, lo, c_lo, _, c_hi = state2[:5]
+        ok = ~jnp.any(_live(state2, m))
+
+        def masks():
+            if distinct:
+                return u >= lo
+            tie = c_lo != m  # collapsed bracket: the m-th key is lo, tied across the boundary
+            return jax.lax.cond(
+                jnp.any(tie), lambda: jnp.where(tie, _tie_mask(u, lo, m - c_hi, axes), u >= lo),
+                lambda: u >= lo,
+            )
+
+        return jax.lax.cond(ok, masks, lambda: _radix_mask(x, m, axes, by))
+
+    return jax.lax.cond(n_left > cap, lambda: _radix_mask(x, m, axes, by), finish)
+
+
+# Compiled once per (shape, dtype, m, axes, by): eager calls do not re-trace the loops.
+_search_mask_jit = jax.jit(_search_mask, static_argnums=(1, 2, 3))
+
+
+def _finish_left(u, state, m, axes, cap):
+    """Continue the search on the (at most ``cap``) live pools only, gathered as rows."""
+    rest = tuple(a for a in range(u.ndim) if a not in axes)
+    rest_shape = tuple(u.shape[a] for a in rest)
+    R = math.prod(rest_shape)
+    L = u.size // R
+    it, *per_pool = state
+    pshape = per_pool[0].shape
+    (idx,) = jnp.nonzero(_live(state, m).reshape(R), size=cap, fill_value=0)
+    if rest:
+        ridx = jnp.unravel_index(idx, rest_shape)
+        indexer = [slice(None)] * u.ndim
+        for a, i in zip(rest, ridx):
+            indexer[a] = i
+        rows = u[tuple(indexer)]
+        adjacent = rest == tuple(range(rest[0], rest[0] + len(rest)))
+        rows = jnp.moveaxis(rows, rest[0] if adjacent else 0, 0).reshape(cap, L)
+    else:
+        rows = u.reshape(1, L)
+    rows = rows.T  # (L, cap): the count reduces over the major axis, vectorised over pools
+    sub = (jnp.zeros((), jnp.int32),) + tuple(v.reshape(R)[idx][None, :] for v in per_pool)
+    sub = jax.lax.while_loop(
+        lambda s: (s[0] < _MAX_FINISH_PASSES) & jnp.any(_live(s, m)),
+        lambda s: _search_step(s, lambda p: jnp.sum(rows >= p, axis=0, keepdims=True, dtype=jnp.int32),
+                               None, m, L),
+        sub,
+    )
+    out = tuple(v.reshape(R).at[idx].set(w[0, :]).reshape(pshape) for v, w in zip(per_pool, sub[1:]))
+    return (it,) + out
+
+
+def _approx_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
+    rest = tuple(a for a in range(x.ndim) if a not in axes)
+    perm = rest + axes
+    xt = jnp.transpose(x, perm)
+    flat = xt.reshape(xt.shape[: len(rest)] + (-1,))
+    score = jnp.abs(flat) if by == "abs" else flat
+    _, idx = jax.lax.approx_max_k(score, m)
+    mask = jnp.zeros(flat.shape, bool)
+    mask = jnp.put_along_axis(mask, idx, True, axis=-1, inplace=False)
+    return jnp.transpose(mask.reshape(xt.shape), np.argsort(perm))
+
+
+def topk(
+    x: ArrayLike,
+    k: float,
+    *,
+    axis: int | Sequence[int] = (-3, -2),
+    by: Literal["abs", "value"] = "abs",
+    method: Literal["exact", "approx"] = "exact",
+) -> Array:
+    r"""Top-K activation sparsity: keep the ``m`` largest entries of each pool, zero the rest.
+
+    The pools are the slices over ``axis`` (default ``(-3, -2)``: the spatial ``H, W`` of an
+    NHWC feature map, so one pool per sample and channel). With pool axes of sizes
+    ``n_1, n_2, ...`` (the product evaluated left to right, as the reference code does),
+
+    .. math::
+        m = \max(1, \lfloor k \, n_1 n_2 \cdots \rfloor), \qquad
+        \mathrm{topk}(x)_i = x_i \,[\, i \in \text{the } m \text{ largest } s(x) \text{ of its pool}]
+
+    with the score ``s(x) = |x|`` (``by="abs"``) or ``s(x) = x`` (``by="value"``).
+
+    ``method="exact"`` keeps exactly ``m`` entries per pool, ties at the threshold broken by
+    position (earlier entries in row-major order win), like ``jax.lax.top_k`` and a stable
+    argsort. It never sorts: scores are mapped to unsigned integer keys with the same order
+    (the float's bit pattern; for 16-bit floats the position is appended, so keys are
+    distinct), and a per-pool search looks for a threshold ``t`` with exactly ``m`` keys
+    ``>= t`` (any such ``t`` separates the top ``m``). Its first pivots come from a Gaussian
+    model of the pool (two fused sums) corrected by the observed counts, then Illinois
+    regula falsi on the counts; each pass is one fused compare-and-count. The last few
+    pools are finished on a gathered copy, ties across the threshold (e.g. zeros after a
+    ReLU) are broken by position, and a full radix select on the keys is the fallback for
+    inputs the search does not settle (always exact; slower).
+    NaN ranks above ``+inf`` (as in ``jax.lax.top_k``): NaN entries are kept first;
+    ``-0.0`` ranks just below ``+0.0`` with ``by="value"``.
+    ``method="approx"`` uses ``jax.lax.approx_max_k`` (fast on TPU; recall < 1 allowed).
+
+    The mask is a constant for autodiff: gradients flow to the kept entries only.
+
+    Args:
+      x: floating array, e.g. ``(N, H, W, C)``.
+      k: fraction of each pool to keep, a Python float in (0, 1]; ``k=1`` is the identity.
+        The count is the reference code's ``int(max(1, k * H * W))`` evaluated left to right
+        over the pool's axes (see :func:`num_kept`).
+      axis: the axes forming one pool.
+      by: ``"abs"`` or ``"value"``.
+      method: ``"exact"`` or ``"approx"``.
+
+    Returns:
+      Array with the shape and dtype of ``x``.
+
+    Raises:
+      ValueError: ``k`` outside (0, 1] or not static, unknown ``by``/``method``, an
+        ``axis`` out of range for ``x``, or a non-floating ``x``.
+
+    References:
+      T. Li, Z. Wen, Y. Li, T. S. Lee, *Emergence of Shape Bias in Convolutional Neural
+      Networks through Activation Sparsity*, NeurIPS 2023, arXiv:2310.18894.
+
+    Example:
+      >>> import jax.numpy as jnp, actfx
+      >>> x = jnp.array([[3.0, -1.0, 0.5, -4.0]])
+      >>> actfx.topk(x, 0.5, axis=-1)
+      Array([[ 3.,  0.,  0., -4.]], dtype=float32)
+      >>> actfx.topk(x, 0.5, axis=-1, by="value")
+      Array([[3. , 0. , 0.5, 0. ]], dtype=float32)
+    """
+    validate_topk_args(k=k, by=by, method=method)
+    check_floating("x", x)
+    x = jnp.asarray(x)
+    if x.ndim == 0:
+        raise ValueError("x must have at least one axis, got a scalar")
+    axes = normalize_axes("axis", axis, x.ndim)
+    pool = math.prod(x.shape[a] for a in axes)
+    if x.size == 0:
+        return x
+    m = num_kept(k, tuple(x.shape[a] for a in axes))
+    if m >= pool:
+        return x
+    xs = jax.lax.stop_gradient(x)
+    if method == "exact":
+        mask = _search_mask_jit(xs, m, axes, by)
+    else:
+        mask = _approx_mask(xs, m, axes, by)
+    return jnp.where(mask, x, jnp.zeros((), x.dtype))
