@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 # pytest-xdist workers: one per core (CI has 2).
 WORKERS ?= auto
 
-.PHONY: demo test test-all bench docs clean
+.PHONY: demo test test-all lint fmt bench docs clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,11 +23,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(PY)
 demo: $(VENV)/.installed
 	$(PY) -m experiments.demo
 
-test: $(VENV)/.installed-dev
+# Lint (ruff), format check (ruff) and type check (pyright, basic mode, actfx/) come first:
+# any of them failing fails `make test`.
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright --pythonpath $(PY)
+
+test: lint
 	$(PY) -m pytest -n $(WORKERS)
 
-test-all: $(VENV)/.installed-dev
+test-all: lint
 	$(PY) -m pytest -n $(WORKERS) -m "slow or not slow"
+
+# Fix what can be fixed: ruff's safe lint fixes, then the formatter.
+fmt: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.activations

@@ -357,7 +357,10 @@ def verdict_activation(rows: list[dict]) -> tuple[str, str]:
     cr = float(np.mean([r["coverage_ratio"] for r in rows]))
     cg = float(np.mean([r["coverage_g_grid"] for r in rows]))
     rh = max(r["max_r_hat"] for r in rows)
-    nums = f"c covered {cc:.2f}, gamma/lam covered {cr:.2f} of seeds; g(u) covered on {cg:.2f} of grid; max R-hat {rh:.3f}"
+    nums = (
+        f"c covered {cc:.2f}, gamma/lam covered {cr:.2f} of seeds; "
+        f"g(u) covered on {cg:.2f} of grid; max R-hat {rh:.3f}"
+    )
     if rh > 1.05:
         return "inconclusive", nums + " (chains disagree)"
     if cc >= 2 / 3 and cr >= 2 / 3 and cg >= 0.9:
@@ -437,8 +440,9 @@ def main(argv=None) -> dict:
     cfg.restarts_per_chain = 2
     priors = [p.strip() for p in cfg.priors.split(",") if p.strip()]
     print(
-        f"jax devices: {jax.devices()}; {cfg.chains} chains (one MAP restart each) x ({cfg.warmup} warm-up + "
-        f"{cfg.samples}), {cfg.seeds} seeds, n={cfg.n}, priors {priors}, NUTS max tree depth {cfg.max_tree_depth}"
+        f"jax devices: {jax.devices()}; {cfg.chains} chains (one MAP restart each) x "
+        f"({cfg.warmup} warm-up + {cfg.samples}), {cfg.seeds} seeds, n={cfg.n}, "
+        f"priors {priors}, NUTS max tree depth {cfg.max_tree_depth}"
     )
     t_start = time.perf_counter()
     rows = {p: [] for p in priors}
@@ -477,9 +481,10 @@ def main(argv=None) -> dict:
         [p] + [mean_std([float(r[k]) for r in rows[p]], "{:.3f}") for k in keys] for p in priors
     ]
     print(
-        f"\nPlanted MMeLU teacher 8-3-1 (5/24 non-zero W0), n={cfg.n}, held-out 1000, mean ± std over "
-        f"{cfg.seeds} seeds; R-hat/ESS on identifiable quantities only (c, gamma/lam, noise, log-lik, F), "
-        f"pooled over the main-mode chains (mean train log-lik within {cfg.mode_tol:g} nats of the best chain)"
+        f"\nPlanted MMeLU teacher 8-3-1 (5/24 non-zero W0), n={cfg.n}, held-out 1000, "
+        f"mean ± std over {cfg.seeds} seeds; R-hat/ESS on identifiable quantities only "
+        f"(c, gamma/lam, noise, log-lik, F), pooled over the main-mode chains "
+        f"(mean train log-lik within {cfg.mode_tol:g} nats of the best chain)"
     )
     print(format_table(["prior"] + keys, table))
     per_seed = [
@@ -497,7 +502,8 @@ def main(argv=None) -> dict:
         for r in rows[p]
     ]
     print(
-        f"\nPer seed (teacher c={TEACHER_ACT['c']}, gamma/lam={TEACHER_ACT['gamma'] / TEACHER_ACT['lam']:.3f})"
+        f"\nPer seed (teacher c={TEACHER_ACT['c']}, "
+        f"gamma/lam={TEACHER_ACT['gamma'] / TEACHER_ACT['lam']:.3f})"
     )
     print(
         format_table(
@@ -529,7 +535,8 @@ def main(argv=None) -> dict:
     for k, (v, nums) in verdicts.items():
         print(f"VERDICT {k}: {v} — {nums}")
     print(
-        "Prior: the paper used a hierarchical Laplace (l1) prior with one inverse-gamma scale per layer; "
+        "Prior: the paper used a hierarchical Laplace (l1) prior with one inverse-gamma scale "
+        "per layer; "
         "under it P(|w|<0.1) > 0.5 needs s < 0.114, which would also shrink the large weights, so "
         "sparsity is tested with the horseshoe and the Laplace-type prior kept as the control."
     )

@@ -111,7 +111,8 @@ def main(argv=None) -> dict:
     data = load_digits()
     print(
         f"digits: {len(data.x_train)} train / {len(data.x_test)} test images of shape "
-        f"{data.x_train.shape[1:]}, {epochs} epochs x {seeds} seeds, backend {jax.default_backend()}"
+        f"{data.x_train.shape[1:]}, {epochs} epochs x {seeds} seeds, "
+        f"backend {jax.default_backend()}"
     )
 
     runs = []

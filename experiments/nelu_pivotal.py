@@ -492,10 +492,10 @@ def tables(res: dict, args) -> str:
         prow.append(
             ["pivotality R"]
             + [
-                f"{an['pivotality'][f'{a}/{d}']['mean']:.3f} [{an['pivotality'][f'{a}/{d}']['lo']:.2f},"
-                f" {an['pivotality'][f'{a}/{d}']['hi']:.2f}]"
+                f"{pv['mean']:.3f} [{pv['lo']:.2f}, {pv['hi']:.2f}]"
                 for a in ACTS
                 for d in DECODERS
+                for pv in [an["pivotality"][f"{a}/{d}"]]
             ]
         )
         parts.append(

@@ -182,7 +182,7 @@ def test_wall_time_includes_map_initialisation(prelu_run):
     assert res.wall_time == pytest.approx(res.map_time + res.sampling_time)
 
 
-# --- ArviZ export of the fixture's run ------------------------------------------------------------------------------
+# --- ArviZ export of the fixture's run --------------------------------------------------
 def test_to_inference_data(prelu_run):
     az = pytest.importorskip("arviz")
     res = prelu_run
@@ -207,7 +207,8 @@ def test_to_inference_data(prelu_run):
         to_inference_data({"a": np.zeros(3)})
 
 
-@pytest.mark.slow  # the notebook's planted-teacher cell runs init="map_per_chain" in the default suite
+# the notebook's planted-teacher cell runs init="map_per_chain" in the default suite
+@pytest.mark.slow
 def test_chains_start_from_their_own_map_restart():
     r = run_mcmc(
         PRELU,

@@ -190,7 +190,7 @@ def _per_channel_modules(c, channel_axis=-1):
 def _randomise(mods):
     """Give every channel its own parameter values (so a channel mix-up would show)."""
     for i, m in enumerate(mods.values()):
-        for path, v in nnx.to_flat_state(nnx.state(m, nnx.Param)):
+        for _path, v in nnx.to_flat_state(nnx.state(m, nnx.Param)):
             v[...] = v[...] + 0.3 * jax.random.normal(jax.random.key(i), v.shape)
 
 
