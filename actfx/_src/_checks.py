@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import jax
 import numpy as np
+from jax.core import Tracer
 
 
 class ArgumentTypeError(TypeError, ValueError):
@@ -21,7 +22,7 @@ class ArgumentTypeError(TypeError, ValueError):
 
 def is_concrete(x) -> bool:
     """True when ``x`` holds concrete values (not a tracer inside jit/grad/vmap)."""
-    return not isinstance(x, jax.core.Tracer)
+    return not isinstance(x, Tracer)
 
 
 def check_finite(name: str, value) -> None:

@@ -239,8 +239,8 @@ def ditac(
     gives finite values and finite gradients w.r.t. ``x`` and ``theta`` everywhere,
     including outside [a, b] (where the theta-gradient is exactly 0). Documented
     exceptions: NaN ``x`` gives NaN; ``x = +inf`` gives ``+inf`` and ``x = -inf`` gives NaN,
-    exactly as ``jax.nn.gelu`` (``-inf * Phi(-inf)``); a traced ``theta`` is not checked for NaN (a NaN theta gives NaN). An empty
-    ``x`` gives an empty result.
+    exactly as ``jax.nn.gelu`` (``-inf * Phi(-inf)``); a traced ``theta`` is not checked
+    for NaN (a NaN theta gives NaN). An empty ``x`` gives an empty result.
 
     Returns:
       Array of ``x``'s shape and dtype. The transform is computed in
@@ -265,7 +265,8 @@ def ditac(
       >>> theta = jnp.array([1.0, -2.0, 0.5, 0.0, 1.0, 0.3, -0.7, 0.2, 0.4])  # nc = 10
       >>> y = actfx.ditac(x, theta)
       >>> g = jax.nn.gelu(x, approximate=False)
-      >>> bool(jnp.allclose(y[jnp.array([0, 4])], g[jnp.array([0, 4])], rtol=1e-6))  # outside [a, b]
+      >>> out = jnp.array([0, 4])  # the points outside [a, b]
+      >>> bool(jnp.allclose(y[out], g[out], rtol=1e-6))
       True
       >>> bool(jnp.allclose(actfx.ditac(x, jnp.zeros(9)), g, rtol=1e-6))  # theta = 0
       True

@@ -119,7 +119,7 @@ def _pool_exponent(rows: Array):
     return e - 1, finite
 
 
-def _check_lam(lam: Array, shape: tuple[int, ...]) -> None:
+def _check_lam(lam: ArrayLike, shape: tuple[int, ...]) -> None:
     check_positive("lam", lam)
     if is_concrete(lam) and np.any(np.asarray(lam) >= 1):
         raise ValueError(
@@ -270,7 +270,7 @@ def _as_lam(lam):
     """``lam`` as an array, rejecting non-numeric values by name."""
     if isinstance(lam, (str, bytes)) or lam is None:
         raise TypeError(f"lam must be a real number or a floating array, got {lam!r}")
-    if not isinstance(lam, jax.core.Tracer):
+    if is_concrete(lam):
         dt = np.asarray(lam).dtype
         if not (
             jnp.issubdtype(dt, jnp.integer) or jnp.issubdtype(dt, jnp.floating) or dt == np.bool_
@@ -329,5 +329,5 @@ def _nelu(
     # lam is checked eagerly; traced lam outside (0, 1) (or NaN) makes its pool NaN.
     lam_ok = jnp.all((lrows > 0) & (lrows < 1), axis=-1, keepdims=True)
     z = jnp.where(finite & lam_ok, scaled(rows, lrows), jnp.nan)
-    z = jnp.transpose(z.reshape(tshape), np.argsort(perm))
-    return sign * z if two_sided else z
+    z = jnp.transpose(z.reshape(tshape), tuple(np.argsort(perm).tolist()))
+    return z if sign is None else sign * z

@@ -39,6 +39,7 @@ References:
 from __future__ import annotations
 
 from functools import partial
+from typing import TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -75,6 +76,35 @@ class _Limits:
         self.cap = float(np.sqrt(fi.max))
         self.log_cap = float(np.log(self.cap))
         self.cap_factor = float(np.cbrt(fi.max))
+
+
+class _SolveAux(TypedDict):
+    """What :func:`_solve` hands to the derivative rule (per-cell crossing data, the
+    per-point intermediate arrays, and the dtype's overflow limits)."""
+
+    cells: dict[str, Array]
+    c: Array
+    vx: Array
+    vxs: Array
+    h: Array
+    vk0s: Array
+    acs: Array
+    crossed: Array
+    base: Array
+    m: Array
+    cell: Array
+    y0: Array
+    tt: Array
+    v0: Array
+    u: Array
+    af: Array
+    bf: Array
+    big: Array
+    u_d: Array
+    u_b: Array
+    tt_b: Array
+    T: Array
+    lim: _Limits
 
 
 def _capped(v, lim: float):
@@ -220,7 +250,7 @@ def _cumulative_table(step_r: Array, step_l: Array, nc: int, fill: float) -> Arr
     return jnp.concatenate([zero, jnp.cumsum(steps, axis=-1)], axis=-1).reshape(-1)
 
 
-def _cell_crossings(a: Array, b: Array, nc: int, zero_boundary: bool):
+def _cell_crossings(a: Array, b: Array, nc: int, zero_boundary: bool) -> dict[str, Array]:
     """Per-cell crossing data: whether a point can cross cell m rightwards / leftwards,
     the start velocity, ``z = a h / v0`` and the crossing time (``inf`` where impossible)."""
     dtype = a.dtype
@@ -265,7 +295,7 @@ def _cell_index(x: Array, nc: int) -> Array:
     return jnp.where(jnp.isnan(cf), 0, cf).astype(jnp.int32)
 
 
-def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool):
+def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool) -> tuple[Array, _SolveAux]:
     """The closed-form transform of flat ``x`` under cell parameters ``A`` for time t >= 0,
     plus what the derivative rule needs."""
     dtype = x.dtype
@@ -349,7 +379,7 @@ def _solve(x: Array, A: Array, t: Array, nc: int, zero_boundary: bool):
     hi = jnp.where(cell == nc - 1, lim.max, (cell + 1).astype(dtype) / nc)
     T_big = jnp.clip(y0 + disp, lo, hi)
     T = jnp.clip(jnp.where(big, T_big, T_direct), -lim.max, lim.max)
-    aux = dict(
+    aux = _SolveAux(
         cells=cells,
         c=c,
         vx=vx,

@@ -14,6 +14,8 @@ References:
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import scipy.linalg
 
@@ -74,7 +76,12 @@ def basis_svd(L: np.ndarray) -> np.ndarray:
 def basis_qr(L: np.ndarray) -> np.ndarray:
     """Orthonormal null-space basis of ``L`` from the pivoted QR of ``L^T``: the trailing
     columns of Q beyond the rank. This is the basis DiTAC uses (via difw)."""
-    Q, R, _ = scipy.linalg.qr(L.T, mode="full", pivoting=True)
+    # scipy's stubs return a union over all (mode, pivoting) overloads; with mode="full"
+    # and pivoting=True the result is (Q, R, P).
+    Q, R, _ = cast(
+        "tuple[np.ndarray, np.ndarray, np.ndarray]",
+        scipy.linalg.qr(L.T, mode="full", pivoting=True),
+    )
     tol = np.max(np.abs(L)) * np.finfo(np.float64).eps * max(L.shape)
     rank = int(np.sum(np.abs(np.diag(R)) > tol))
     return Q[:, rank:]

@@ -13,6 +13,7 @@ from jaxtyping import Array, ArrayLike
 import actfx
 import actfx.cpab as cpab
 from actfx._src._checks import normalize_axes
+from actfx._src.cpab.prior import Kernel
 from actfx._src.nn._common import (
     as_input,
     check_dtype,
@@ -224,10 +225,10 @@ class DiTAC(nnx.Module):
         variant: str = "gelu_cpab",
         init_length_scale: float = 5.0,
         init_output_variance: float = 2.0,
-        init_kernel: str = "difw",
+        init_kernel: Kernel = "difw",
         reg_length_scale: float = 5.0,
         reg_output_variance: float = 2.0,
-        reg_kernel: str = "ditac",
+        reg_kernel: Kernel = "ditac",
         reg_weight: float = 0.1,
         channel_axis: int = -1,
         dtype=None,

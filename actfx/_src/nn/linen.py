@@ -25,13 +25,14 @@ and :func:`nelu_lam` (Linen modules hold no state outside ``variables``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 import actfx.cpab as cpab
+from actfx._src.cpab.prior import Kernel
 from actfx._src.layeract import layeract
 from actfx._src.mmelu import mmelu
 from actfx._src.nelu import nelu
@@ -54,7 +55,7 @@ from actfx._src.nn._common import (
 from actfx._src.nn.ditac import ditac_apply, tessellation, validate_ditac_args
 from actfx._src.nn.layeract import validate_layeract_module_args
 from actfx._src.nn.mmelu import validate_mmelu_args
-from actfx._src.nn.nelu import nelu_weight, validate_nelu_args
+from actfx._src.nn.nelu import NeLUMethod, nelu_weight, validate_nelu_args
 from actfx._src.nn.topk import validate_topk_module_args
 from actfx._src.topk import topk
 
@@ -86,11 +87,11 @@ class LayerAct(nn.Module):
       (2, 5)
     """
 
-    kind: str = "silu"
+    kind: Literal["silu", "hardsilu"] = "silu"
     alpha: float = 1e-5
     axis: int | Sequence[int] | None = None
     ddof: int = 1
-    grad: str = "autodiff"
+    grad: Literal["autodiff", "paper"] = "autodiff"
     dtype: Dtype | None = None
 
     def __post_init__(self):
@@ -125,8 +126,8 @@ class TopK(nn.Module):
 
     k: float
     axis: int | Sequence[int] = (-3, -2)
-    by: str = "abs"
-    method: str = "exact"
+    by: Literal["abs", "value"] = "abs"
+    method: Literal["exact", "approx"] = "exact"
     enabled: bool = True
     dtype: Dtype | None = None
 
@@ -239,7 +240,7 @@ class NeLU(nn.Module):
     channel_axis: int = -1
     two_sided: bool = False
     rms_scaled: bool = True
-    method: str = "exact"
+    method: NeLUMethod = "exact"
     iters: int = 100
     dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
@@ -312,10 +313,10 @@ class DiTAC(nn.Module):
     variant: str = "gelu_cpab"
     init_length_scale: float = 5.0
     init_output_variance: float = 2.0
-    init_kernel: str = "difw"
+    init_kernel: Kernel = "difw"
     reg_length_scale: float = 5.0
     reg_output_variance: float = 2.0
-    reg_kernel: str = "ditac"
+    reg_kernel: Kernel = "ditac"
     reg_weight: float = 0.1
     channel_axis: int = -1
     dtype: Dtype | None = None

@@ -27,6 +27,7 @@ from actfx._src.nn._common import (
 )
 
 NELU_METHODS = ("exact", "fixed_point", "unrolled")
+NeLUMethod = Literal["exact", "fixed_point", "unrolled"]
 #: Default ``lam_max``: the core's bound ``lam < 1`` for a raw weight, 8 RMS units otherwise.
 DEFAULT_LAM_MAX = {False: 1.0, True: 8.0}
 
@@ -56,7 +57,9 @@ def validate_nelu_args(
             f"got {lam_max!r}"
         )
     lam = check_real("lam_init", lam_init, low=0.0, high=lam_max)
-    if isinstance(axis, (int,)) and not isinstance(axis, bool):
+    if isinstance(axis, bool):
+        raise ValueError(f"axis must be an int or a tuple of ints, got {axis!r}")
+    if isinstance(axis, int):
         axis = int(axis)
     else:
         try:
@@ -154,7 +157,7 @@ class NeLU(nnx.Module):
         channel_axis: int = -1,
         two_sided: bool = False,
         rms_scaled: bool = True,
-        method: Literal["exact", "fixed_point", "unrolled"] = "exact",
+        method: NeLUMethod = "exact",
         iters: int = 100,
         dtype=None,
         param_dtype=jnp.float32,
@@ -182,7 +185,7 @@ class NeLU(nnx.Module):
         self.channel_axis = int(channel_axis)
         self.two_sided = bool(two_sided)
         self.rms_scaled = bool(rms_scaled)
-        self.method = method
+        self.method: NeLUMethod = method
         self.iters = int(iters)
         self.dtype = dtype
         self.param_dtype = param_dtype

@@ -10,7 +10,7 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, ArrayLike
 
-from actfx._src.nn.nelu import NeLU
+from actfx._src.nn.nelu import NeLU, NeLUMethod
 
 _ACTIVATIONS = ("nelu", "relu")
 _DENSE_DECODERS = ("free", "pinv", "transpose")
@@ -124,7 +124,7 @@ def _threshold(
     lam_init: float,
     bias_init: float,
     per_atom: bool,
-    method: str,
+    method: NeLUMethod,
     iters: int,
     rngs: nnx.Rngs,
 ) -> nnx.Module:
@@ -161,10 +161,11 @@ class PivotalAE(nnx.Module):
       training noise level (the "gain loophole" of issue 14).
     * ``"pinv"``: ``y_hat = act(y K) K^+`` with ``K^+ = pinv(K)`` recomputed from the
       encoder at every call (no decoder parameters; computed as ``K^T (K K^T)^{-1}`` by
-      Newton-Schulz iterations, which assumes a full-rank, not too ill-conditioned ``K``). For ``num_atoms >= in_features`` and
-      full-rank ``K``, ``K K^+ = I``: without thresholding the AE is the identity, and
-      rescaling ``K`` cannot change the output scale (NeLU is positively homogeneous), so
-      no gain can be learned apart from what the threshold does.
+      Newton-Schulz iterations, which assumes a full-rank, not too ill-conditioned ``K``).
+      For ``num_atoms >= in_features`` and full-rank ``K``, ``K K^+ = I``: without
+      thresholding the AE is the identity, and rescaling ``K`` cannot change the output
+      scale (NeLU is positively homogeneous), so no gain can be learned apart from what
+      the threshold does.
     * ``"transpose"``: ``y_hat = s act(y K) K^T`` with one learned scalar ``s`` (init
       ``in_features / num_atoms``). Cheaper than ``pinv``, but ``s`` (and the scale of
       ``K``) is still a global gain.
@@ -215,7 +216,7 @@ class PivotalAE(nnx.Module):
         per_atom: bool = True,
         decoder: Literal["free", "pinv", "transpose"] = "free",
         remove_mean: bool = False,
-        method: Literal["exact", "fixed_point", "unrolled"] = "exact",
+        method: NeLUMethod = "exact",
         iters: int = 100,
         dtype=None,
         param_dtype=jnp.float32,
@@ -333,7 +334,7 @@ class ConvPivotalAE(nnx.Module):
         per_atom: bool = True,
         decoder: Literal["free", "transpose"] = "free",
         remove_mean: bool = True,
-        method: Literal["exact", "fixed_point", "unrolled"] = "exact",
+        method: NeLUMethod = "exact",
         iters: int = 100,
         dtype=None,
         param_dtype=jnp.float32,

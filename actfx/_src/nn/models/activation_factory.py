@@ -34,7 +34,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from flax import nnx
 from jaxtyping import Array
@@ -71,7 +71,8 @@ def _parameters(act) -> list[inspect.Parameter]:
 def _checked(fn, name: str, what: str) -> Activation:
     if not callable(fn):
         raise ValueError(f"{name}{what} must return a callable activation, got {fn!r}")
-    return fn
+    # a user's callable: its signature cannot be checked statically
+    return cast(Activation, fn)
 
 
 def resolve_activation(act: ActFactory, *, name: str = "act") -> SiteFactory:
@@ -101,7 +102,8 @@ def resolve_activation(act: ActFactory, *, name: str = "act") -> SiteFactory:
       (16,)
       >>> resolve_activation(jax.nn.relu)(16, nnx.Rngs(0)) is jax.nn.relu
       True
-      >>> resolve_activation(lambda n, rngs: actfx.nn.DiTAC(n, rngs=rngs))(8, nnx.Rngs(0)).theta.shape
+      >>> make = resolve_activation(lambda n, rngs: actfx.nn.DiTAC(n, rngs=rngs))
+      >>> make(8, nnx.Rngs(0)).theta.shape
       (8, 9)
       >>> resolve_activation(lambda: jax.nn.silu)(8, nnx.Rngs(0))(jnp.zeros(2))
       Array([0., 0.], dtype=float32)

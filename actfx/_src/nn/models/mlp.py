@@ -35,7 +35,8 @@ class MLP(nnx.Module):
       >>> m(jnp.ones((5, 8, 8, 1))).shape
       (5, 10)
       >>> import actfx
-      >>> [a.theta.shape for a in MLP(4, 2, hidden=(8, 3), act=actfx.nn.DiTAC, rngs=nnx.Rngs(0)).acts]
+      >>> m = MLP(4, 2, hidden=(8, 3), act=actfx.nn.DiTAC, rngs=nnx.Rngs(0))
+      >>> [a.theta.shape for a in m.acts]
       [(8, 9), (3, 9)]
     """
 

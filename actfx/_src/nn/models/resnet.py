@@ -35,9 +35,10 @@ class BasicBlock(nnx.Module):
 
     BatchNorm precedes each activation; the activation factory is called twice (one per
     site), each time with ``out_channels`` features (see
-    :func:`actfx.nn.models.resolve_activation` for how ``act`` is called). When the block changes shape, the shortcut is option ``"A"`` (parameter-free:
-    stride-``s`` subsampling and zero channel padding, as in He et al.'s CIFAR ResNets and
-    the LayerAct reference code) or ``"B"`` (1x1 conv + BN).
+    :func:`actfx.nn.models.resolve_activation` for how ``act`` is called). When the block
+    changes shape, the shortcut is option ``"A"`` (parameter-free: stride-``s`` subsampling
+    and zero channel padding, as in He et al.'s CIFAR ResNets and the LayerAct reference
+    code) or ``"B"`` (1x1 conv + BN).
 
     Args:
       in_channels, out_channels: channel counts.
@@ -222,14 +223,14 @@ class ResNet(nnx.Module):
         )
 
     def __call__(self, x: ArrayLike) -> Array:
-        x = jnp.asarray(x)
-        x = self.stem_act(self.stem_bn(self.stem_conv(x)))
+        h = self.stem_act(self.stem_bn(self.stem_conv(jnp.asarray(x))))
         for i, stage in enumerate(self.stages):
             for block in stage:
-                x = block(x)
-            if i in self.topk_stages:
-                x = actfx.topk(x, self.topk)
-        return self.head(global_avg_pool(x))
+                h = block(h)
+            # topk_stages is () when topk is None
+            if self.topk is not None and i in self.topk_stages:
+                h = actfx.topk(h, self.topk)
+        return self.head(global_avg_pool(h))
 
 
 def _resnet_factory(depth: int):
@@ -238,7 +239,8 @@ def _resnet_factory(depth: int):
 
     make.__name__ = f"resnet{depth}"
     make.__qualname__ = make.__name__
-    make.__doc__ = f"""ResNet-{depth} (n = {(depth - 2) // 6}); keyword arguments as :class:`ResNet`.
+    make.__doc__ = f"""ResNet-{depth} (n = {(depth - 2) // 6}); keyword arguments as
+    :class:`ResNet`.
 
     Example:
       >>> import jax.numpy as jnp

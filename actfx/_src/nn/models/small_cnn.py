@@ -98,6 +98,7 @@ class SmallCNN(nnx.Module):
         x = jnp.asarray(x)
         for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):
             x = act(norm(conv(x)))
-            if i in self.topk_blocks:
+            # topk_blocks is () when topk is None
+            if self.topk is not None and i in self.topk_blocks:
                 x = actfx.topk(x, self.topk)
         return self.head(global_avg_pool(x))
