@@ -25,7 +25,8 @@ DITAC_PRIOR = {"cov_kernel": "ditac", "length_scale": 5.0, "output_variance": 2.
 
 
 def ditac_prior_covariance(nc: int = DITAC_CELLS) -> np.ndarray:
-    """The CPA prior covariance of DiTAC's theta used by ``activation="ditac"``, ``(nc-1, nc-1)``."""
+    """The CPA prior covariance of DiTAC's theta used by ``activation="ditac"``,
+    ``(nc-1, nc-1)``."""
     import inspect
 
     from actfx.cpab import Tessellation, prior_covariance
@@ -85,7 +86,7 @@ def activation_prior(
 
     def site(short: str, d: dist.Distribution) -> Array:
         d = d.expand(shape).to_event(len(shape)) if shape else d
-        return numpyro.sample(f"{name}/{short}", d)
+        return jnp.asarray(numpyro.sample(f"{name}/{short}", d))
 
     if activation == "mmelu":
         return {

@@ -61,7 +61,8 @@ def diagnostics_table(
     log-likelihood ``log_lik`` and the posterior predictive mean at the data point with the
     worst R-hat (``predictive[worst]``). ESS/s divides by ``result.wall_time`` (compile,
     warm-up and sampling included). Split R-hat and ESS are NumPyro's
-    (:func:`numpyro.diagnostics.split_gelman_rubin`, :func:`~numpyro.diagnostics.effective_sample_size`).
+    (:func:`numpyro.diagnostics.split_gelman_rubin`,
+    :func:`~numpyro.diagnostics.effective_sample_size`).
 
     Returns:
       ``{"rows": [...], "max_r_hat", "min_ess", "min_ess_per_s", "divergences",
@@ -101,7 +102,10 @@ def diagnostics_table(
 
 def format_table(diag: dict) -> str:
     """Plain-text table of :func:`diagnostics_table`'s output."""
-    head = f"{'quantity':<24}{'mean':>10}{'std':>9}{'5%':>9}{'95%':>9}{'r_hat':>8}{'ess':>8}{'ess/s':>9}"
+    head = (
+        f"{'quantity':<24}{'mean':>10}{'std':>9}{'5%':>9}{'95%':>9}"
+        f"{'r_hat':>8}{'ess':>8}{'ess/s':>9}"
+    )
     lines = [head, "-" * len(head)]
     for r in diag["rows"]:
         lines.append(

@@ -72,7 +72,8 @@ def to_inference_data(
         v = np.asarray(v)
         if v.ndim < 2:
             raise ValueError(
-                f"result must hold draws grouped by chain (chains, draws, ...); site {k!r} has shape {v.shape}"
+                "result must hold draws grouped by chain (chains, draws, ...); "
+                f"site {k!r} has shape {v.shape}"
             )
         post[k] = v
     given = [a is not None for a in (model, x, y)]
@@ -91,7 +92,7 @@ def to_inference_data(
     kw: dict[str, Any] = {"posterior": post, "coords": coords, "dims": dims}
     if stats:
         kw["sample_stats"] = stats
-    if model is not None:
+    if model is not None and x is not None and y is not None:  # all three or none (above)
         from numpyro.infer.util import log_likelihood
 
         c, s = next(iter(post.values())).shape[:2]

@@ -7,7 +7,8 @@ import math
 import numbers
 import time
 import warnings
-from typing import Any
+from collections.abc import Callable
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +49,11 @@ def _check_int(name: str, v: Any, low: int = 1) -> None:
 
 
 def _check_positive_float(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not (math.isfinite(v) and v > 0):
+    if (
+        isinstance(v, bool)
+        or not isinstance(v, numbers.Real)
+        or not (math.isfinite(v) and float(v) > 0)
+    ):
         raise ValueError(f"{name} must be a finite float > 0, got {v!r}")
 
 
@@ -104,7 +109,8 @@ def multistart_map(
       >>> import numpy as np
       >>> m = SparseMLP((2, 3, 1))
       >>> x = np.random.default_rng(0).normal(size=(20, 2)).astype("float32")
-      >>> pts, losses = multistart_map(m, x, (x[:, 0] > 0).astype("float32"), num_restarts=2, num_steps=10)
+      >>> y = (x[:, 0] > 0).astype("float32")
+      >>> pts, losses = multistart_map(m, x, y, num_restarts=2, num_steps=10)
       >>> len(pts), losses.shape, bool(pts[0]["layer0/act/c"] != pts[1]["layer0/act/c"])
       (2, (2,), True)
     """
@@ -297,9 +303,9 @@ def _convergence_warnings(
     rate = num_div / num_draws
     if rate > max_divergence_rate:
         msgs.append(
-            f"run_mcmc: {num_div} of {num_draws} post-warm-up transitions diverged ({100 * rate:.1f} % > "
-            f"{100 * max_divergence_rate:g} %); the draws may be biased. Raise target_accept_prob, "
-            "reparameterise (centered=False) or use a smoother prior."
+            f"run_mcmc: {num_div} of {num_draws} post-warm-up transitions diverged "
+            f"({100 * rate:.1f} % > {100 * max_divergence_rate:g} %); the draws may be biased. "
+            "Raise target_accept_prob, reparameterise (centered=False) or use a smoother prior."
         )
     rh = site_r_hats({k: samples[k] for k in sample_sites if k in samples})
     worst = sorted(((v, k) for k, v in rh.items() if np.isfinite(v)), reverse=True)
@@ -308,9 +314,10 @@ def _convergence_warnings(
     if bad:
         shown = ", ".join(f"{k} {v:.3f}" for v, k in bad[:4])
         msgs.append(
-            f"run_mcmc: split R-hat > {max_r_hat} on {len(bad)} of {len(rh)} sample sites (worst: {shown}); "
-            "chains have not mixed. Hidden-unit weights are not identifiable (unit permutations, sign "
-            "flips): check the identifiable quantities with diagnostics_table, or run longer."
+            f"run_mcmc: split R-hat > {max_r_hat} on {len(bad)} of {len(rh)} sample sites "
+            f"(worst: {shown}); chains have not mixed. Hidden-unit weights are not identifiable "
+            "(unit permutations, sign flips): check the identifiable quantities with "
+            "diagnostics_table, or run longer."
         )
     for m in msgs:
         warnings.warn(m, MCMCConvergenceWarning, stacklevel=3)
@@ -349,11 +356,12 @@ def run_mcmc(
     10, as in NumPyro.
 
     ``init="map"`` starts every chain from a :func:`map_estimate` (``map_steps`` Adam steps
-    of size ``map_learning_rate``, best of ``map_restarts``) through ``init_to_value`` (avoids failed initialisations);
-    ``"median"`` uses ``init_to_median``; a dict gives the constrained values directly; a
-    list of ``num_chains`` dicts gives one start point per chain; ``"map_per_chain"`` starts
-    chain ``k`` from its own MAP restart (:func:`multistart_map`, a different random init per
-    chain): scattered starts, so that R-hat can detect chains stuck in different modes. ``chain_method`` defaults to
+    of size ``map_learning_rate``, best of ``map_restarts``) through ``init_to_value``
+    (avoids failed initialisations); ``"median"`` uses ``init_to_median``; a dict gives the
+    constrained values directly; a list of ``num_chains`` dicts gives one start point per
+    chain; ``"map_per_chain"`` starts chain ``k`` from its own MAP restart
+    (:func:`multistart_map`, a different random init per chain): scattered starts, so that
+    R-hat can detect chains stuck in different modes. ``chain_method`` defaults to
     :func:`default_chain_method`.
 
     After sampling, a :class:`MCMCConvergenceWarning` is issued when more than
@@ -416,7 +424,8 @@ def run_mcmc(
     if isinstance(init, (list, tuple)):
         if len(init) != num_chains or not all(isinstance(d, dict) for d in init):
             raise ValueError(
-                f"init as a list must hold num_chains={num_chains} dicts of site values, got {len(init)}"
+                f"init as a list must hold num_chains={num_chains} dicts of site values, "
+                f"got {len(init)}"
             )
         init_params = _per_chain_init(model, init, x, y)
         strategy = init_to_value(values=init[0])
@@ -435,7 +444,8 @@ def run_mcmc(
         )
         if not np.any(np.isfinite(losses)):
             raise MAPDivergedError(
-                f"map_estimate diverged in all {map_restarts} restart(s) (map_learning_rate={map_learning_rate!r}); "
+                f"map_estimate diverged in all {map_restarts} restart(s) "
+                f"(map_learning_rate={map_learning_rate!r}); "
                 "a non-finite point is never used to start MCMC."
             )
         best = int(np.argmin(losses))
@@ -455,8 +465,10 @@ def run_mcmc(
         )
         if not np.all(np.isfinite(losses)):
             raise MAPDivergedError(
-                f"map_estimate diverged for chain(s) {np.flatnonzero(~np.isfinite(losses)).tolist()} "
-                f"(map_learning_rate={map_learning_rate!r}); a non-finite point is never used to start MCMC."
+                "map_estimate diverged for chain(s) "
+                f"{np.flatnonzero(~np.isfinite(losses)).tolist()} "
+                f"(map_learning_rate={map_learning_rate!r}); "
+                "a non-finite point is never used to start MCMC."
             )
         init_params = _per_chain_init(model, points, x, y)
         strategy = init_to_value(values=points[0])
@@ -466,7 +478,8 @@ def run_mcmc(
         strategy = init_to_median(num_samples=15)
     else:
         raise ValueError(
-            f"init must be 'map', 'map_per_chain', 'median', a dict or a list of dicts of site values, got {init!r}"
+            "init must be 'map', 'map_per_chain', 'median', a dict or a list of dicts of site "
+            f"values, got {init!r}"
         )
     nuts = lambda: NUTS(
         model,
@@ -481,13 +494,17 @@ def run_mcmc(
             model,
             init_strategy=strategy,
             num_steps=num_leapfrog,
-            trajectory_length=None,
+            # None: the trajectory is num_steps leapfrog steps (numpyro documents None; the
+            # parameter's type is inferred from its default 2 pi)
+            trajectory_length=None,  # pyright: ignore[reportArgumentType]
             target_accept_prob=target_accept_prob,
         )
     elif kernel == "proximal":
         k = ProximalHMC(
             model,
-            init_strategy=strategy,
+            # numpyro's init_to_* are unannotated (inferred as maybe None); with site=None
+            # they return the partial init strategy
+            init_strategy=cast(Callable[..., Any], strategy),
             num_leapfrog=num_leapfrog,
             target_accept_prob=target_accept_prob,
         )
@@ -495,22 +512,25 @@ def run_mcmc(
         act = model.activation_sites()
         if not act:
             raise ValueError(
-                f"kernel='gibbs' needs activation parameters; activation={model.activation!r} has none"
+                "kernel='gibbs' needs activation parameters; "
+                f"activation={model.activation!r} has none"
             )
         if init_params is not None:
             raise ValueError(
                 "init as a list of per-chain dicts is not supported for kernel='gibbs'"
             )
         k = Gibbs([(nuts(), act), (nuts(), None)])
-    chain_method = chain_method or default_chain_method(num_chains)
-    if kernel == "gibbs" and chain_method == "vectorized":
-        chain_method = jax.vmap  # Gibbs takes one key per chain; vmap the whole chain instead
+    mcmc_chain_method: str | Callable[..., Any] = chain_method or default_chain_method(num_chains)
+    if kernel == "gibbs" and mcmc_chain_method == "vectorized":
+        mcmc_chain_method = jax.vmap  # Gibbs takes one key per chain; vmap the whole chain instead
     mcmc = MCMC(
         k,
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
-        chain_method=chain_method,
+        # numpyro documents chain_method as a name or a callable jax transform (jax.vmap);
+        # its inferred type is that of the default ("parallel")
+        chain_method=mcmc_chain_method,  # pyright: ignore[reportArgumentType]
         progress_bar=progress_bar,
     )
     t0 = time.perf_counter()

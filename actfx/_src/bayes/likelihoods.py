@@ -62,7 +62,8 @@ def check_data(
         vals = np.unique(np.asarray(y))
         if likelihood == "bernoulli" and not np.all(np.isin(vals, (0, 1))):
             raise ValueError(
-                f"y must hold binary labels in {{0, 1}} for likelihood='bernoulli', got values {vals[:10]}"
+                "y must hold binary labels in {0, 1} for likelihood='bernoulli', "
+                f"got values {vals[:10]}"
             )
         if likelihood == "categorical" and (
             not np.all(vals == np.round(vals)) or vals.min() < 0 or vals.max() >= out_features
@@ -95,7 +96,8 @@ def observe(likelihood: str, out: Array, y: ArrayLike | None) -> None:
         if likelihood == "bernoulli":
             numpyro.sample("y", dist.Bernoulli(logits=out[:, 0]), obs=y)
         elif likelihood == "categorical":
-            numpyro.sample("y", dist.Categorical(logits=out), obs=y)
+            # what dist.Categorical(logits=out) returns (that factory is typed as maybe None)
+            numpyro.sample("y", dist.CategoricalLogits(out), obs=y)
         elif out.shape[1] == 1 and (y is None or jnp.ndim(y) == 1):
             numpyro.sample("y", dist.Normal(out[:, 0], sigma), obs=y)
         else:

@@ -60,7 +60,8 @@ class SparseMLP:
       >>> model = SparseMLP((3, 4, 1))
       >>> tr = handlers.trace(handlers.seed(model, 0)).get_trace(jnp.ones((5, 3)), jnp.ones(5))
       >>> [k for k in tr if tr[k]["type"] == "sample"]
-      ['layer0/scale', 'layer0/w_z', 'layer0/b', 'layer0/act/c', 'layer0/act/lam', 'layer0/act/gamma', 'layer1/scale', 'layer1/w_z', 'layer1/b', 'y']
+      ['layer0/scale', 'layer0/w_z', 'layer0/b', 'layer0/act/c', 'layer0/act/lam',
+       'layer0/act/gamma', 'layer1/scale', 'layer1/w_z', 'layer1/b', 'y']
     """
 
     layer_sizes: tuple[int, ...]
@@ -77,7 +78,8 @@ class SparseMLP:
         sizes = tuple(self.layer_sizes)
         if len(sizes) < 2 or not all(isinstance(s, int) and s >= 1 for s in sizes):
             raise ValueError(
-                f"layer_sizes must be >= 2 positive ints (in, hidden..., out), got {self.layer_sizes!r}"
+                "layer_sizes must be >= 2 positive ints (in, hidden..., out), "
+                f"got {self.layer_sizes!r}"
             )
         object.__setattr__(self, "layer_sizes", sizes)
         check_activation(self.activation)

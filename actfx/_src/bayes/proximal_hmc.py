@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -146,7 +146,9 @@ class ProximalHMC(MCMCKernel):
       (200,)
     """
 
-    sample_field = "z"
+    @property
+    def sample_field(self) -> str:
+        return "z"
 
     def __init__(
         self,
@@ -211,7 +213,16 @@ class ProximalHMC(MCMCKernel):
         return ("z", "diverging")
 
     def get_diagnostics_str(self, state: ProximalHMCState) -> str:
-        return f"{self._num_leapfrog} steps of size {float(jnp.mean(state.step_size)):.2e}. acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
+        return (
+            f"{self._num_leapfrog} steps of size {float(jnp.mean(state.step_size)):.2e}. "
+            f"acc. prob={float(jnp.mean(state.mean_accept_prob)):.2f}"
+        )
+
+    def _potential(self, model_args, model_kwargs) -> Callable:
+        """The model's potential energy function (its generator is set up by ``init``)."""
+        if self._potential_fn_gen is None:
+            raise RuntimeError("ProximalHMC.init must run before the kernel samples")
+        return self._potential_fn_gen(*model_args, **model_kwargs)
 
     def postprocess_fn(self, model_args, model_kwargs):
         if self._postprocess_fn is None:
@@ -220,7 +231,7 @@ class ProximalHMC(MCMCKernel):
 
     # -- the two potentials ------------------------------------------------------------
     def _smoothed_potential(self, model_args, model_kwargs):
-        pe_fn = self._potential_fn_gen(*model_args, **model_kwargs)
+        pe_fn = self._potential(model_args, model_kwargs)
         model = self._model
 
         def fn(z, delta):
@@ -233,9 +244,13 @@ class ProximalHMC(MCMCKernel):
             )
             for name in self._laplace_sites:
                 site = tr[name]
-                d = _unwrap(site["fn"])
+                # laplace_sites holds only sites whose base distribution is a Laplace
+                d = cast(dist.Laplace, _unwrap(site["fn"]))
+                # numpyro leaves Laplace.scale unannotated (pyright infers a union from
+                # promote_shapes); it is the distribution's array of scales
+                b: Array = d.scale  # pyright: ignore[reportAssignmentType]
                 a = site["value"] - d.loc
-                corr = moreau_envelope_abs(a, d.scale, delta[name]) - jnp.abs(a) / d.scale
+                corr = moreau_envelope_abs(a, b, delta[name]) - jnp.abs(a) / b
                 scale = site.get("scale")
                 u = u + (1.0 if scale is None else scale) * jnp.sum(corr)
             return u
@@ -301,7 +316,7 @@ class ProximalHMC(MCMCKernel):
         return jax.vmap(one)(z0, rng_key) if vectorized else one(z0, rng_key)
 
     def refresh(self, state, model_args, model_kwargs):
-        pe_fn = self._potential_fn_gen(*model_args, **(model_kwargs or {}))
+        pe_fn = self._potential(model_args, model_kwargs or {})
         pe = jax.vmap(pe_fn)(state.z) if self._vectorized else pe_fn(state.z)
         return state._replace(potential_energy=pe)
 
@@ -310,7 +325,7 @@ class ProximalHMC(MCMCKernel):
         return jax.vmap(step)(state) if self._vectorized else step(state)
 
     def _sample_one(self, state: ProximalHMCState, model_args, model_kwargs) -> ProximalHMCState:
-        pe_fn = self._potential_fn_gen(*model_args, **model_kwargs)
+        pe_fn = self._potential(model_args, model_kwargs)
         smooth = self._smoothed_potential(model_args, model_kwargs)
         z_flat, unravel = ravel_pytree(state.z)
         adapt = state.adapt_state
@@ -338,9 +353,12 @@ class ProximalHMC(MCMCKernel):
         # warm-up: NumPyro's adapter (dual averaging + windowed Welford), frozen afterwards
         i, nw = state.i, self._num_warmup
         in_warmup = i < nw
+        wa_update = self._wa_update
+        if wa_update is None:
+            raise RuntimeError("ProximalHMC.init must run before the kernel samples")
         adapt = jax.lax.cond(
             in_warmup,
-            lambda a: self._wa_update(i, accept_prob, IntegratorState(z_new, None, u_new, None), a),
+            lambda a: wa_update(i, accept_prob, IntegratorState(z_new, None, u_new, None), a),
             lambda a: a,
             adapt,
         )

@@ -32,7 +32,8 @@ def require(module: str, *, purpose: str, extra: str = "data") -> ModuleType:
       >>> require("no_such_pkg_xyz", purpose="a doctest")
       Traceback (most recent call last):
       ...
-      ImportError: a doctest needs the optional package 'no_such_pkg_xyz' (not installed); install it with: pip install "actfx[data]"
+      ImportError: a doctest needs the optional package 'no_such_pkg_xyz' (not installed);
+      install it with: pip install "actfx[data]"
     """
     try:
         return importlib.import_module(module)

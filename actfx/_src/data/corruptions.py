@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from functools import partial
+from typing import cast
 
 import jax
 import jax.numpy as jnp
@@ -252,8 +253,12 @@ def _gaussian_blur(x, sigma):
         pad[axis] = (r, r)
         yp = jnp.pad(y, pad, mode="edge")
         n = y.shape[axis]
-        y = sum(
-            float(w) * jax.lax.slice_in_dim(yp, i, i + n, axis=axis) for i, w in enumerate(taps)
+        # taps is never empty, so the sum is an array (never sum()'s start value 0)
+        y = cast(
+            Array,
+            sum(
+                float(w) * jax.lax.slice_in_dim(yp, i, i + n, axis=axis) for i, w in enumerate(taps)
+            ),
         )
     return jnp.clip(y, 0, 1).astype(x.dtype)
 
@@ -462,7 +467,7 @@ def jpeg_compression(images: ArrayLike, severity: int = 1, *, key: Array | None 
     if x.shape[-1] not in (1, 3):
         raise ValueError(f"jpeg_compression needs images with 1 or 3 channels, got {x.shape[-1]}")
     quality = CORRUPTION_PARAMS["jpeg_compression"][_check_severity(severity) - 1]
-    return jnp.asarray(_jpeg_numpy(np.asarray(x), quality)).astype(x.dtype)
+    return jnp.asarray(_jpeg_numpy(np.asarray(x), int(quality))).astype(x.dtype)
 
 
 # ----------------------------------------------------------------------------- registry
@@ -513,7 +518,8 @@ def corrupt(images: ArrayLike, name: str, severity: int, *, seed: int | Array) -
       >>> corrupt(x, "fog", 1, seed=0)
       Traceback (most recent call last):
       ...
-      ValueError: name must be one of gaussian_noise, shot_noise, impulse_noise, speckle_noise, gaussian_blur, contrast, pixelate, jpeg_compression; got 'fog'
+      ValueError: name must be one of gaussian_noise, shot_noise, impulse_noise, speckle_noise,
+      gaussian_blur, contrast, pixelate, jpeg_compression; got 'fog'
     """
     if name not in CORRUPTIONS:
         raise ValueError(f"name must be one of {', '.join(CORRUPTIONS)}; got {name!r}")

@@ -207,7 +207,8 @@ def _texture_sheet_cached(texture: str, size: int) -> np.ndarray:
         from skimage.transform import resize
 
         img = getattr(skimage.data, texture)().astype(np.float64) / 255.0
-        t = resize(img, (side, side), anti_aliasing=True, order=1)
+        # resize returns an ndarray (its stubs also allow other array types)
+        t = np.asarray(resize(img, (side, side), anti_aliasing=True, order=1))
     elif texture == "stripes":
         period, a = size / 5.0, np.deg2rad(30.0)
         t = (np.sin(2 * np.pi * (xx * np.cos(a) + yy * np.sin(a)) / period) > 0).astype(float)
@@ -362,7 +363,7 @@ def render_layers(
         else:
             scale, center, angle, flip, bg = 0.35, (0.5, 0.5), 0.0, False, 0.5
         masks[i] = shape_mask(
-            shapes[shape_ids[i]], size, scale=scale, center=center, angle=angle, flip=flip
+            shapes[int(shape_ids[i])], size, scale=scale, center=center, angle=angle, flip=flip
         )
         oy, ox = offsets[i]
         tex[i] = sheets[texture_ids[i]][oy : oy + size, ox : ox + size]
@@ -441,8 +442,10 @@ def synthetic_cue_conflict(
     Example:
       >>> d = synthetic_cue_conflict(num_classes=3, size=16, num_train=6, num_test=3,
       ...                            conflicts_per_pair=1)
-      >>> d.train.x_train.shape, d.x_conflict.shape, d.shape_labels.tolist(), d.texture_labels.tolist()
-      ((6, 16, 16, 1), (6, 16, 16, 1), [0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1])
+      >>> d.train.x_train.shape, d.x_conflict.shape
+      ((6, 16, 16, 1), (6, 16, 16, 1))
+      >>> d.shape_labels.tolist(), d.texture_labels.tolist()
+      ([0, 0, 1, 1, 2, 2], [1, 2, 0, 2, 0, 1])
     """
     if not isinstance(num_classes, (int, np.integer)) or not 2 <= num_classes <= len(SHAPES):
         raise ValueError(f"num_classes must be an int in [2, {len(SHAPES)}], got {num_classes!r}")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from actfx._src._checks import is_concrete
 from actfx._src.data._imageio import read_image, to_unit_float
 from actfx._src.data._optional import require
 
@@ -98,7 +99,7 @@ def load_offline_images(names: Sequence[str] = OFFLINE_TEST) -> list[np.ndarray]
                 f"skimage.data.{name} is not bundled in the installed scikit-image wheel "
                 f"(it needs a download, which actfx never does): {err}"
             ) from None
-        out.append(to_gray_float(img))
+        out.append(to_gray_float(np.asarray(img)))
     return out
 
 
@@ -225,7 +226,7 @@ def add_gaussian_noise(x: ArrayLike, sigma: float | ArrayLike, key: Array) -> Ar
       [0.0, 0.0, 0.0]
     """
     x = jnp.asarray(x)
-    if not isinstance(sigma, jax.core.Tracer):
+    if is_concrete(sigma):
         s = np.asarray(sigma, np.float64)
         if s.size and (not np.isfinite(s).all() or (s < 0).any()):
             raise ValueError(f"sigma must be finite and >= 0, got {sigma!r}")

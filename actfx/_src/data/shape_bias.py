@@ -196,7 +196,8 @@ def scan_geirhos_cue_conflict(
                 )
             if m["shape"] != c:
                 raise ValueError(
-                    f"cue-conflict file {path!r}: shape {m['shape']!r} differs from its folder {c!r}"
+                    f"cue-conflict file {path!r}: shape {m['shape']!r} differs from its "
+                    f"folder {c!r}"
                 )
             if m["texture"] not in index:
                 raise ValueError(

@@ -135,7 +135,8 @@ def predict_classes(
 
     Example:
       >>> import numpy as np
-      >>> predict_classes(lambda x: x.reshape(len(x), -1), np.eye(3)[:, None, None, :], batch_size=2)
+      >>> images = np.eye(3)[:, None, None, :]
+      >>> predict_classes(lambda x: x.reshape(len(x), -1), images, batch_size=2)
       array([0, 1, 2])
     """
     if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:

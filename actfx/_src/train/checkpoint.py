@@ -18,6 +18,7 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 from flax import nnx
@@ -42,7 +43,7 @@ def tree_digest(tree: Any) -> str:
     h = hashlib.sha256()
     for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
         h.update(jax.tree_util.keystr(path).encode())
-        if isinstance(leaf, jax.Array) and jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        if isinstance(leaf, jax.Array) and jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
             leaf = jax.random.key_data(leaf)
         a = np.ascontiguousarray(np.asarray(jax.device_get(leaf)))
         h.update(f"{a.shape}{a.dtype}".encode())

@@ -167,7 +167,7 @@ def _steps_of(c: TrainConfig, n: int) -> tuple[int, int]:
 
 
 def _prepare(
-    model, train, test, c: TrainConfig, loss_fn, optimizer, extra_meta
+    model, train, test, c: TrainConfig, loss_fn: LossFn | None, optimizer, extra_meta
 ) -> tuple[_Run, Any]:
     """Check everything, build the optimiser and compiled step: ``(run, initial state)``."""
     validate_config(c)
@@ -294,7 +294,7 @@ def _guard(run: _Run, prog: _Progress) -> None:
 
 def _lr(run: _Run, prog: _Progress, step: int) -> float | None:
     if run.schedule is not None:
-        return float(run.schedule(max(step - 1, 0)))
+        return float(np.asarray(run.schedule(max(step - 1, 0))))
     found = optax.tree_utils.tree_get(prog.state[1], "learning_rate", None)
     return None if found is None else float(jnp.asarray(found))
 
