@@ -380,16 +380,137 @@ def run_mcmc(
       MAPDivergedError: ``init="map"`` and the MAP fit diverged.
     """
     model.check_data(x, y)
+    _check_run_args(
+        kernel=kernel,
+        ints={
+            "num_warmup": num_warmup,
+            "num_samples": num_samples,
+            "num_chains": num_chains,
+            "map_steps": map_steps,
+            "map_restarts": map_restarts,
+            "num_leapfrog": num_leapfrog,
+        },
+        seed=seed,
+        max_tree_depth=max_tree_depth,
+        target_accept_prob=target_accept_prob,
+        max_divergence_rate=max_divergence_rate,
+        max_r_hat=max_r_hat,
+        chain_method=chain_method,
+    )
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    start = _initial_point(
+        model,
+        x,
+        y,
+        init,
+        num_chains=num_chains,
+        map_restarts=map_restarts,
+        map_steps=map_steps,
+        map_learning_rate=map_learning_rate,
+        seed=seed,
+    )
+    k = _make_kernel(
+        kernel,
+        model,
+        start,
+        target_accept_prob=target_accept_prob,
+        max_tree_depth=max_tree_depth,
+        num_leapfrog=num_leapfrog,
+    )
+    mcmc, samples, div, sampling_time = _sample(
+        k,
+        x,
+        y,
+        kernel=kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=chain_method,
+        init_params=start.init_params,
+        seed=seed,
+        progress_bar=progress_bar,
+    )
+    samples = {k_: v for k_, v in samples.items() if k_ != "y"}
+    num_draws = num_chains * num_samples
+    sample_sites = [s_ for s_ in samples if s_ in _latent_sample_sites(model, x, y)]
+    msgs, top = _convergence_warnings(
+        samples, sample_sites, div, num_draws, max_divergence_rate, max_r_hat
+    )
+    return MCMCResult(
+        samples,
+        start.map_time + sampling_time,
+        div,
+        num_draws,
+        kernel,
+        mcmc,
+        map_time=start.map_time,
+        sampling_time=sampling_time,
+        max_r_hat=top,
+        warnings=msgs,
+        init_values=start.init_values,
+        map_losses=start.map_losses,
+    )
+
+
+def _sample(
+    k: Any,
+    x: Array,
+    y: Array,
+    *,
+    kernel: str,
+    num_warmup: int,
+    num_samples: int,
+    num_chains: int,
+    chain_method: str | None,
+    init_params: Any,
+    seed: int,
+    progress_bar: bool,
+) -> tuple[MCMC, dict[str, Array], int, float]:
+    """Run NumPyro's ``MCMC`` with kernel ``k``; return it, the draws grouped by chain, the
+    number of divergent transitions and the sampling wall time."""
+    mcmc_chain_method: str | Callable[..., Any] = chain_method or default_chain_method(num_chains)
+    if kernel == "gibbs" and mcmc_chain_method == "vectorized":
+        mcmc_chain_method = jax.vmap  # Gibbs takes one key per chain; vmap the whole chain instead
+    mcmc = MCMC(
+        k,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        # numpyro documents chain_method as a name or a callable jax transform (jax.vmap);
+        # its inferred type is that of the default ("parallel")
+        chain_method=mcmc_chain_method,  # pyright: ignore[reportArgumentType]
+        progress_bar=progress_bar,
+    )
+    t0 = time.perf_counter()
+    div_fields = (
+        ("block_states.0.diverging", "block_states.1.diverging")
+        if kernel == "gibbs"
+        else ("diverging",)
+    )
+    mcmc.run(jax.random.key(seed), x, y, extra_fields=div_fields, init_params=init_params)
+    samples = mcmc.get_samples(group_by_chain=True)
+    jax.block_until_ready(samples)
+    sampling_time = time.perf_counter() - t0
+    extra = mcmc.get_extra_fields()
+    div = int(sum(np.sum(np.asarray(extra[f])) for f in div_fields))
+    return mcmc, samples, div, sampling_time
+
+
+def _check_run_args(
+    *,
+    kernel: str,
+    ints: dict[str, int],
+    seed: int,
+    max_tree_depth: int | tuple[int, int],
+    target_accept_prob: float,
+    max_divergence_rate: float,
+    max_r_hat: float,
+    chain_method: str | None,
+) -> None:
+    """The argument checks of :func:`run_mcmc` (each error names the argument)."""
     if kernel not in KERNELS:
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
-    for name, v in (
-        ("num_warmup", num_warmup),
-        ("num_samples", num_samples),
-        ("num_chains", num_chains),
-        ("map_steps", map_steps),
-        ("map_restarts", map_restarts),
-        ("num_leapfrog", num_leapfrog),
-    ):
+    for name, v in ints.items():
         _check_int(name, v)
     _check_int("seed", seed, low=0)
     if isinstance(max_tree_depth, tuple):
@@ -417,7 +538,34 @@ def run_mcmc(
         raise ValueError(
             f"chain_method must be None or one of {CHAIN_METHODS}, got {chain_method!r}"
         )
-    x, y = jnp.asarray(x), jnp.asarray(y)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Start:
+    """Where the chains start: NumPyro's init strategy, optional per-chain unconstrained
+    points, and what the MAP initialisation found (reported in :class:`MCMCResult`)."""
+
+    strategy: Any
+    init_params: Any
+    init_values: Any
+    map_losses: Any
+    map_time: float
+
+
+def _initial_point(
+    model: SparseMLP,
+    x: Array,
+    y: Array,
+    init: str | dict | list,
+    *,
+    num_chains: int,
+    map_restarts: int,
+    map_steps: int,
+    map_learning_rate: float,
+    seed: int,
+) -> _Start:
+    """Resolve ``run_mcmc(init=...)``: a dict, a list of per-chain dicts, ``"map"``,
+    ``"map_per_chain"`` (MAP fits, timed) or ``"median"``."""
     map_time = 0.0
     init_params = None
     init_values, map_losses = (init if isinstance(init, (dict, list, tuple)) else None), None
@@ -481,90 +629,55 @@ def run_mcmc(
             "init must be 'map', 'map_per_chain', 'median', a dict or a list of dicts of site "
             f"values, got {init!r}"
         )
+    return _Start(strategy, init_params, init_values, map_losses, map_time)
+
+
+def _make_kernel(
+    kernel: str,
+    model: SparseMLP,
+    start: _Start,
+    *,
+    target_accept_prob: float,
+    max_tree_depth: int | tuple[int, int],
+    num_leapfrog: int,
+) -> Any:
+    """The NumPyro kernel that ``run_mcmc(kernel=...)`` names, started at ``start``."""
     nuts = lambda: NUTS(
         model,
-        init_strategy=strategy,
+        init_strategy=start.strategy,
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth,
     )
     if kernel == "nuts":
-        k = nuts()
-    elif kernel == "hmc":
-        k = HMC(
+        return nuts()
+    if kernel == "hmc":
+        return HMC(
             model,
-            init_strategy=strategy,
+            init_strategy=start.strategy,
             num_steps=num_leapfrog,
             # None: the trajectory is num_steps leapfrog steps (numpyro documents None; the
             # parameter's type is inferred from its default 2 pi)
             trajectory_length=None,  # pyright: ignore[reportArgumentType]
             target_accept_prob=target_accept_prob,
         )
-    elif kernel == "proximal":
-        k = ProximalHMC(
+    if kernel == "proximal":
+        return ProximalHMC(
             model,
             # numpyro's init_to_* are unannotated (inferred as maybe None); with site=None
             # they return the partial init strategy
-            init_strategy=cast(Callable[..., Any], strategy),
+            init_strategy=cast(Callable[..., Any], start.strategy),
             num_leapfrog=num_leapfrog,
             target_accept_prob=target_accept_prob,
         )
-    else:
-        act = model.activation_sites()
-        if not act:
-            raise ValueError(
-                "kernel='gibbs' needs activation parameters; "
-                f"activation={model.activation!r} has none"
-            )
-        if init_params is not None:
-            raise ValueError(
-                "init as a list of per-chain dicts is not supported for kernel='gibbs'"
-            )
-        k = Gibbs([(nuts(), act), (nuts(), None)])
-    mcmc_chain_method: str | Callable[..., Any] = chain_method or default_chain_method(num_chains)
-    if kernel == "gibbs" and mcmc_chain_method == "vectorized":
-        mcmc_chain_method = jax.vmap  # Gibbs takes one key per chain; vmap the whole chain instead
-    mcmc = MCMC(
-        k,
-        num_warmup=num_warmup,
-        num_samples=num_samples,
-        num_chains=num_chains,
-        # numpyro documents chain_method as a name or a callable jax transform (jax.vmap);
-        # its inferred type is that of the default ("parallel")
-        chain_method=mcmc_chain_method,  # pyright: ignore[reportArgumentType]
-        progress_bar=progress_bar,
-    )
-    t0 = time.perf_counter()
-    div_fields = (
-        ("block_states.0.diverging", "block_states.1.diverging")
-        if kernel == "gibbs"
-        else ("diverging",)
-    )
-    mcmc.run(jax.random.key(seed), x, y, extra_fields=div_fields, init_params=init_params)
-    samples = mcmc.get_samples(group_by_chain=True)
-    jax.block_until_ready(samples)
-    sampling_time = time.perf_counter() - t0
-    extra = mcmc.get_extra_fields()
-    div = int(sum(np.sum(np.asarray(extra[f])) for f in div_fields))
-    samples = {k_: v for k_, v in samples.items() if k_ != "y"}
-    num_draws = num_chains * num_samples
-    sample_sites = [s_ for s_ in samples if s_ in _latent_sample_sites(model, x, y)]
-    msgs, top = _convergence_warnings(
-        samples, sample_sites, div, num_draws, max_divergence_rate, max_r_hat
-    )
-    return MCMCResult(
-        samples,
-        map_time + sampling_time,
-        div,
-        num_draws,
-        kernel,
-        mcmc,
-        map_time=map_time,
-        sampling_time=sampling_time,
-        max_r_hat=top,
-        warnings=msgs,
-        init_values=init_values,
-        map_losses=map_losses,
-    )
+    # kernel == "gibbs"
+    act = model.activation_sites()
+    if not act:
+        raise ValueError(
+            f"kernel='gibbs' needs activation parameters; activation={model.activation!r} has none"
+        )
+    if start.init_params is not None:
+        raise ValueError("init as a list of per-chain dicts is not supported for kernel='gibbs'")
+    return Gibbs([(nuts(), act), (nuts(), None)])
 
 
 def _latent_sample_sites(model: SparseMLP, x: Array, y: Array) -> set[str]:
