@@ -153,26 +153,38 @@ def _position_keys(shape: tuple[int, ...], axes: tuple[int, ...], dtype) -> Arra
     return (pool - pos).astype(dtype)
 
 
-def _radix_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
-    """Exact top-``m`` mask by a full radix select (the fallback of :func:`_search_mask`)."""
-    u = _sortable_bits(x, by)
-    nbits = 8 * x.dtype.itemsize - (1 if by == "abs" else 0)
+def _radix_thresholds(u: Array, m: int, axes: tuple[int, ...], nbits: int):
+    """Exact per-pool thresholds ``(t, t_pos)`` by a full radix select on the keys ``u``.
+
+    The fallback of :func:`_thresholds`: ``t`` is the ``m``-th largest key of each pool and
+    ``t_pos`` the position key of the last tied entry kept (see :func:`_mask_from`).
+    """
     t = _kth_largest(u, m, axes, nbits)
     n_above = jnp.sum(u > t, axis=axes, keepdims=True, dtype=jnp.int32)
     n_at = jnp.sum(u == t, axis=axes, keepdims=True, dtype=jnp.int32)
-    return jax.lax.cond(
+    t_pos = jax.lax.cond(
         jnp.all(n_above + n_at == m),
-        lambda: u >= t,
-        lambda: _tie_mask(u, t, m - n_above, axes),
+        lambda: jnp.zeros(t.shape, jnp.uint32),
+        lambda: _tie_position(u, t, m - n_above, axes),
     )
+    return t, t_pos
 
 
-def _tie_mask(u: Array, t: Array, need: Array, axes: tuple[int, ...]) -> Array:
-    """``u > t``, plus the first ``need`` entries equal to ``t`` by position, per pool."""
+def _tie_position(u: Array, t: Array, need: Array, axes: tuple[int, ...]) -> Array:
+    """Per pool, the position key of the ``need``-th entry equal to ``t`` (earliest first)."""
     pool = math.prod(u.shape[a] for a in axes)
     pos_key = jnp.where(u == t, _position_keys(u.shape, axes, jnp.uint32), jnp.uint32(0))
-    t_pos = _kth_largest(pos_key, jnp.maximum(need, 1), axes, max(1, pool.bit_length()))
-    return (u > t) | (pos_key >= t_pos) & (pos_key > 0) & (need > 0)
+    return _kth_largest(pos_key, jnp.maximum(need, 1), axes, max(1, pool.bit_length()))
+
+
+def _mask_from(u: Array, t: Array, t_pos: Array, axes: tuple[int, ...]) -> Array:
+    """``u > t``, plus the entries equal to ``t`` whose position key is ``>= t_pos``.
+
+    Position keys (``pool - position``, see :func:`_position_keys`) are ``>= 1``, so
+    ``t_pos = 0`` keeps every entry equal to ``t`` (the mask is ``u >= t``).
+    """
+    pos_key = _position_keys(u.shape, axes, jnp.uint32)
+    return (u > t) | (u == t) & (pos_key >= t_pos)
 
 
 def _keys(x: Array, axes: tuple[int, ...], by: str) -> tuple[Array, bool]:
@@ -322,58 +334,119 @@ def _search_step(state, count, model, m, L):
     return (it + 1, lo, c_lo, hi, c_hi, g_lo, g_hi, last, r, lo_seen | go_lo, hi_seen | go_hi)
 
 
-def _search_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
-    """Exact top-``m`` mask from :func:`_search` (see there), finished exactly."""
+def _key_bits(x: Array, axes: tuple[int, ...], by: str, distinct: bool) -> int:
+    """Significant bits of the keys of :func:`_keys` (for the radix select)."""
+    nbits = 8 * x.dtype.itemsize - (1 if by == "abs" else 0)
+    if distinct:
+        nbits += max(1, (math.prod(x.shape[a] for a in axes) - 1).bit_length())
+    return nbits
+
+
+def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
+    """Keys ``u`` of :func:`_keys` and per-pool ``(t, t_pos)``: the top ``m`` are
+    ``_mask_from(u, t, t_pos, axes)`` (exactly ``m`` per pool, ties broken by position).
+
+    :func:`_search` over the whole tensor, then the continuation on the gathered live pools
+    (:func:`_finish_left`); pools whose ``m``-th key is tied across the boundary get their
+    ``t_pos`` from a radix select on position keys, on the gathered tied pools when there
+    are at most ``cap`` of them. A full radix select is the fallback when the search does
+    not settle (always exact; slower).
+    """
     u, distinct, cap, state = _search(x, m, axes, by)
+    nbits = _key_bits(x, axes, by, distinct)
     n_left = jnp.sum(_live(state, m), dtype=jnp.int32)
 
     def finish():
         state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(u, state, m, axes, cap), lambda: state)
         _, lo, c_lo, _, c_hi = state2[:5]
-        ok = ~jnp.any(_live(state2, m))
 
-        def masks():
+        def settled():
             if distinct:
-                return u >= lo
-            tie = c_lo != m  # collapsed bracket: the m-th key is lo, tied across the boundary
-            return jax.lax.cond(
-                jnp.any(tie), lambda: jnp.where(tie, _tie_mask(u, lo, m - c_hi, axes), u >= lo),
-                lambda: u >= lo,
+                return lo, jnp.zeros(lo.shape, jnp.uint32)
+            # A collapsed bracket with #{u >= lo} != m: the m-th key is lo, tied across.
+            tie = c_lo != m
+            n_tie = jnp.sum(tie, dtype=jnp.int32)
+            t_pos = jax.lax.cond(
+                n_tie == 0,
+                lambda: jnp.zeros(lo.shape, jnp.uint32),
+                lambda: jax.lax.cond(
+                    n_tie <= cap,
+                    lambda: _tie_position_gathered(u, lo, m - c_hi, tie, axes, cap),
+                    lambda: _tie_position(u, lo, m - c_hi, axes),
+                ),
             )
+            return lo, jnp.where(tie, t_pos, jnp.uint32(0))
 
-        return jax.lax.cond(ok, masks, lambda: _radix_mask(x, m, axes, by))
+        ok = ~jnp.any(_live(state2, m))
+        return jax.lax.cond(ok, settled, lambda: _radix_thresholds(u, m, axes, nbits))
 
-    return jax.lax.cond(n_left > cap, lambda: _radix_mask(x, m, axes, by), finish)
+    t, t_pos = jax.lax.cond(n_left > cap, lambda: _radix_thresholds(u, m, axes, nbits), finish)
+    return u, t, t_pos
+
+
+def _search_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
+    """Exact top-``m`` mask (bool, the shape of ``x``) from :func:`_thresholds`."""
+    u, t, t_pos = _thresholds(x, m, axes, by)
+    return _mask_from(u, t, t_pos, axes)
+
+
+def _radix_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
+    """Exact top-``m`` mask by the full radix select alone (the fallback; a test reference)."""
+    u, distinct = _keys(x, axes, by)
+    t, t_pos = _radix_thresholds(u, m, axes, _key_bits(x, axes, by, distinct))
+    return _mask_from(u, t, t_pos, axes)
 
 
 # Compiled once per (shape, dtype, m, axes, by): eager calls do not re-trace the loops.
 _search_mask_jit = jax.jit(_search_mask, static_argnums=(1, 2, 3))
 
 
-def _finish_left(u, state, m, axes, cap):
-    """Continue the search on the (at most ``cap``) live pools only, gathered as rows."""
+def _gather_pools(u: Array, idx: Array, axes: tuple[int, ...]) -> Array:
+    """The pools ``idx`` (flat indices over the non-pool axes) of ``u`` as columns ``(L, n)``.
+
+    Each column is one pool flattened in row-major order (position ``i`` in row ``i``).
+    """
     rest = tuple(a for a in range(u.ndim) if a not in axes)
     rest_shape = tuple(u.shape[a] for a in rest)
-    R = math.prod(rest_shape)
-    L = u.size // R
+    n = idx.shape[0]
+    L = u.size // math.prod(rest_shape)
+    if not rest:
+        return jnp.broadcast_to(u.reshape(L, 1), (L, n))
+    ridx = jnp.unravel_index(idx, rest_shape)
+    indexer = [slice(None)] * u.ndim
+    for a, i in zip(rest, ridx):
+        indexer[a] = i
+    rows = u[tuple(indexer)]
+    adjacent = rest == tuple(range(rest[0], rest[0] + len(rest)))
+    rows = jnp.moveaxis(rows, rest[0] if adjacent else 0, 0).reshape(n, L)
+    return rows.T  # the counts reduce over the major axis, vectorised over pools
+
+
+def _tie_position_gathered(u, t, need, tie, axes, cap):
+    """:func:`_tie_position` for the (at most ``cap``) pools flagged ``tie``, gathered.
+
+    ``nonzero`` pads with pool 0, whose copies compute the same value as pool 0 itself.
+    """
+    pshape = t.shape
+    R = math.prod(pshape)
+    (idx,) = jnp.nonzero(tie.reshape(R), size=cap, fill_value=0)
+    cols = _gather_pools(u, idx, axes)
+    t_pos = _tie_position(cols, t.reshape(R)[idx][None, :], need.reshape(R)[idx][None, :], (0,))
+    return jnp.zeros(R, jnp.uint32).at[idx].set(t_pos[0]).reshape(pshape)
+
+
+def _finish_left(u, state, m, axes, cap):
+    """Continue the search on the (at most ``cap``) live pools only, gathered as columns."""
     it, *per_pool = state
     pshape = per_pool[0].shape
+    R = math.prod(pshape)
+    L = u.size // R
     (idx,) = jnp.nonzero(_live(state, m).reshape(R), size=cap, fill_value=0)
-    if rest:
-        ridx = jnp.unravel_index(idx, rest_shape)
-        indexer = [slice(None)] * u.ndim
-        for a, i in zip(rest, ridx):
-            indexer[a] = i
-        rows = u[tuple(indexer)]
-        adjacent = rest == tuple(range(rest[0], rest[0] + len(rest)))
-        rows = jnp.moveaxis(rows, rest[0] if adjacent else 0, 0).reshape(cap, L)
-    else:
-        rows = u.reshape(1, L)
-    rows = rows.T  # (L, cap): the count reduces over the major axis, vectorised over pools
+    cols = _gather_pools(u, idx, axes)
     sub = (jnp.zeros((), jnp.int32),) + tuple(v.reshape(R)[idx][None, :] for v in per_pool)
     sub = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_FINISH_PASSES) & jnp.any(_live(s, m)),
-        lambda s: _search_step(s, lambda p: jnp.sum(rows >= p, axis=0, keepdims=True, dtype=jnp.int32),
+        lambda s: _search_step(s, lambda p: jnp.sum(cols >= p, axis=0, keepdims=True, dtype=jnp.int32),
                                None, m, L),
         sub,
     )
