@@ -286,11 +286,21 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     )
     state = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
-        lambda s: _search_step(s, lambda p: jnp.sum(u >= p, axis=axes, keepdims=True, dtype=jnp.int32),
-                               model, m, L),
+        lambda s: _search_step(s, lambda p: _count_ge(x, p, axes, by), model, m, L),
         init,
     )
-    return u, distinct, cap, state
+    return distinct, cap, state
+
+
+def _count_ge(x: Array, p: Array, axes: tuple[int, ...], by: str) -> Array:
+    """``#{key >= p}`` per pool, the keys recomputed from ``x`` inside the pass.
+
+    The barrier ties ``x`` to the loop-varying pivots, so XLA does not hoist the keys out
+    of the loop (that would write them to memory once and read them back in every pass;
+    recomputing them from ``x`` is free in the fused compare-and-count).
+    """
+    x, p = jax.lax.optimization_barrier((x, p))
+    return jnp.sum(_keys(x, axes, by)[0] >= p, axis=axes, keepdims=True, dtype=jnp.int32)
 
 
 def _live(state, m):
@@ -343,7 +353,7 @@ def _key_bits(x: Array, axes: tuple[int, ...], by: str, distinct: bool) -> int:
 
 
 def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
-    """Keys ``u`` of :func:`_keys` and per-pool ``(t, t_pos)``: the top ``m`` are
+    """Per-pool ``(t, t_pos)``: with the keys ``u`` of :func:`_keys`, the top ``m`` are
     ``_mask_from(u, t, t_pos, axes)`` (exactly ``m`` per pool, ties broken by position).
 
     :func:`_search` over the whole tensor, then the continuation on the gathered live pools
@@ -352,12 +362,19 @@ def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
     are at most ``cap`` of them. A full radix select is the fallback when the search does
     not settle (always exact; slower).
     """
-    u, distinct, cap, state = _search(x, m, axes, by)
+    distinct, cap, state = _search(x, m, axes, by)
     nbits = _key_bits(x, axes, by, distinct)
     n_left = jnp.sum(_live(state, m), dtype=jnp.int32)
 
+    def keys():  # recomputed where needed: ``u`` is never an operand of a loop or branch
+        return _keys(x, axes, by)[0]
+
+    def radix():
+        return _radix_thresholds(keys(), m, axes, nbits)
+
     def finish():
-        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(u, state, m, axes, cap), lambda: state)
+        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(keys(), state, m, axes, cap),
+                              lambda: state)
         _, lo, c_lo, _, c_hi = state2[:5]
 
         def settled():
@@ -371,23 +388,22 @@ def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
                 lambda: jnp.zeros(lo.shape, jnp.uint32),
                 lambda: jax.lax.cond(
                     n_tie <= cap,
-                    lambda: _tie_position_gathered(u, lo, m - c_hi, tie, axes, cap),
-                    lambda: _tie_position(u, lo, m - c_hi, axes),
+                    lambda: _tie_position_gathered(keys(), lo, m - c_hi, tie, axes, cap),
+                    lambda: _tie_position(keys(), lo, m - c_hi, axes),
                 ),
             )
             return lo, jnp.where(tie, t_pos, jnp.uint32(0))
 
         ok = ~jnp.any(_live(state2, m))
-        return jax.lax.cond(ok, settled, lambda: _radix_thresholds(u, m, axes, nbits))
+        return jax.lax.cond(ok, settled, radix)
 
-    t, t_pos = jax.lax.cond(n_left > cap, lambda: _radix_thresholds(u, m, axes, nbits), finish)
-    return u, t, t_pos
+    return jax.lax.cond(n_left > cap, radix, finish)
 
 
 def _search_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
     """Exact top-``m`` mask (bool, the shape of ``x``) from :func:`_thresholds`."""
-    u, t, t_pos = _thresholds(x, m, axes, by)
-    return _mask_from(u, t, t_pos, axes)
+    t, t_pos = _thresholds(x, m, axes, by)
+    return _mask_from(_keys(x, axes, by)[0], t, t_pos, axes)
 
 
 def _radix_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
