@@ -112,10 +112,12 @@ def _sortable_bits(x: Array, by: str) -> Array:
     NaN maps above +inf (like ``jax.lax.top_k``); ``-0.0`` sorts just below ``+0.0``.
     """
     utype = _UINT[x.dtype.itemsize]
-    if by == "abs":
-        # The bit pattern of a non-negative float is monotone in its value.
-        return jax.lax.bitcast_convert_type(jnp.abs(x), utype)
     b = jax.lax.bitcast_convert_type(x, utype)
+    if by == "abs":
+        # The bit pattern of a non-negative float is monotone in its value. Clearing the
+        # sign bit on the integers (not a float abs) keeps subnormals: XLA:CPU may flush
+        # them to zero in float ops inside some fusions.
+        return b & utype((1 << (8 * x.dtype.itemsize - 1)) - 1)
     sign = utype(1 << (8 * x.dtype.itemsize - 1))
     # Negative floats: flip every bit (larger magnitude -> smaller key). Positive: set sign.
     return jnp.where(b & sign, ~b, b | sign)
@@ -217,17 +219,21 @@ def _model_values(x: Array, axes: tuple[int, ...], by: str, ctype, n_pos: Array)
 
 
 def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
-    """Exact top-``m`` mask: a threshold search on the keys that stops at a count of ``m``.
+    """Exact top-``m`` selection: a threshold search on the keys that stops at a count of ``m``.
 
     Any threshold ``t`` with ``#{key >= t} == m`` separates exactly the top ``m`` (no tie
     crosses it), so the search does not need the ``m``-th value itself. The first pivots
     come from a Gaussian model of each pool (location/scale from two fused sums, corrected
     multiplicatively by the observed counts); once a pool is bracketed, Illinois regula falsi
-    on the counts. Each pass is one fused compare-and-count over the tensor. It stops when
-    at most ``cap`` pools are left; those are finished exactly by ``lax.top_k`` on the
-    gathered pools. Pools whose ``m``-th value is tied across the boundary (e.g. zeros after
-    a ReLU) break the tie by position. Past ``_MAX_SEARCH_PASSES`` with more pools left,
-    the full radix select takes over (always exact).
+    on the counts. Each pass is one fused compare-and-count over the tensor, with the keys
+    recomputed from ``x``; for pools of at most 1,024 entries it counts three pivots at once
+    (the pivot and one on each side, packed into one int32 sum, :func:`_packed_sum`), so a
+    pass shrinks the bracket about four-fold. It stops when at most ``cap`` pools are left;
+    :func:`_thresholds` finishes those on the gathered pools. Past ``_MAX_SEARCH_PASSES``
+    with more pools left, the full radix select takes over (always exact).
+
+    Returns ``(distinct, cap, state)``; ``state`` holds per pool the bracket ``lo`` (count
+    ``c_lo = #{key >= lo}``) and ``hi`` (``c_hi = #{key > hi}``).
     """
     u, distinct = _keys(x, axes, by)
     utype = u.dtype
@@ -276,8 +282,7 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
         hi = jnp.where(above, hi, jnp.where(below, zkey - 1, zkey)).astype(utype)
         c_hi = jnp.where(above, c_hi, jnp.where(below, n_ge0, n_gt0))
     ftype = ctype
-    def model(r, lo, hi):  # the model's key; a bisection for pools with no finite model
-        return jnp.where(finite, model_key(r), lo + (hi - lo) // 2)
+    model = (model_key, finite)  # pools with no finite model bisect the keys instead
     init = (
         jnp.zeros((), jnp.int32), lo, c_lo, hi, c_hi,
         c_lo.astype(ftype) - target, c_hi.astype(ftype) - target,
@@ -286,21 +291,55 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     )
     state = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
-        lambda s: _search_step(s, lambda p: _count_ge(x, p, axes, by), model, m, L),
+        lambda s: _search_step(s, lambda ps: _count_ge(x, ps, axes, by), model, m, L),
         init,
     )
     return distinct, cap, state
 
 
-def _count_ge(x: Array, p: Array, axes: tuple[int, ...], by: str) -> Array:
-    """``#{key >= p}`` per pool, the keys recomputed from ``x`` inside the pass.
+def _n_probes(L: int) -> int:
+    """Pivots counted per pass: 3 when their counts pack into one int32 sum, else 1."""
+    w = max(1, (L - 1).bit_length())
+    return 3 if 3 * w <= 31 else 1
 
-    The barrier ties ``x`` to the loop-varying pivots, so XLA does not hoist the keys out
-    of the loop (that would write them to memory once and read them back in every pass;
-    recomputing them from ``x`` is free in the fused compare-and-count).
+
+def _packed_sum(ges, total):
+    """Counts of several boolean arrays with one integer sum (``total`` reduces an array).
+
+    The counts ``c_1 >= c_2 >= ...`` (nested sets, each at most ``L <= 2**w``) are added as
+    ``c_1 + c_2 2**w + c_3 2**(2w)`` in uint32. A field reads 0 with a carry exactly when
+    its count is ``2**w``, which the ordering makes unambiguous: a count of 0 implies that
+    every later count and so the rest of the sum are 0.
     """
-    x, p = jax.lax.optimization_barrier((x, p))
-    return jnp.sum(_keys(x, axes, by)[0] >= p, axis=axes, keepdims=True, dtype=jnp.int32)
+    if len(ges) == 1:
+        return (total(ges[0].astype(jnp.int32)),)
+    w = (32 - 1) // len(ges)
+    acc = ges[0].astype(jnp.uint32)
+    for j, ge in enumerate(ges[1:], 1):
+        acc = acc | (ge.astype(jnp.uint32) << jnp.uint32(j * w))
+    s = total(acc)
+    full, mask = jnp.uint32(1 << w), jnp.uint32((1 << w) - 1)
+    out = []
+    for _ in ges[:-1]:
+        f = s & mask
+        c = jnp.where((f == 0) & (s != 0), full, f)
+        out.append(c.astype(jnp.int32))
+        s = (s - c) >> jnp.uint32(w)
+    out.append(s.astype(jnp.int32))
+    return tuple(out)
+
+
+def _count_ge(x: Array, ps: tuple[Array, ...], axes: tuple[int, ...], by: str):
+    """``#{key >= p}`` per pool for each pivot ``p`` of ``ps`` (ascending), in one pass.
+
+    The keys are recomputed from ``x`` inside the pass: the barrier ties ``x`` to the
+    loop-varying pivots, so XLA does not hoist the keys out of the loop (that would write
+    them to memory once and read them back in every pass).
+    """
+    x, ps = jax.lax.optimization_barrier((x, ps))
+    u = _keys(x, axes, by)[0]
+    return _packed_sum([u >= p for p in ps],
+                       lambda a: jnp.sum(a, axis=axes, keepdims=True, dtype=a.dtype))
 
 
 def _live(state, m):
@@ -315,33 +354,58 @@ def _search_step(state, count, model, m, L):
     utype, ftype = lo.dtype, g_lo.dtype
     one = jnp.ones((), utype)
     target = m - 0.5
+    seen = lo_seen & hi_seen
     # The pivot p lies in (lo, hi]: Illinois regula falsi once both sides were measured,
     # before that the count-corrected model (or a bisection of the keys without a model).
     span = hi - lo
     f = jnp.clip(g_lo / (g_lo - g_hi), 0.0, 1.0)
-    f = jnp.where(lo_seen & hi_seen, f, 0.5)
+    f = jnp.where(seen, f, 0.5)
     off = jnp.floor(f * span.astype(ftype)).astype(utype)
+    first, last_key = lo + one, jnp.maximum(hi, lo + one)
     p = lo + one + jnp.minimum(off, jnp.maximum(span, one) - one)
+    if _n_probes(L) == 1:
+        probes = (p,)
+    else:
+        # Two more pivots around p, a quarter of the way to each end of the bracket (half
+        # while bisecting); in the model's phase at ranks r * beta and r / beta.
+        sh = jnp.where(seen, jnp.asarray(2, utype), jnp.asarray(1, utype))
+        q1, q2 = p - ((p - first) >> sh), p + ((hi - p) >> sh)
     if model is not None:
-        p_model = jnp.clip(model(r, lo, hi), lo + one, jnp.maximum(hi, lo + one))
-        p = jnp.where(lo_seen & hi_seen, p, p_model)
-    c = count(p)
+        model_key, finite = model
+        use = finite & ~seen
+        p = jnp.where(use, jnp.clip(model_key(r), first, last_key), p)
+        if _n_probes(L) > 1:
+            beta = 1.0 + 1.5 / math.sqrt(target + 1.0)
+            q1 = jnp.where(use, jnp.minimum(jnp.clip(model_key(r * beta), first, last_key), p), q1)
+            q2 = jnp.where(use, jnp.maximum(jnp.clip(model_key(r / beta), first, last_key), p), q2)
+    if _n_probes(L) > 1:
+        q1, q2 = jnp.clip(q1, first, p), jnp.clip(q2, p, last_key)
+        probes = (q1, p, q2)
+    cs = count(probes)
+    c = cs[len(probes) // 2]
     live = (c_lo != m) & (lo < hi)
-    go_lo = live & (c >= m)
-    go_hi = live & (c < m)
-    g_new = c.astype(ftype) - target
-    # Illinois: when the same side moves twice, halve the weight of the side that stays.
-    g_hi = jnp.where(go_hi, g_new, jnp.where(go_lo & (last == 1), g_hi * 0.5, g_hi))
-    g_lo = jnp.where(go_lo, g_new, jnp.where(go_hi & (last == -1), g_lo * 0.5, g_lo))
-    lo = jnp.where(go_lo, p, lo)
-    c_lo = jnp.where(go_lo, c, c_lo)
-    hi = jnp.where(go_hi, p - one, hi)
-    c_hi = jnp.where(go_hi, c, c_hi)
-    last = jnp.where(go_lo, 1, jnp.where(go_hi, -1, last))
+    lo_new, c_lo_new, hi_new, c_hi_new = lo, c_lo, hi, c_hi
+    for q, cq in zip(probes, cs):  # ascending keys: the last with a count >= m is the new lo
+        up = live & (cq >= m)
+        lo_new, c_lo_new = jnp.where(up, q, lo_new), jnp.where(up, cq, c_lo_new)
+    for q, cq in zip(probes[::-1], cs[::-1]):  # the first with a count < m bounds hi
+        dn = live & (cq < m)
+        hi_new, c_hi_new = jnp.where(dn, q - one, hi_new), jnp.where(dn, cq, c_hi_new)
+    go_lo, go_hi = lo_new != lo, hi_new != hi
+    go_lo = go_lo | live & (c_lo_new != c_lo)
+    go_hi = go_hi | live & (c_hi_new != c_hi)
+    # Illinois: when only the same side moves twice, halve the weight of the side that stays.
+    only_lo, only_hi = go_lo & ~go_hi, go_hi & ~go_lo
+    g_hi = jnp.where(go_hi, c_hi_new.astype(ftype) - target,
+                     jnp.where(only_lo & (last == 1), g_hi * 0.5, g_hi))
+    g_lo = jnp.where(go_lo, c_lo_new.astype(ftype) - target,
+                     jnp.where(only_hi & (last == -1), g_lo * 0.5, g_lo))
+    last = jnp.where(only_lo, 1, jnp.where(only_hi, -1, jnp.where(go_lo & go_hi, 0, last)))
     # The model's ranks, rescaled by what the counts showed (steps clipped to 8x).
     r = jnp.clip(r * target / jnp.maximum(c.astype(ftype), 0.5), r / 8, r * 8)
     r = jnp.clip(r, 0.25, L - 0.25)
-    return (it + 1, lo, c_lo, hi, c_hi, g_lo, g_hi, last, r, lo_seen | go_lo, hi_seen | go_hi)
+    return (it + 1, lo_new, c_lo_new, hi_new, c_hi_new, g_lo, g_hi, last, r,
+            lo_seen | go_lo, hi_seen | go_hi)
 
 
 def _key_bits(x: Array, axes: tuple[int, ...], by: str, distinct: bool) -> int:
@@ -462,8 +526,9 @@ def _finish_left(u, state, m, axes, cap):
     sub = (jnp.zeros((), jnp.int32),) + tuple(v.reshape(R)[idx][None, :] for v in per_pool)
     sub = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_FINISH_PASSES) & jnp.any(_live(s, m)),
-        lambda s: _search_step(s, lambda p: jnp.sum(cols >= p, axis=0, keepdims=True, dtype=jnp.int32),
-                               None, m, L),
+        lambda s: _search_step(s, lambda ps: _packed_sum(
+            [cols >= p for p in ps], lambda a: jnp.sum(a, axis=0, keepdims=True, dtype=a.dtype)),
+            None, m, L),
         sub,
     )
     out = tuple(v.reshape(R).at[idx].set(w[0, :]).reshape(pshape) for v, w in zip(per_pool, sub[1:]))
@@ -509,10 +574,12 @@ def topk(
     distinct), and a per-pool search looks for a threshold ``t`` with exactly ``m`` keys
     ``>= t`` (any such ``t`` separates the top ``m``). Its first pivots come from a Gaussian
     model of the pool (two fused sums) corrected by the observed counts, then Illinois
-    regula falsi on the counts; each pass is one fused compare-and-count. The last few
-    pools are finished on a gathered copy, ties across the threshold (e.g. zeros after a
-    ReLU) are broken by position, and a full radix select on the keys is the fallback for
-    inputs the search does not settle (always exact; slower).
+    regula falsi on the counts; each pass is one fused compare-and-count that tests three
+    pivots per pool at once (pools of up to 1,024 entries). The last few pools are finished
+    on a gathered copy; a tie across the threshold (e.g. zeros after a ReLU) is broken by
+    position with a radix select on position keys (on the gathered tied pools when there
+    are few), and a full radix select on the keys is the fallback for inputs the search
+    does not settle (always exact; slower).
     NaN ranks above ``+inf`` (as in ``jax.lax.top_k``): NaN entries are kept first;
     ``-0.0`` ranks just below ``+0.0`` with ``by="value"``.
     ``method="approx"`` uses ``jax.lax.approx_max_k`` (fast on TPU; recall < 1 allowed).
