@@ -291,7 +291,7 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     )
     state = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
-        lambda s: _search_step(s, lambda ps: _count_ge(x, ps, axes, by), model, m, L),
+        lambda s: _search_step(s, lambda ps: _count_ge(x, u, distinct, ps, axes, by), model, m, L),
         init,
     )
     return distinct, cap, state
@@ -329,15 +329,18 @@ def _packed_sum(ges, total):
     return tuple(out)
 
 
-def _count_ge(x: Array, ps: tuple[Array, ...], axes: tuple[int, ...], by: str):
+def _count_ge(x, u, distinct, ps: tuple[Array, ...], axes: tuple[int, ...], by: str):
     """``#{key >= p}`` per pool for each pivot ``p`` of ``ps`` (ascending), in one pass.
 
-    The keys are recomputed from ``x`` inside the pass: the barrier ties ``x`` to the
-    loop-varying pivots, so XLA does not hoist the keys out of the loop (that would write
-    them to memory once and read them back in every pass).
+    32/64-bit floats: the keys are recomputed from ``x`` inside the pass (the barrier ties
+    ``x`` to the loop-varying pivots, so XLA does not hoist them out of the loop, which
+    would write them to memory once and read them back in every pass). The keys of 16-bit
+    floats carry the position (wider than ``x``, and dearer to recompute): those ``u`` are
+    computed once and read.
     """
-    x, ps = jax.lax.optimization_barrier((x, ps))
-    u = _keys(x, axes, by)[0]
+    if not distinct:
+        x, ps = jax.lax.optimization_barrier((x, ps))
+        u = _keys(x, axes, by)[0]
     return _packed_sum([u >= p for p in ps],
                        lambda a: jnp.sum(a, axis=axes, keepdims=True, dtype=a.dtype))
 
@@ -430,14 +433,14 @@ def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
     nbits = _key_bits(x, axes, by, distinct)
     n_left = jnp.sum(_live(state, m), dtype=jnp.int32)
 
-    def keys():  # recomputed where needed: ``u`` is never an operand of a loop or branch
+    def keys():  # recomputed where needed: ``u`` is not an operand of the branches
         return _keys(x, axes, by)[0]
 
     def radix():
         return _radix_thresholds(keys(), m, axes, nbits)
 
     def finish():
-        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(keys(), state, m, axes, cap),
+        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(x, by, state, m, axes, cap),
                               lambda: state)
         _, lo, c_lo, _, c_hi = state2[:5]
 
@@ -452,7 +455,7 @@ def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
                 lambda: jnp.zeros(lo.shape, jnp.uint32),
                 lambda: jax.lax.cond(
                     n_tie <= cap,
-                    lambda: _tie_position_gathered(keys(), lo, m - c_hi, tie, axes, cap),
+                    lambda: _tie_position_gathered(x, by, lo, m - c_hi, tie, axes, cap),
                     lambda: _tie_position(keys(), lo, m - c_hi, axes),
                 ),
             )
@@ -502,27 +505,28 @@ def _gather_pools(u: Array, idx: Array, axes: tuple[int, ...]) -> Array:
     return rows.T  # the counts reduce over the major axis, vectorised over pools
 
 
-def _tie_position_gathered(u, t, need, tie, axes, cap):
+def _tie_position_gathered(x, by, t, need, tie, axes, cap):
     """:func:`_tie_position` for the (at most ``cap``) pools flagged ``tie``, gathered.
 
+    The pools of ``x`` are gathered, then keyed (a column's positions are its pool's).
     ``nonzero`` pads with pool 0, whose copies compute the same value as pool 0 itself.
     """
     pshape = t.shape
     R = math.prod(pshape)
     (idx,) = jnp.nonzero(tie.reshape(R), size=cap, fill_value=0)
-    cols = _gather_pools(u, idx, axes)
+    cols = _keys(_gather_pools(x, idx, axes), (0,), by)[0]
     t_pos = _tie_position(cols, t.reshape(R)[idx][None, :], need.reshape(R)[idx][None, :], (0,))
     return jnp.zeros(R, jnp.uint32).at[idx].set(t_pos[0]).reshape(pshape)
 
 
-def _finish_left(u, state, m, axes, cap):
+def _finish_left(x, by, state, m, axes, cap):
     """Continue the search on the (at most ``cap``) live pools only, gathered as columns."""
     it, *per_pool = state
     pshape = per_pool[0].shape
     R = math.prod(pshape)
-    L = u.size // R
+    L = x.size // R
     (idx,) = jnp.nonzero(_live(state, m).reshape(R), size=cap, fill_value=0)
-    cols = _gather_pools(u, idx, axes)
+    cols = _keys(_gather_pools(x, idx, axes), (0,), by)[0]  # keyed after the gather
     sub = (jnp.zeros((), jnp.int32),) + tuple(v.reshape(R)[idx][None, :] for v in per_pool)
     sub = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_FINISH_PASSES) & jnp.any(_live(s, m)),
