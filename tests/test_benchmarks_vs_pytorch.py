@@ -44,10 +44,23 @@ def test_tiny_run_prints_tables(capsys):
     pytest.importorskip("torch")
     out = vs_pytorch.main(["--shape", "2", "4", "4", "2", "--k", "0.5", "--rounds", "1", "--repeats", "1",
                            "--skip-train", "--skip-cpab"])
-    assert set(out["ops"]["fwd+bwd"]) >= {"ReLU", "SiLU", "LA-SiLU (true gradient)", "Top-K k=0.5 exact"}
+    want = {"ReLU", "SiLU", "LA-SiLU (true gradient)", "Top-K k=0.5 exact", "Top-K k=0.5 approx"}
+    assert set(out["ops"]["fwd+bwd"]) >= want
     assert all(r["actfx_ms"] > 0 and r["torch_ms"] > 0 for r in out["ops"]["fwd"].values())
     text = capsys.readouterr().out
     assert "load average" in text and "actfx/PyTorch" in text
+    assert "Top-K k=0.5 approx / ReLU" in text
+
+
+def test_topk_only_times_relu_and_the_topk_rows(capsys):
+    pytest.importorskip("torch")
+    out = vs_pytorch.main(["--shape", "2", "4", "4", "2", "--k", "0.5", "--rounds", "1",
+                           "--repeats", "1", "--topk-only", "--skip-train", "--skip-cpab"])
+    rows = out["ops"]["fwd+bwd"]
+    assert list(rows) == ["ReLU", "Top-K k=0.5 exact", "Top-K k=0.5 approx"]
+    # the approx row shares the PyTorch time of the exact row at the same k
+    assert rows["Top-K k=0.5 approx"]["torch_ms"] == rows["Top-K k=0.5 exact"]["torch_ms"]
+    assert out["ops"]["topk_0.5_over_relu"] > 0 and out["ops"]["topk_0.5_approx_over_relu"] > 0
 
 
 @pytest.mark.slow

@@ -310,3 +310,57 @@ def test_check_fraction_is_the_shared_checker():
         T.check_fraction("topk", 1.5, allow_none=True)
     with pytest.raises(ValueError, match=r"^k must be"):
         T.check_fraction("k", None)
+
+
+# --- the packed multi-pivot count, gathered ties, big pools ------------------------------
+
+
+@pytest.mark.parametrize("L", [1, 2, 7, 64, 1000, 1024])
+def test_packed_sum_decodes_nested_counts_including_full_and_empty(L):
+    # Three nested sets per pool (pivots ascending), with counts L and 0 among them: the
+    # carry of a full field must decode back exactly.
+    rng = np.random.default_rng(L)
+    u = rng.integers(0, 50, size=(L, 9)).astype(np.uint32)
+    u[:, 0] = 7  # every entry equal: counts L, L, 0 at pivots 0, 7, 8
+    ps = [np.array([[0, 0, 10, 3, 50, 0, 1, 20, 0]], np.uint32),
+          np.array([[7, 0, 20, 30, 50, 1, 2, 25, 49]], np.uint32),
+          np.array([[8, 0, 30, 40, 50, 60, 3, 26, 49]], np.uint32)]
+    ges = [jnp.asarray(u) >= jnp.asarray(p) for p in ps]
+    got = T._packed_sum(ges, lambda a: jnp.sum(a, axis=0, keepdims=True, dtype=a.dtype))
+    assert T._n_probes(L) == 3
+    for g, p in zip(got, ps):
+        np.testing.assert_array_equal(np.asarray(g), (u >= p).sum(axis=0, keepdims=True))
+
+
+def test_tie_position_gathered_matches_the_full_tie_position():
+    # A pool's m-th key tied across the boundary: the position of the last tied entry kept,
+    # on gathered pools (padding copies pool 0) == the same select over the whole tensor.
+    x = np.round(np.random.default_rng(5).normal(size=(3, 6, 5, 4)) * 1.5).astype(np.float32)
+    u, _ = T._keys(jnp.asarray(x), (1, 2), "abs")
+    t = jnp.asarray(np.sort(np.abs(x).reshape(3, 30, 4), axis=1)[:, -7][:, None, None, :])
+    t = jax.lax.bitcast_convert_type(t, jnp.uint32)
+    need = jnp.sum(u == t, axis=(1, 2), keepdims=True, dtype=jnp.int32) // 2 + 1
+    tie = jnp.asarray(np.random.default_rng(6).random((3, 1, 1, 4)) < 0.5).at[0, 0, 0, 0].set(False)
+    full = np.where(tie, jax.jit(T._tie_position, static_argnums=3)(u, t, need, (1, 2)), 0)
+    gathered = jax.jit(T._tie_position_gathered, static_argnums=(1, 5, 6))
+    for cap in (int(tie.sum()), 12):
+        got = gathered(jnp.asarray(x), "abs", t, need, tie, (1, 2), cap)
+        np.testing.assert_array_equal(np.where(tie, got, 0), full)
+
+
+def test_pools_too_big_for_packed_counts_use_one_pivot():
+    # 40 x 40 = 1,600 entries: three counts do not fit one int32 sum, one pivot per pass.
+    assert T._n_probes(40 * 40) == 1 and T._n_probes(1024) == 3
+    x = np.random.default_rng(8).normal(size=(1, 40, 40, 2)).astype(np.float32)
+    x[..., 1] = np.round(x[..., 1])
+    np.testing.assert_array_equal(actfx.topk(x, 0.1), np_topk(x, 0.1))
+
+
+def test_subnormal_scores_keep_their_order():
+    # The |x| keys clear the sign bit on the integers: XLA:CPU float ops may flush
+    # subnormals to zero in a fusion, which would tie them all at 0.
+    # (the shape and k of test_ties_broken_by_position_exactly_m: its compiled selects)
+    x = (np.random.default_rng(9).normal(size=(2, 8, 8, 3)) * 1e-40).astype(np.float32)
+    assert np.all(np.abs(x[x != 0]) < np.finfo(np.float32).tiny)
+    for by in ("abs", "value"):
+        np.testing.assert_array_equal(actfx.topk(x, 0.2, by=by), np_topk(x, 0.2, by=by))

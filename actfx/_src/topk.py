@@ -112,10 +112,12 @@ def _sortable_bits(x: Array, by: str) -> Array:
     NaN maps above +inf (like ``jax.lax.top_k``); ``-0.0`` sorts just below ``+0.0``.
     """
     utype = _UINT[x.dtype.itemsize]
-    if by == "abs":
-        # The bit pattern of a non-negative float is monotone in its value.
-        return jax.lax.bitcast_convert_type(jnp.abs(x), utype)
     b = jax.lax.bitcast_convert_type(x, utype)
+    if by == "abs":
+        # The bit pattern of a non-negative float is monotone in its value. Clearing the
+        # sign bit on the integers (not a float abs) keeps subnormals: XLA:CPU may flush
+        # them to zero in float ops inside some fusions.
+        return b & utype((1 << (8 * x.dtype.itemsize - 1)) - 1)
     sign = utype(1 << (8 * x.dtype.itemsize - 1))
     # Negative floats: flip every bit (larger magnitude -> smaller key). Positive: set sign.
     return jnp.where(b & sign, ~b, b | sign)
@@ -153,26 +155,38 @@ def _position_keys(shape: tuple[int, ...], axes: tuple[int, ...], dtype) -> Arra
     return (pool - pos).astype(dtype)
 
 
-def _radix_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
-    """Exact top-``m`` mask by a full radix select (the fallback of :func:`_search_mask`)."""
-    u = _sortable_bits(x, by)
-    nbits = 8 * x.dtype.itemsize - (1 if by == "abs" else 0)
+def _radix_thresholds(u: Array, m: int, axes: tuple[int, ...], nbits: int):
+    """Exact per-pool thresholds ``(t, t_pos)`` by a full radix select on the keys ``u``.
+
+    The fallback of :func:`_thresholds`: ``t`` is the ``m``-th largest key of each pool and
+    ``t_pos`` the position key of the last tied entry kept (see :func:`_mask_from`).
+    """
     t = _kth_largest(u, m, axes, nbits)
     n_above = jnp.sum(u > t, axis=axes, keepdims=True, dtype=jnp.int32)
     n_at = jnp.sum(u == t, axis=axes, keepdims=True, dtype=jnp.int32)
-    return jax.lax.cond(
+    t_pos = jax.lax.cond(
         jnp.all(n_above + n_at == m),
-        lambda: u >= t,
-        lambda: _tie_mask(u, t, m - n_above, axes),
+        lambda: jnp.zeros(t.shape, jnp.uint32),
+        lambda: _tie_position(u, t, m - n_above, axes),
     )
+    return t, t_pos
 
 
-def _tie_mask(u: Array, t: Array, need: Array, axes: tuple[int, ...]) -> Array:
-    """``u > t``, plus the first ``need`` entries equal to ``t`` by position, per pool."""
+def _tie_position(u: Array, t: Array, need: Array, axes: tuple[int, ...]) -> Array:
+    """Per pool, the position key of the ``need``-th entry equal to ``t`` (earliest first)."""
     pool = math.prod(u.shape[a] for a in axes)
     pos_key = jnp.where(u == t, _position_keys(u.shape, axes, jnp.uint32), jnp.uint32(0))
-    t_pos = _kth_largest(pos_key, jnp.maximum(need, 1), axes, max(1, pool.bit_length()))
-    return (u > t) | (pos_key >= t_pos) & (pos_key > 0) & (need > 0)
+    return _kth_largest(pos_key, jnp.maximum(need, 1), axes, max(1, pool.bit_length()))
+
+
+def _mask_from(u: Array, t: Array, t_pos: Array, axes: tuple[int, ...]) -> Array:
+    """``u > t``, plus the entries equal to ``t`` whose position key is ``>= t_pos``.
+
+    Position keys (``pool - position``, see :func:`_position_keys`) are ``>= 1``, so
+    ``t_pos = 0`` keeps every entry equal to ``t`` (the mask is ``u >= t``).
+    """
+    pos_key = _position_keys(u.shape, axes, jnp.uint32)
+    return (u > t) | (u == t) & (pos_key >= t_pos)
 
 
 def _keys(x: Array, axes: tuple[int, ...], by: str) -> tuple[Array, bool]:
@@ -205,17 +219,21 @@ def _model_values(x: Array, axes: tuple[int, ...], by: str, ctype, n_pos: Array)
 
 
 def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
-    """Exact top-``m`` mask: a threshold search on the keys that stops at a count of ``m``.
+    """Exact top-``m`` selection: a threshold search on the keys that stops at a count of ``m``.
 
     Any threshold ``t`` with ``#{key >= t} == m`` separates exactly the top ``m`` (no tie
     crosses it), so the search does not need the ``m``-th value itself. The first pivots
     come from a Gaussian model of each pool (location/scale from two fused sums, corrected
     multiplicatively by the observed counts); once a pool is bracketed, Illinois regula falsi
-    on the counts. Each pass is one fused compare-and-count over the tensor. It stops when
-    at most ``cap`` pools are left; those are finished exactly by ``lax.top_k`` on the
-    gathered pools. Pools whose ``m``-th value is tied across the boundary (e.g. zeros after
-    a ReLU) break the tie by position. Past ``_MAX_SEARCH_PASSES`` with more pools left,
-    the full radix select takes over (always exact).
+    on the counts. Each pass is one fused compare-and-count over the tensor, with the keys
+    recomputed from ``x``; for pools of at most 1,024 entries it counts three pivots at once
+    (the pivot and one on each side, packed into one int32 sum, :func:`_packed_sum`), so a
+    pass shrinks the bracket about four-fold. It stops when at most ``cap`` pools are left;
+    :func:`_thresholds` finishes those on the gathered pools. Past ``_MAX_SEARCH_PASSES``
+    with more pools left, the full radix select takes over (always exact).
+
+    Returns ``(distinct, cap, state)``; ``state`` holds per pool the bracket ``lo`` (count
+    ``c_lo = #{key >= lo}``) and ``hi`` (``c_hi = #{key > hi}``).
     """
     u, distinct = _keys(x, axes, by)
     utype = u.dtype
@@ -264,8 +282,7 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
         hi = jnp.where(above, hi, jnp.where(below, zkey - 1, zkey)).astype(utype)
         c_hi = jnp.where(above, c_hi, jnp.where(below, n_ge0, n_gt0))
     ftype = ctype
-    def model(r, lo, hi):  # the model's key; a bisection for pools with no finite model
-        return jnp.where(finite, model_key(r), lo + (hi - lo) // 2)
+    model = (model_key, finite)  # pools with no finite model bisect the keys instead
     init = (
         jnp.zeros((), jnp.int32), lo, c_lo, hi, c_hi,
         c_lo.astype(ftype) - target, c_hi.astype(ftype) - target,
@@ -274,11 +291,58 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     )
     state = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
-        lambda s: _search_step(s, lambda p: jnp.sum(u >= p, axis=axes, keepdims=True, dtype=jnp.int32),
-                               model, m, L),
+        lambda s: _search_step(s, lambda ps: _count_ge(x, u, distinct, ps, axes, by), model, m, L),
         init,
     )
-    return u, distinct, cap, state
+    return distinct, cap, state
+
+
+def _n_probes(L: int) -> int:
+    """Pivots counted per pass: 3 when their counts pack into one int32 sum, else 1."""
+    w = max(1, (L - 1).bit_length())
+    return 3 if 3 * w <= 31 else 1
+
+
+def _packed_sum(ges, total):
+    """Counts of several boolean arrays with one integer sum (``total`` reduces an array).
+
+    The counts ``c_1 >= c_2 >= ...`` (nested sets, each at most ``L <= 2**w``) are added as
+    ``c_1 + c_2 2**w + c_3 2**(2w)`` in uint32. A field reads 0 with a carry exactly when
+    its count is ``2**w``, which the ordering makes unambiguous: a count of 0 implies that
+    every later count and so the rest of the sum are 0.
+    """
+    if len(ges) == 1:
+        return (total(ges[0].astype(jnp.int32)),)
+    w = (32 - 1) // len(ges)
+    acc = ges[0].astype(jnp.uint32)
+    for j, ge in enumerate(ges[1:], 1):
+        acc = acc | (ge.astype(jnp.uint32) << jnp.uint32(j * w))
+    s = total(acc)
+    full, mask = jnp.uint32(1 << w), jnp.uint32((1 << w) - 1)
+    out = []
+    for _ in ges[:-1]:
+        f = s & mask
+        c = jnp.where((f == 0) & (s != 0), full, f)
+        out.append(c.astype(jnp.int32))
+        s = (s - c) >> jnp.uint32(w)
+    out.append(s.astype(jnp.int32))
+    return tuple(out)
+
+
+def _count_ge(x, u, distinct, ps: tuple[Array, ...], axes: tuple[int, ...], by: str):
+    """``#{key >= p}`` per pool for each pivot ``p`` of ``ps`` (ascending), in one pass.
+
+    32/64-bit floats: the keys are recomputed from ``x`` inside the pass (the barrier ties
+    ``x`` to the loop-varying pivots, so XLA does not hoist them out of the loop, which
+    would write them to memory once and read them back in every pass). The keys of 16-bit
+    floats carry the position (wider than ``x``, and dearer to recompute): those ``u`` are
+    computed once and read.
+    """
+    if not distinct:
+        x, ps = jax.lax.optimization_barrier((x, ps))
+        u = _keys(x, axes, by)[0]
+    return _packed_sum([u >= p for p in ps],
+                       lambda a: jnp.sum(a, axis=axes, keepdims=True, dtype=a.dtype))
 
 
 def _live(state, m):
@@ -293,88 +357,182 @@ def _search_step(state, count, model, m, L):
     utype, ftype = lo.dtype, g_lo.dtype
     one = jnp.ones((), utype)
     target = m - 0.5
+    seen = lo_seen & hi_seen
     # The pivot p lies in (lo, hi]: Illinois regula falsi once both sides were measured,
     # before that the count-corrected model (or a bisection of the keys without a model).
     span = hi - lo
     f = jnp.clip(g_lo / (g_lo - g_hi), 0.0, 1.0)
-    f = jnp.where(lo_seen & hi_seen, f, 0.5)
+    f = jnp.where(seen, f, 0.5)
     off = jnp.floor(f * span.astype(ftype)).astype(utype)
+    first, last_key = lo + one, jnp.maximum(hi, lo + one)
     p = lo + one + jnp.minimum(off, jnp.maximum(span, one) - one)
+    if _n_probes(L) == 1:
+        probes = (p,)
+    else:
+        # Two more pivots around p, a quarter of the way to each end of the bracket (half
+        # while bisecting); in the model's phase at ranks r * beta and r / beta.
+        sh = jnp.where(seen, jnp.asarray(2, utype), jnp.asarray(1, utype))
+        q1, q2 = p - ((p - first) >> sh), p + ((hi - p) >> sh)
     if model is not None:
-        p_model = jnp.clip(model(r, lo, hi), lo + one, jnp.maximum(hi, lo + one))
-        p = jnp.where(lo_seen & hi_seen, p, p_model)
-    c = count(p)
+        model_key, finite = model
+        use = finite & ~seen
+        p = jnp.where(use, jnp.clip(model_key(r), first, last_key), p)
+        if _n_probes(L) > 1:
+            beta = 1.0 + 1.5 / math.sqrt(target + 1.0)
+            q1 = jnp.where(use, jnp.minimum(jnp.clip(model_key(r * beta), first, last_key), p), q1)
+            q2 = jnp.where(use, jnp.maximum(jnp.clip(model_key(r / beta), first, last_key), p), q2)
+    if _n_probes(L) > 1:
+        q1, q2 = jnp.clip(q1, first, p), jnp.clip(q2, p, last_key)
+        probes = (q1, p, q2)
+    cs = count(probes)
+    c = cs[len(probes) // 2]
     live = (c_lo != m) & (lo < hi)
-    go_lo = live & (c >= m)
-    go_hi = live & (c < m)
-    g_new = c.astype(ftype) - target
-    # Illinois: when the same side moves twice, halve the weight of the side that stays.
-    g_hi = jnp.where(go_hi, g_new, jnp.where(go_lo & (last == 1), g_hi * 0.5, g_hi))
-    g_lo = jnp.where(go_lo, g_new, jnp.where(go_hi & (last == -1), g_lo * 0.5, g_lo))
-    lo = jnp.where(go_lo, p, lo)
-    c_lo = jnp.where(go_lo, c, c_lo)
-    hi = jnp.where(go_hi, p - one, hi)
-    c_hi = jnp.where(go_hi, c, c_hi)
-    last = jnp.where(go_lo, 1, jnp.where(go_hi, -1, last))
+    lo_new, c_lo_new, hi_new, c_hi_new = lo, c_lo, hi, c_hi
+    for q, cq in zip(probes, cs):  # ascending keys: the last with a count >= m is the new lo
+        up = live & (cq >= m)
+        lo_new, c_lo_new = jnp.where(up, q, lo_new), jnp.where(up, cq, c_lo_new)
+    for q, cq in zip(probes[::-1], cs[::-1]):  # the first with a count < m bounds hi
+        dn = live & (cq < m)
+        hi_new, c_hi_new = jnp.where(dn, q - one, hi_new), jnp.where(dn, cq, c_hi_new)
+    go_lo, go_hi = lo_new != lo, hi_new != hi
+    go_lo = go_lo | live & (c_lo_new != c_lo)
+    go_hi = go_hi | live & (c_hi_new != c_hi)
+    # Illinois: when only the same side moves twice, halve the weight of the side that stays.
+    only_lo, only_hi = go_lo & ~go_hi, go_hi & ~go_lo
+    g_hi = jnp.where(go_hi, c_hi_new.astype(ftype) - target,
+                     jnp.where(only_lo & (last == 1), g_hi * 0.5, g_hi))
+    g_lo = jnp.where(go_lo, c_lo_new.astype(ftype) - target,
+                     jnp.where(only_hi & (last == -1), g_lo * 0.5, g_lo))
+    last = jnp.where(only_lo, 1, jnp.where(only_hi, -1, jnp.where(go_lo & go_hi, 0, last)))
     # The model's ranks, rescaled by what the counts showed (steps clipped to 8x).
     r = jnp.clip(r * target / jnp.maximum(c.astype(ftype), 0.5), r / 8, r * 8)
     r = jnp.clip(r, 0.25, L - 0.25)
-    return (it + 1, lo, c_lo, hi, c_hi, g_lo, g_hi, last, r, lo_seen | go_lo, hi_seen | go_hi)
+    return (it + 1, lo_new, c_lo_new, hi_new, c_hi_new, g_lo, g_hi, last, r,
+            lo_seen | go_lo, hi_seen | go_hi)
+
+
+def _key_bits(x: Array, axes: tuple[int, ...], by: str, distinct: bool) -> int:
+    """Significant bits of the keys of :func:`_keys` (for the radix select)."""
+    nbits = 8 * x.dtype.itemsize - (1 if by == "abs" else 0)
+    if distinct:
+        nbits += max(1, (math.prod(x.shape[a] for a in axes) - 1).bit_length())
+    return nbits
+
+
+def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
+    """Per-pool ``(t, t_pos)``: with the keys ``u`` of :func:`_keys`, the top ``m`` are
+    ``_mask_from(u, t, t_pos, axes)`` (exactly ``m`` per pool, ties broken by position).
+
+    :func:`_search` over the whole tensor, then the continuation on the gathered live pools
+    (:func:`_finish_left`); pools whose ``m``-th key is tied across the boundary get their
+    ``t_pos`` from a radix select on position keys, on the gathered tied pools when there
+    are at most ``cap`` of them. A full radix select is the fallback when the search does
+    not settle (always exact; slower).
+    """
+    distinct, cap, state = _search(x, m, axes, by)
+    nbits = _key_bits(x, axes, by, distinct)
+    n_left = jnp.sum(_live(state, m), dtype=jnp.int32)
+
+    def keys():  # recomputed where needed: ``u`` is not an operand of the branches
+        return _keys(x, axes, by)[0]
+
+    def radix():
+        return _radix_thresholds(keys(), m, axes, nbits)
+
+    def finish():
+        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(x, by, state, m, axes, cap),
+                              lambda: state)
+        _, lo, c_lo, _, c_hi = state2[:5]
+
+        def settled():
+            if distinct:
+                return lo, jnp.zeros(lo.shape, jnp.uint32)
+            # A collapsed bracket with #{u >= lo} != m: the m-th key is lo, tied across.
+            tie = c_lo != m
+            n_tie = jnp.sum(tie, dtype=jnp.int32)
+            t_pos = jax.lax.cond(
+                n_tie == 0,
+                lambda: jnp.zeros(lo.shape, jnp.uint32),
+                lambda: jax.lax.cond(
+                    n_tie <= cap,
+                    lambda: _tie_position_gathered(x, by, lo, m - c_hi, tie, axes, cap),
+                    lambda: _tie_position(keys(), lo, m - c_hi, axes),
+                ),
+            )
+            return lo, jnp.where(tie, t_pos, jnp.uint32(0))
+
+        ok = ~jnp.any(_live(state2, m))
+        return jax.lax.cond(ok, settled, radix)
+
+    return jax.lax.cond(n_left > cap, radix, finish)
 
 
 def _search_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
-    """Exact top-``m`` mask from :func:`_search` (see there), finished exactly."""
-    u, distinct, cap, state = _search(x, m, axes, by)
-    n_left = jnp.sum(_live(state, m), dtype=jnp.int32)
+    """Exact top-``m`` mask (bool, the shape of ``x``) from :func:`_thresholds`."""
+    t, t_pos = _thresholds(x, m, axes, by)
+    return _mask_from(_keys(x, axes, by)[0], t, t_pos, axes)
 
-    def finish():
-        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(u, state, m, axes, cap), lambda: state)
-        _, lo, c_lo, _, c_hi = state2[:5]
-        ok = ~jnp.any(_live(state2, m))
 
-        def masks():
-            if distinct:
-                return u >= lo
-            tie = c_lo != m  # collapsed bracket: the m-th key is lo, tied across the boundary
-            return jax.lax.cond(
-                jnp.any(tie), lambda: jnp.where(tie, _tie_mask(u, lo, m - c_hi, axes), u >= lo),
-                lambda: u >= lo,
-            )
-
-        return jax.lax.cond(ok, masks, lambda: _radix_mask(x, m, axes, by))
-
-    return jax.lax.cond(n_left > cap, lambda: _radix_mask(x, m, axes, by), finish)
+def _radix_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
+    """Exact top-``m`` mask by the full radix select alone (the fallback; a test reference)."""
+    u, distinct = _keys(x, axes, by)
+    t, t_pos = _radix_thresholds(u, m, axes, _key_bits(x, axes, by, distinct))
+    return _mask_from(u, t, t_pos, axes)
 
 
 # Compiled once per (shape, dtype, m, axes, by): eager calls do not re-trace the loops.
 _search_mask_jit = jax.jit(_search_mask, static_argnums=(1, 2, 3))
 
 
-def _finish_left(u, state, m, axes, cap):
-    """Continue the search on the (at most ``cap``) live pools only, gathered as rows."""
+def _gather_pools(u: Array, idx: Array, axes: tuple[int, ...]) -> Array:
+    """The pools ``idx`` (flat indices over the non-pool axes) of ``u`` as columns ``(L, n)``.
+
+    Each column is one pool flattened in row-major order (position ``i`` in row ``i``).
+    """
     rest = tuple(a for a in range(u.ndim) if a not in axes)
     rest_shape = tuple(u.shape[a] for a in rest)
-    R = math.prod(rest_shape)
-    L = u.size // R
+    n = idx.shape[0]
+    L = u.size // math.prod(rest_shape)
+    if not rest:
+        return jnp.broadcast_to(u.reshape(L, 1), (L, n))
+    ridx = jnp.unravel_index(idx, rest_shape)
+    indexer = [slice(None)] * u.ndim
+    for a, i in zip(rest, ridx):
+        indexer[a] = i
+    rows = u[tuple(indexer)]
+    adjacent = rest == tuple(range(rest[0], rest[0] + len(rest)))
+    rows = jnp.moveaxis(rows, rest[0] if adjacent else 0, 0).reshape(n, L)
+    return rows.T  # the counts reduce over the major axis, vectorised over pools
+
+
+def _tie_position_gathered(x, by, t, need, tie, axes, cap):
+    """:func:`_tie_position` for the (at most ``cap``) pools flagged ``tie``, gathered.
+
+    The pools of ``x`` are gathered, then keyed (a column's positions are its pool's).
+    ``nonzero`` pads with pool 0, whose copies compute the same value as pool 0 itself.
+    """
+    pshape = t.shape
+    R = math.prod(pshape)
+    (idx,) = jnp.nonzero(tie.reshape(R), size=cap, fill_value=0)
+    cols = _keys(_gather_pools(x, idx, axes), (0,), by)[0]
+    t_pos = _tie_position(cols, t.reshape(R)[idx][None, :], need.reshape(R)[idx][None, :], (0,))
+    return jnp.zeros(R, jnp.uint32).at[idx].set(t_pos[0]).reshape(pshape)
+
+
+def _finish_left(x, by, state, m, axes, cap):
+    """Continue the search on the (at most ``cap``) live pools only, gathered as columns."""
     it, *per_pool = state
     pshape = per_pool[0].shape
+    R = math.prod(pshape)
+    L = x.size // R
     (idx,) = jnp.nonzero(_live(state, m).reshape(R), size=cap, fill_value=0)
-    if rest:
-        ridx = jnp.unravel_index(idx, rest_shape)
-        indexer = [slice(None)] * u.ndim
-        for a, i in zip(rest, ridx):
-            indexer[a] = i
-        rows = u[tuple(indexer)]
-        adjacent = rest == tuple(range(rest[0], rest[0] + len(rest)))
-        rows = jnp.moveaxis(rows, rest[0] if adjacent else 0, 0).reshape(cap, L)
-    else:
-        rows = u.reshape(1, L)
-    rows = rows.T  # (L, cap): the count reduces over the major axis, vectorised over pools
+    cols = _keys(_gather_pools(x, idx, axes), (0,), by)[0]  # keyed after the gather
     sub = (jnp.zeros((), jnp.int32),) + tuple(v.reshape(R)[idx][None, :] for v in per_pool)
     sub = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_FINISH_PASSES) & jnp.any(_live(s, m)),
-        lambda s: _search_step(s, lambda p: jnp.sum(rows >= p, axis=0, keepdims=True, dtype=jnp.int32),
-                               None, m, L),
+        lambda s: _search_step(s, lambda ps: _packed_sum(
+            [cols >= p for p in ps], lambda a: jnp.sum(a, axis=0, keepdims=True, dtype=a.dtype)),
+            None, m, L),
         sub,
     )
     out = tuple(v.reshape(R).at[idx].set(w[0, :]).reshape(pshape) for v, w in zip(per_pool, sub[1:]))
@@ -420,10 +578,12 @@ def topk(
     distinct), and a per-pool search looks for a threshold ``t`` with exactly ``m`` keys
     ``>= t`` (any such ``t`` separates the top ``m``). Its first pivots come from a Gaussian
     model of the pool (two fused sums) corrected by the observed counts, then Illinois
-    regula falsi on the counts; each pass is one fused compare-and-count. The last few
-    pools are finished on a gathered copy, ties across the threshold (e.g. zeros after a
-    ReLU) are broken by position, and a full radix select on the keys is the fallback for
-    inputs the search does not settle (always exact; slower).
+    regula falsi on the counts; each pass is one fused compare-and-count that tests three
+    pivots per pool at once (pools of up to 1,024 entries). The last few pools are finished
+    on a gathered copy; a tie across the threshold (e.g. zeros after a ReLU) is broken by
+    position with a radix select on position keys (on the gathered tied pools when there
+    are few), and a full radix select on the keys is the fallback for inputs the search
+    does not settle (always exact; slower).
     NaN ranks above ``+inf`` (as in ``jax.lax.top_k``): NaN entries are kept first;
     ``-0.0`` ranks just below ``+0.0`` with ``by="value"``.
     ``method="approx"`` uses ``jax.lax.approx_max_k`` (fast on TPU; recall < 1 allowed).
