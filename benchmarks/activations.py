@@ -31,7 +31,9 @@ def layer_norm(x, eps: float = 1e-5):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--shape", type=int, nargs=4, default=(128, 32, 32, 64))
     p.add_argument("--rounds", type=int, default=7)
     args = p.parse_args(argv)

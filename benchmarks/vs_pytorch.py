@@ -48,7 +48,7 @@ def load_torch():
     """``(torch, None)`` or ``(None, reason)`` when the ``compare`` extra is missing."""
     try:
         import torch
-    except Exception as e:  # noqa: BLE001  # pragma: no cover - optional extra (any import failure)
+    except Exception as e:  # pragma: no cover - optional extra (any import failure)
         return None, f"{type(e).__name__}: {e}"
     return torch, None
 
@@ -104,7 +104,12 @@ def torch_ops(torch, alpha: float = 1e-5):
             x, n, s, std = ctx.saved_tensors
             dims = tuple(range(1, x.dim()))
             dn = g * x * (s * (1 - s)) / std
-            return g * s + dn - dn.mean(dim=dims, keepdim=True) - (dn * n).mean(dim=dims, keepdim=True) * n
+            return (
+                g * s
+                + dn
+                - dn.mean(dim=dims, keepdim=True)
+                - (dn * n).mean(dim=dims, keepdim=True) * n
+            )
 
     def topk(x, k):
         n, c, h, w = x.shape
@@ -154,7 +159,9 @@ def torch_resnet20(torch, act: str, topk: float | None = None, num_classes: int 
     class ResNet20(nn.Module):
         def __init__(self):
             super().__init__()
-            self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), Act())
+            self.stem = nn.Sequential(
+                nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), Act()
+            )
             layers, cin = [], 16
             for i, w in enumerate((16, 32, 64)):
                 for j in range(3):
@@ -200,8 +207,12 @@ def bench_ops(torch, args) -> dict:
         "LA-SiLU (true gradient)": actfx.layeract_silu,
         "LA-SiLU (grad='paper')": lambda v: actfx.layeract_silu(v, grad="paper"),
     }
-    th_ops = {"ReLU": ops["relu"], "SiLU": ops["silu"], "LA-SiLU (true gradient)": ops["la_silu"],
-              "LA-SiLU (grad='paper')": ops["la_silu"]}
+    th_ops = {
+        "ReLU": ops["relu"],
+        "SiLU": ops["silu"],
+        "LA-SiLU (true gradient)": ops["la_silu"],
+        "LA-SiLU (grad='paper')": ops["la_silu"],
+    }
     if args.topk_only:
         jax_ops = {"ReLU": jax_ops["ReLU"]}
         th_ops = {"ReLU": th_ops["ReLU"]}
@@ -266,7 +277,9 @@ def bench_ops(torch, args) -> dict:
             f"median of {args.rounds} interleaved rounds x {args.repeats}",
             rows,
         )
-        out[mode] = {n: {"actfx_ms": a * 1e3, "torch_ms": b * 1e3, "ratio": a / b} for n, a, b in rows}
+        out[mode] = {
+            n: {"actfx_ms": a * 1e3, "torch_ms": b * 1e3, "ratio": a / b} for n, a, b in rows
+        }
     tr = t[("fwd+bwd", "actfx", "ReLU")]
     print("\nTop-K fwd+bwd vs ReLU fwd+bwd (actfx; target <= 5x on CPU):")
     for name in [f"Top-K k={k} exact" for k in ks] + [approx]:
@@ -287,7 +300,11 @@ def bench_train(torch, args) -> dict:
     y_np = rng.integers(0, 10, batch)
     xt = torch.from_numpy(np.ascontiguousarray(x_np.transpose(0, 3, 1, 2)))
     yt = torch.from_numpy(y_np).long()
-    specs = [("ReLU", "relu", None), ("LA-SiLU", "la_silu", None), (f"ReLU + Top-K {args.train_k}", "relu", args.train_k)]
+    specs = [
+        ("ReLU", "relu", None),
+        ("LA-SiLU", "la_silu", None),
+        (f"ReLU + Top-K {args.train_k}", "relu", args.train_k),
+    ]
     fns = {}
     for label, act, k in specs:
         run = build(act, depth=20, batch=batch, size=size, dtype=jnp.float32, topk=k)
@@ -314,7 +331,9 @@ def bench_train(torch, args) -> dict:
 
         fns[("torch", label)] = torch_steps
     t = interleaved(fns, args.train_rounds, 1)
-    rows = [(label, t[("actfx", label)] / steps, t[("torch", label)] / steps) for label, _, _ in specs]
+    rows = [
+        (label, t[("actfx", label)] / steps, t[("torch", label)] / steps) for label, _, _ in specs
+    ]
     print_table(
         f"ResNet-20 train step (fwd+bwd+SGD momentum, BatchNorm train mode), batch {batch}, "
         f"32x32x3, float32, {args.threads} threads; ms per step, median of {args.train_rounds} "
@@ -322,14 +341,26 @@ def bench_train(torch, args) -> dict:
         rows,
     )
     base_a, base_t = rows[0][1], rows[0][2]
-    print("images/s relative to ReLU:  " + ", ".join(
-        f"{n}: actfx {base_a / a:.3f}, PyTorch {base_t / b:.3f}" for n, a, b in rows))
-    return {n: {"actfx_ms": a * 1e3, "torch_ms": b * 1e3, "ratio": a / b,
-                "actfx_images_per_s": batch / a, "torch_images_per_s": batch / b} for n, a, b in rows}
+    print(
+        "images/s relative to ReLU:  "
+        + ", ".join(f"{n}: actfx {base_a / a:.3f}, PyTorch {base_t / b:.3f}" for n, a, b in rows)
+    )
+    return {
+        n: {
+            "actfx_ms": a * 1e3,
+            "torch_ms": b * 1e3,
+            "ratio": a / b,
+            "actfx_images_per_s": batch / a,
+            "torch_images_per_s": batch / b,
+        }
+        for n, a, b in rows
+    }
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--shape", type=int, nargs=4, default=(128, 32, 32, 64), help="NHWC")
     p.add_argument("--k", type=float, nargs="+", default=(0.1, 0.5), help="Top-K fractions")
     p.add_argument("--rounds", type=int, default=5)
@@ -339,23 +370,36 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=2, help="train steps per timed sample")
     p.add_argument("--train-rounds", type=int, default=5)
     p.add_argument("--train-k", type=float, default=0.1)
-    p.add_argument("--topk-only", action="store_true",
-                   help="time only ReLU and the Top-K rows (exact per --k, approx at the first k)")
+    p.add_argument(
+        "--topk-only",
+        action="store_true",
+        help="time only ReLU and the Top-K rows (exact per --k, approx at the first k)",
+    )
     p.add_argument("--skip-train", action="store_true")
     p.add_argument("--skip-cpab", action="store_true")
     p.add_argument("--json", default=None, help="also write the numbers here")
     args = p.parse_args(argv)
     torch, why = load_torch()
     if torch is None:
-        print(f"benchmarks.vs_pytorch: skipped, PyTorch is not installed ({why}); "
-              f"install the 'compare' extra (torch=={TORCH_PIN} CPU wheel, difw) to run it")
+        print(
+            f"benchmarks.vs_pytorch: skipped, PyTorch is not installed ({why}); "
+            f"install the 'compare' extra (torch=={TORCH_PIN} CPU wheel, difw) to run it"
+        )
         return {"skipped": why}
     torch.set_num_threads(args.threads)
     dev = jax.devices()[0]
-    print(f"actfx vs PyTorch {torch.__version__} ({torch.get_num_threads()} threads); JAX {jax.__version__} "
-          f"on {dev.platform} ({dev.device_kind}); {load_avg()}")
-    out = {"torch": torch.__version__, "jax": jax.__version__, "threads": args.threads,
-           "backend": jax.default_backend(), "ops": bench_ops(torch, args)}
+    print(
+        f"actfx vs PyTorch {torch.__version__} ({torch.get_num_threads()} threads); "
+        f"JAX {jax.__version__} "
+        f"on {dev.platform} ({dev.device_kind}); {load_avg()}"
+    )
+    out = {
+        "torch": torch.__version__,
+        "jax": jax.__version__,
+        "threads": args.threads,
+        "backend": jax.default_backend(),
+        "ops": bench_ops(torch, args),
+    }
     if not args.skip_cpab:
         from benchmarks import cpab
 

@@ -9,7 +9,9 @@ from benchmarks import vs_pytorch
 
 def test_skips_with_a_message_without_torch(monkeypatch, capsys):
     monkeypatch.setattr(vs_pytorch, "load_torch", lambda: (None, "ModuleNotFoundError: torch"))
-    assert vs_pytorch.main(["--skip-train", "--skip-cpab"]) == {"skipped": "ModuleNotFoundError: torch"}
+    assert vs_pytorch.main(["--skip-train", "--skip-cpab"]) == {
+        "skipped": "ModuleNotFoundError: torch"
+    }
     out = capsys.readouterr().out
     assert "skipped" in out and "compare" in out
 
@@ -35,15 +37,34 @@ def test_pytorch_references_match_actfx():
     v = xt.clone().requires_grad_(True)
     y = ops["la_silu"](v)
     y.backward(gt)
-    np.testing.assert_allclose(y.detach().numpy().transpose(0, 2, 3, 1), actfx.layeract_silu(x), rtol=2e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        y.detach().numpy().transpose(0, 2, 3, 1), actfx.layeract_silu(x), rtol=2e-5, atol=1e-6
+    )
     _, vjp = jax.vjp(lambda a: actfx.layeract_silu(a, grad="paper"), jnp.asarray(x))
-    np.testing.assert_allclose(v.grad.numpy().transpose(0, 2, 3, 1), vjp(jnp.asarray(g))[0], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        v.grad.numpy().transpose(0, 2, 3, 1), vjp(jnp.asarray(g))[0], rtol=1e-4, atol=1e-5
+    )
 
 
 def test_tiny_run_prints_tables(capsys):
     pytest.importorskip("torch")
-    out = vs_pytorch.main(["--shape", "2", "4", "4", "2", "--k", "0.5", "--rounds", "1", "--repeats", "1",
-                           "--skip-train", "--skip-cpab"])
+    out = vs_pytorch.main(
+        [
+            "--shape",
+            "2",
+            "4",
+            "4",
+            "2",
+            "--k",
+            "0.5",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            "--skip-train",
+            "--skip-cpab",
+        ]
+    )
     want = {"ReLU", "SiLU", "LA-SiLU (true gradient)", "Top-K k=0.5 exact", "Top-K k=0.5 approx"}
     assert set(out["ops"]["fwd+bwd"]) >= want
     assert all(r["actfx_ms"] > 0 and r["torch_ms"] > 0 for r in out["ops"]["fwd"].values())
@@ -54,8 +75,24 @@ def test_tiny_run_prints_tables(capsys):
 
 def test_topk_only_times_relu_and_the_topk_rows(capsys):
     pytest.importorskip("torch")
-    out = vs_pytorch.main(["--shape", "2", "4", "4", "2", "--k", "0.5", "--rounds", "1",
-                           "--repeats", "1", "--topk-only", "--skip-train", "--skip-cpab"])
+    out = vs_pytorch.main(
+        [
+            "--shape",
+            "2",
+            "4",
+            "4",
+            "2",
+            "--k",
+            "0.5",
+            "--rounds",
+            "1",
+            "--repeats",
+            "1",
+            "--topk-only",
+            "--skip-train",
+            "--skip-cpab",
+        ]
+    )
     rows = out["ops"]["fwd+bwd"]
     assert list(rows) == ["ReLU", "Top-K k=0.5 exact", "Top-K k=0.5 approx"]
     # the approx row shares the PyTorch time of the exact row at the same k

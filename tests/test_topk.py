@@ -1,6 +1,5 @@
 """Top-K: exact-k semantics against NumPy, ties, gradients, dtypes, errors."""
 
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -10,8 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import actfx
-
-import actfx._src.topk as T  # noqa: E402  (the implementation module)
+import actfx._src.topk as T
 
 
 def ref_num_kept(k, dims):
@@ -39,7 +37,9 @@ def np_topk(x, k, axis=(-3, -2), by="abs"):
 
 
 @pytest.mark.parametrize("by", ["abs", "value"])
-@pytest.mark.parametrize("k", [0.01, 0.5, *(pytest.param(k, marks=pytest.mark.slow) for k in (0.1, 0.25, 0.9))])
+@pytest.mark.parametrize(
+    "k", [0.01, 0.5, *(pytest.param(k, marks=pytest.mark.slow) for k in (0.1, 0.25, 0.9))]
+)
 def test_matches_numpy_reference(by, k):
     x = np.random.default_rng(0).normal(size=(3, 7, 9, 4)).astype(np.float32)
     np.testing.assert_array_equal(actfx.topk(x, k, by=by), np_topk(x, k, by=by))
@@ -227,7 +227,9 @@ def _hard_inputs():
         "tiny": (n * 1e-40).astype(np.float32),  # subnormals
         "huge": (n * 1e37).astype(np.float32),
         "per_channel_scale": n * np.logspace(-20, 20, 6, dtype=np.float32),
-        "constant_per_pool": np.broadcast_to(rng.normal(size=(2, 1, 1, 6)), n.shape).astype(np.float32),
+        "constant_per_pool": np.broadcast_to(rng.normal(size=(2, 1, 1, 6)), n.shape).astype(
+            np.float32
+        ),
     }
     out["inf"] = n.copy()
     out["inf"][0, :3, :3, 0] = np.inf
@@ -242,7 +244,9 @@ def test_hard_inputs_match_stable_argsort(by):
     x = np.concatenate([cases[n] for n in sorted(cases)], axis=-1)
     for k in (1 / 256, 0.1, 0.5):
         got, want = np.asarray(actfx.topk(x, k, by=by)), np_topk(x, k, by=by)
-        bad = sorted({sorted(cases)[c // 6] for c in np.nonzero((got != want).any(axis=(0, 1, 2)))[0]})
+        bad = sorted(
+            {sorted(cases)[c // 6] for c in np.nonzero((got != want).any(axis=(0, 1, 2)))[0]}
+        )
         assert not bad, f"k={k}: {bad}"
 
 
@@ -257,7 +261,9 @@ def test_nan_is_ranked_above_inf():
     assert np.isnan(out[0, 1]) and out[2, 2] == np.inf and out[3, 3] == 16.0
     # NaN is only kept, never spread: the other pools are unaffected.
     y = np.concatenate([x, np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)], axis=-1)
-    np.testing.assert_array_equal(np.asarray(actfx.topk(y, 3 / 16))[..., 1], np_topk(y, 3 / 16)[..., 1])
+    np.testing.assert_array_equal(
+        np.asarray(actfx.topk(y, 3 / 16))[..., 1], np_topk(y, 3 / 16)[..., 1]
+    )
 
 
 @pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
@@ -284,7 +290,9 @@ def test_search_paths_agree_with_radix_and_fallbacks(monkeypatch):
             monkeypatch.setattr(T, "_FIXUP_FRACTION", frac)
             got = jax.jit(T._search_mask, static_argnums=(1, 2, 3))(xs, m, (1, 2), "abs")
             np.testing.assert_array_equal(np.where(got, x, 0), want, err_msg=f"{passes} {frac} {k}")
-            np.testing.assert_array_equal(np.asarray(got).sum(axis=(1, 2)), m)  # exactly m, zeros too
+            np.testing.assert_array_equal(
+                np.asarray(got).sum(axis=(1, 2)), m
+            )  # exactly m, zeros too
         np.testing.assert_array_equal(np.where(T._radix_mask(xs, m, (1, 2), "abs"), x, 0), want)
 
 
@@ -322,9 +330,11 @@ def test_packed_sum_decodes_nested_counts_including_full_and_empty(L):
     rng = np.random.default_rng(L)
     u = rng.integers(0, 50, size=(L, 9)).astype(np.uint32)
     u[:, 0] = 7  # every entry equal: counts L, L, 0 at pivots 0, 7, 8
-    ps = [np.array([[0, 0, 10, 3, 50, 0, 1, 20, 0]], np.uint32),
-          np.array([[7, 0, 20, 30, 50, 1, 2, 25, 49]], np.uint32),
-          np.array([[8, 0, 30, 40, 50, 60, 3, 26, 49]], np.uint32)]
+    ps = [
+        np.array([[0, 0, 10, 3, 50, 0, 1, 20, 0]], np.uint32),
+        np.array([[7, 0, 20, 30, 50, 1, 2, 25, 49]], np.uint32),
+        np.array([[8, 0, 30, 40, 50, 60, 3, 26, 49]], np.uint32),
+    ]
     ges = [jnp.asarray(u) >= jnp.asarray(p) for p in ps]
     got = T._packed_sum(ges, lambda a: jnp.sum(a, axis=0, keepdims=True, dtype=a.dtype))
     assert T._n_probes(L) == 3

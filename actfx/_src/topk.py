@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal, overload
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 from jaxtyping import Array, ArrayLike
 
 from actfx._src._checks import check_floating, normalize_axes
@@ -28,7 +29,11 @@ _FIXUP_FRACTION = 1 / 16
 _MAX_FINISH_PASSES = 64
 
 
-def check_fraction(name: str, value, *, allow_none: bool = False) -> float | None:
+@overload
+def check_fraction(name: str, value: Any, *, allow_none: Literal[False] = False) -> float: ...
+@overload
+def check_fraction(name: str, value: Any, *, allow_none: bool) -> float | None: ...
+def check_fraction(name: str, value: Any, *, allow_none: bool = False) -> float | None:
     """Validate a static fraction in (0, 1] (Top-K's ``k``) and return it as a Python float.
 
     This is the one checker for Top-K fractions: :func:`topk`'s ``k``, ``actfx.nn.TopK``
@@ -57,14 +62,17 @@ def check_fraction(name: str, value, *, allow_none: bool = False) -> float | Non
     """
     if value is None and allow_none:
         return None
-    what = "None or a Python float in (0, 1] (static)" if allow_none else "a Python float in (0, 1] (static)"
-    if (
-        isinstance(value, (bool, np.bool_, str, bytes, jax.core.Tracer))
-        or not isinstance(value, (numbers.Real, np.ndarray, jax.Array))
-        or np.ndim(value) != 0
-        or not np.issubdtype(np.asarray(value).dtype, np.number)
-        or np.iscomplexobj(value)
+    what = (
+        "None or a Python float in (0, 1] (static)"
+        if allow_none
+        else "a Python float in (0, 1] (static)"
+    )
+    if isinstance(value, (bool, np.bool_, str, bytes, Tracer)) or not isinstance(
+        value, (numbers.Real, np.ndarray, jax.Array)
     ):
+        raise ValueError(f"{name} must be {what}, got {value!r}")
+    arr = np.asarray(value)
+    if arr.ndim != 0 or not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
         raise ValueError(f"{name} must be {what}, got {value!r}")
     v = float(value)
     if math.isnan(v) or not 0.0 < v <= 1.0:
@@ -260,7 +268,9 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     finite = jnp.isfinite(loc) & jnp.isfinite(scale)
 
     def model_key(r):
-        z = jax.scipy.special.ndtri(jnp.clip(1.0 - r / (half * jnp.maximum(n_eff, 1.0)), 1e-6, 1 - 1e-6))
+        z = jax.scipy.special.ndtri(
+            jnp.clip(1.0 - r / (half * jnp.maximum(n_eff, 1.0)), 1e-6, 1 - 1e-6)
+        )
         v = (loc + scale * z).astype(x.dtype)
         kk = _sortable_bits(v, by)
         if distinct:
@@ -274,7 +284,11 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     if not distinct:
         # Start the bracket at the smallest positive key; a pool whose m-th score is a
         # tied zero is settled here (its tie is broken by position at the end).
-        n_ge0 = n_gt0 + jnp.sum(u == zkey, axis=axes, keepdims=True, dtype=jnp.int32) if by == "value" else L
+        n_ge0 = (
+            n_gt0 + jnp.sum(u == zkey, axis=axes, keepdims=True, dtype=jnp.int32)
+            if by == "value"
+            else L
+        )
         above = n_gt0 >= m
         below = n_ge0 < m
         lo = jnp.where(above, zkey + 1, jnp.where(below, lo, zkey)).astype(utype)
@@ -284,10 +298,17 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
     ftype = ctype
     model = (model_key, finite)  # pools with no finite model bisect the keys instead
     init = (
-        jnp.zeros((), jnp.int32), lo, c_lo, hi, c_hi,
-        c_lo.astype(ftype) - target, c_hi.astype(ftype) - target,
-        jnp.zeros(pshape, jnp.int32), jnp.full(pshape, target, ftype),
-        jnp.zeros(pshape, bool), jnp.zeros(pshape, bool),
+        jnp.zeros((), jnp.int32),
+        lo,
+        c_lo,
+        hi,
+        c_hi,
+        c_lo.astype(ftype) - target,
+        c_hi.astype(ftype) - target,
+        jnp.zeros(pshape, jnp.int32),
+        jnp.full(pshape, target, ftype),
+        jnp.zeros(pshape, bool),
+        jnp.zeros(pshape, bool),
     )
     state = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
@@ -341,8 +362,9 @@ def _count_ge(x, u, distinct, ps: tuple[Array, ...], axes: tuple[int, ...], by: 
     if not distinct:
         x, ps = jax.lax.optimization_barrier((x, ps))
         u = _keys(x, axes, by)[0]
-    return _packed_sum([u >= p for p in ps],
-                       lambda a: jnp.sum(a, axis=axes, keepdims=True, dtype=a.dtype))
+    return _packed_sum(
+        [u >= p for p in ps], lambda a: jnp.sum(a, axis=axes, keepdims=True, dtype=a.dtype)
+    )
 
 
 def _live(state, m):
@@ -399,16 +421,29 @@ def _search_step(state, count, model, m, L):
     go_hi = go_hi | live & (c_hi_new != c_hi)
     # Illinois: when only the same side moves twice, halve the weight of the side that stays.
     only_lo, only_hi = go_lo & ~go_hi, go_hi & ~go_lo
-    g_hi = jnp.where(go_hi, c_hi_new.astype(ftype) - target,
-                     jnp.where(only_lo & (last == 1), g_hi * 0.5, g_hi))
-    g_lo = jnp.where(go_lo, c_lo_new.astype(ftype) - target,
-                     jnp.where(only_hi & (last == -1), g_lo * 0.5, g_lo))
+    g_hi = jnp.where(
+        go_hi, c_hi_new.astype(ftype) - target, jnp.where(only_lo & (last == 1), g_hi * 0.5, g_hi)
+    )
+    g_lo = jnp.where(
+        go_lo, c_lo_new.astype(ftype) - target, jnp.where(only_hi & (last == -1), g_lo * 0.5, g_lo)
+    )
     last = jnp.where(only_lo, 1, jnp.where(only_hi, -1, jnp.where(go_lo & go_hi, 0, last)))
     # The model's ranks, rescaled by what the counts showed (steps clipped to 8x).
     r = jnp.clip(r * target / jnp.maximum(c.astype(ftype), 0.5), r / 8, r * 8)
     r = jnp.clip(r, 0.25, L - 0.25)
-    return (it + 1, lo_new, c_lo_new, hi_new, c_hi_new, g_lo, g_hi, last, r,
-            lo_seen | go_lo, hi_seen | go_hi)
+    return (
+        it + 1,
+        lo_new,
+        c_lo_new,
+        hi_new,
+        c_hi_new,
+        g_lo,
+        g_hi,
+        last,
+        r,
+        lo_seen | go_lo,
+        hi_seen | go_hi,
+    )
 
 
 def _key_bits(x: Array, axes: tuple[int, ...], by: str, distinct: bool) -> int:
@@ -440,8 +475,9 @@ def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
         return _radix_thresholds(keys(), m, axes, nbits)
 
     def finish():
-        state2 = jax.lax.cond(n_left > 0, lambda: _finish_left(x, by, state, m, axes, cap),
-                              lambda: state)
+        state2 = jax.lax.cond(
+            n_left > 0, lambda: _finish_left(x, by, state, m, axes, cap), lambda: state
+        )
         _, lo, c_lo, _, c_hi = state2[:5]
 
         def settled():
@@ -496,7 +532,7 @@ def _gather_pools(u: Array, idx: Array, axes: tuple[int, ...]) -> Array:
     if not rest:
         return jnp.broadcast_to(u.reshape(L, 1), (L, n))
     ridx = jnp.unravel_index(idx, rest_shape)
-    indexer = [slice(None)] * u.ndim
+    indexer: list[Any] = [slice(None)] * u.ndim
     for a, i in zip(rest, ridx):
         indexer[a] = i
     rows = u[tuple(indexer)]
@@ -530,12 +566,20 @@ def _finish_left(x, by, state, m, axes, cap):
     sub = (jnp.zeros((), jnp.int32),) + tuple(v.reshape(R)[idx][None, :] for v in per_pool)
     sub = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_FINISH_PASSES) & jnp.any(_live(s, m)),
-        lambda s: _search_step(s, lambda ps: _packed_sum(
-            [cols >= p for p in ps], lambda a: jnp.sum(a, axis=0, keepdims=True, dtype=a.dtype)),
-            None, m, L),
+        lambda s: _search_step(
+            s,
+            lambda ps: _packed_sum(
+                [cols >= p for p in ps], lambda a: jnp.sum(a, axis=0, keepdims=True, dtype=a.dtype)
+            ),
+            None,
+            m,
+            L,
+        ),
         sub,
     )
-    out = tuple(v.reshape(R).at[idx].set(w[0, :]).reshape(pshape) for v, w in zip(per_pool, sub[1:]))
+    out = tuple(
+        v.reshape(R).at[idx].set(w[0, :]).reshape(pshape) for v, w in zip(per_pool, sub[1:])
+    )
     return (it,) + out
 
 
@@ -548,7 +592,7 @@ def _approx_mask(x: Array, m: int, axes: tuple[int, ...], by: str) -> Array:
     _, idx = jax.lax.approx_max_k(score, m)
     mask = jnp.zeros(flat.shape, bool)
     mask = jnp.put_along_axis(mask, idx, True, axis=-1, inplace=False)
-    return jnp.transpose(mask.reshape(xt.shape), np.argsort(perm))
+    return jnp.transpose(mask.reshape(xt.shape), tuple(np.argsort(perm).tolist()))
 
 
 def topk(
@@ -567,7 +611,8 @@ def topk(
 
     .. math::
         m = \max(1, \lfloor k \, n_1 n_2 \cdots \rfloor), \qquad
-        \mathrm{topk}(x)_i = x_i \,[\, i \in \text{the } m \text{ largest } s(x) \text{ of its pool}]
+        \mathrm{topk}(x)_i = x_i \,
+        [\, i \in \text{the } m \text{ largest } s(x) \text{ of its pool}]
 
     with the score ``s(x) = |x|`` (``by="abs"``) or ``s(x) = x`` (``by="value"``).
 

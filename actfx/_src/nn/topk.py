@@ -17,7 +17,9 @@ def validate_topk_module_args(k, axis, by, method, enabled, dtype):
     validate_topk_args(k=k, by=by, method=method)
     check_bool("enabled", enabled)
     check_dtype("dtype", dtype)
-    if isinstance(axis, int) and not isinstance(axis, bool):
+    if isinstance(axis, bool):
+        raise ValueError(f"axis must be an int or a tuple of ints, got {axis!r}")
+    if isinstance(axis, int):
         return axis
     try:
         return tuple(check_int("axis", a) for a in axis)
@@ -67,8 +69,8 @@ class TopK(nnx.Module):
     ):
         self.axis = validate_topk_module_args(k, axis, by, method, enabled, dtype)
         self.k = float(k)
-        self.by = by
-        self.method = method
+        self.by: Literal["abs", "value"] = by
+        self.method: Literal["exact", "approx"] = method
         self.enabled = bool(enabled)
         self.dtype = dtype
 
