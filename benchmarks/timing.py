@@ -76,3 +76,13 @@ def print_times_and_ratios(header: str, times: dict[str, float], ratios: dict[st
     width = max(map(len, ratios))
     for name, r in ratios.items():
         print(f"  {name:<{width}s} {r:6.2f}x")
+
+
+def report(what: str, times: dict[str, float], ratios: dict[str, float], targets: str) -> dict:
+    """Print ``times`` and ``ratios`` (:func:`print_times_and_ratios`) under the header
+    ``"<what>, backend <b> (<device kind>), median of interleaved rounds; <load>"``, and
+    return ``{"times_s": times, "ratios": ratios}``, what the benchmarks' ``main`` returns."""
+    header = (f"{what}, backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
+              f"median of interleaved rounds; {load_average()}")
+    print_times_and_ratios(header, times, ratios, targets)
+    return {"times_s": times, "ratios": ratios}
