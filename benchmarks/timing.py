@@ -69,7 +69,9 @@ def print_times(header: str, times: dict[str, float]) -> None:
         print(f"  {name:<{width}s} {sec * 1e3:9.2f} ms")
 
 
-def print_times_and_ratios(header: str, times: dict[str, float], ratios: dict[str, float], targets: str) -> None:
+def print_times_and_ratios(
+    header: str, times: dict[str, float], ratios: dict[str, float], targets: str
+) -> None:
     """Print a benchmark's median times (ms) under ``header``, then its ratios and targets."""
     print_times(header, times)
     print(f"ratios ({targets})")
