@@ -22,8 +22,6 @@ returns wrong values, also reported), plus our max error vs the exact (40-digit)
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from pathlib import Path
 
 import jax
@@ -31,27 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from actfx.cpab import Tessellation, transform
+from benchmarks.timing import interleaved_medians, load_average, print_times
 
 REF = Path(__file__).resolve().parents[1] / "tests" / "data" / "cpab_reference.npz"
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
-def _interleaved(fns: dict, rounds: int, repeats: int) -> dict:
-    for fn in fns.values():  # warm-up (jit compilation, extension loading)
-        jax.block_until_ready(fn())
-    samples = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            samples[k].append(_median_time(fn, repeats))
-    return {k: float(np.median(v)) for k, v in samples.items()}
 
 
 def _load_difw():
@@ -121,13 +101,13 @@ def main(argv=None) -> dict:
         fns["difw fwd"] = difw_fwd
         fns["difw fwd+bwd"] = difw_fwd_bwd
         out["torch_threads"] = torch.get_num_threads()
-    t = _interleaved(fns, args.rounds, args.repeats)
+    t = interleaved_medians(fns, rounds=args.rounds, repeats=args.repeats)
     out["times_ms"] = {k: v * 1e3 for k, v in t.items()}
+    out["load_average"] = load_average()
 
-    print(f"CPAB transform, {args.n} points, nc={args.nc}, float32, theta ~ {args.scale} N(0, I), "
-          f"JAX backend {jax.default_backend()}, median of {args.rounds} interleaved rounds")
-    for k, v in t.items():
-        print(f"  {k:<16s} {v * 1e3:9.2f} ms")
+    print_times(f"CPAB transform, {args.n} points, nc={args.nc}, float32, theta ~ {args.scale} "
+                f"N(0, I), JAX backend {jax.default_backend()}, median of {args.rounds} "
+                f"interleaved rounds; {out['load_average']}", t)
     if difw is not None:
         out["ratio_fwd"] = t["actfx fwd"] / t["difw fwd"]
         out["ratio_fwd_bwd"] = t["actfx fwd+bwd"] / t["difw fwd+bwd"]
@@ -153,8 +133,9 @@ def main(argv=None) -> dict:
     out["max_abs_err_vs_exact_reference_f64"] = _reference_errors()
     print(f"  max |actfx f64 - exact| over the 8 reference configs: {out['max_abs_err_vs_exact_reference_f64']:.2e}")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2))
+        from actfx.train.metrics import write_json  # (imports Flax: only when asked)
+
+        write_json(args.json, out)
     return out
 
 

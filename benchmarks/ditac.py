@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 import actfx
 from actfx.cpab import Tessellation
-from benchmarks.timing import fwd_bwd, interleaved_medians, print_times_and_ratios
+from benchmarks.timing import fwd_bwd, interleaved_medians, report
 
 
 def fwd_bwd_theta(f, theta):
@@ -58,14 +58,8 @@ def main(argv=None) -> dict:
     base = t["GELU (erf)"]
     ratios = {f"{k} / GELU (erf)": v / base for k, v in t.items() if k.startswith("DiTAC")}
     ratios["GELU (tanh) / GELU (erf)"] = t["GELU (tanh)"] / base
-    print_times_and_ratios(
-        f"fwd+bwd, shape {tuple(args.shape)} float32, nc={args.nc}, backend {jax.default_backend()} "
-        f"({jax.devices()[0].device_kind}), median of interleaved rounds",
-        t,
-        ratios,
-        "target on CPU: DiTAC table mode <= 3x GELU",
-    )
-    return {"times_s": t, "ratios": ratios}
+    return report(f"fwd+bwd, shape {tuple(args.shape)} float32, nc={args.nc}", t, ratios,
+                  "target on CPU: DiTAC table mode <= 3x GELU")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""Timing helpers for benchmarks: compiled fwd+bwd of an activation, median wall time."""
+"""Timing helpers for benchmarks: compiled fwd+bwd of an activation, median wall time,
+interleaved rounds, the machine's load, and the printed table of times and ratios."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 
@@ -50,13 +52,39 @@ def interleaved_medians(fns: dict[str, Callable], *args, rounds: int = 7, repeat
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 
-def print_times_and_ratios(header: str, times: dict[str, float], ratios: dict[str, float], targets: str) -> None:
-    """Print a benchmark's median times (ms) under ``header``, then its ratios and targets."""
+def load_average() -> str:
+    """``"load average a / b / c (n CPUs)"``: the 1/5/15-minute load, for the tables."""
+    try:
+        a, b, c = os.getloadavg()
+    except OSError:  # pragma: no cover - not on every platform
+        return "load average n/a"
+    return f"load average {a:.2f} / {b:.2f} / {c:.2f} ({os.cpu_count()} CPUs)"
+
+
+def print_times(header: str, times: dict[str, float]) -> None:
+    """Print median times (ms) under ``header``, one indented row per function."""
     print(header)
     width = max(map(len, times))
     for name, sec in times.items():
         print(f"  {name:<{width}s} {sec * 1e3:9.2f} ms")
+
+
+def print_times_and_ratios(
+    header: str, times: dict[str, float], ratios: dict[str, float], targets: str
+) -> None:
+    """Print a benchmark's median times (ms) under ``header``, then its ratios and targets."""
+    print_times(header, times)
     print(f"ratios ({targets})")
     width = max(map(len, ratios))
     for name, r in ratios.items():
         print(f"  {name:<{width}s} {r:6.2f}x")
+
+
+def report(what: str, times: dict[str, float], ratios: dict[str, float], targets: str) -> dict:
+    """Print ``times`` and ``ratios`` (:func:`print_times_and_ratios`) under the header
+    ``"<what>, backend <b> (<device kind>), median of interleaved rounds; <load>"``, and
+    return ``{"times_s": times, "ratios": ratios}``, what the benchmarks' ``main`` returns."""
+    header = (f"{what}, backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
+              f"median of interleaved rounds; {load_average()}")
+    print_times_and_ratios(header, times, ratios, targets)
+    return {"times_s": times, "ratios": ratios}

@@ -17,7 +17,6 @@ Writes ``results/benchmarks/train_throughput.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import time
@@ -29,7 +28,7 @@ from flax import nnx
 
 import actfx.nn
 from actfx.nn.models import ResNet
-from actfx.train import make_optimizer, make_train_step
+from actfx.train import make_optimizer, make_train_step, write_json
 
 ACTIVATIONS = {
     "relu": lambda: jax.nn.relu,
@@ -122,9 +121,7 @@ def main(argv=None) -> dict:
         "depth": a.depth, "batch": batch, "size": a.size, "dtype": a.dtype, "steps": steps,
         "repeats": repeats, "rows": rows,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    with open(a.out, "w") as f:
-        json.dump(record, f, indent=2)
+    write_json(a.out, record)
     print(f"wrote {a.out}")
     return record
 

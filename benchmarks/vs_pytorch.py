@@ -30,10 +30,8 @@ prints a message and exits 0. Every table is printed with ``os.getloadavg()``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -409,8 +407,9 @@ def main(argv=None) -> dict:
         out["train"] = bench_train(torch, args)
     out["load_average_end"] = load_avg()
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2, default=str))
+        from actfx.train.metrics import write_json  # (imports Flax: only when asked)
+
+        write_json(args.json, out)
     return out
 
 

@@ -5,14 +5,14 @@ Every experiment writes under ``results/<name>/`` (git-ignored).
 
 from __future__ import annotations
 
-import json
-import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from actfx.train.metrics import write_json
 
 
 def results_dir(name: str, root: str | os.PathLike = "results") -> Path:
@@ -39,24 +39,7 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
 
 
-def _jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.floating, float)):
-        f = float(obj)
-        return None if math.isnan(f) else f
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
-
-
 def save_json(path: str | os.PathLike, record: dict) -> Path:
-    """Write ``record`` (NumPy scalars/arrays allowed, NaN -> null) as indented JSON."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_jsonable(record), indent=2))
-    return path
+    """Write ``record`` (NumPy/JAX scalars and arrays allowed, NaN/inf -> null) as indented
+    JSON: :func:`actfx.train.metrics.write_json`, the one JSON writer (atomic)."""
+    return write_json(path, record)

@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 import actfx
 from actfx import cpab
 
+from ode_reference import rk4_cpab  # the float64 RK4 oracle (shared with test_ditac)
+
 CASES: collections.Counter = collections.Counter()
 
 # Default properties: few examples; derandomized by the default hypothesis profile "ci"
@@ -345,29 +347,6 @@ TESS_FREE = cpab.Tessellation(5, zero_boundary=False)
 _THETA0 = {True: np.array([0.8, -0.4, 0.3, 0.9]), False: np.array([0.5, -0.3, 0.2, 0.4, -0.6, 0.3])}
 
 
-def np_cpab(x, theta, tess, steps=1000):
-    """Independent float64 oracle: RK4 on v(x) = a_c x + b_c (no cells or closed forms)."""
-    A = tess.B @ np.asarray(theta, np.float64)
-    a, b, nc = A[0::2].copy(), A[1::2].copy(), tess.nc
-    if tess.zero_boundary:
-        b[0], b[nc - 1] = 0.0, -a[nc - 1]
-
-    def v(y):
-        # (NaN/inf y: any cell; the arithmetic below keeps y's non-finite value)
-        c = np.clip(np.floor(np.clip(np.nan_to_num(y), -10, 10) * nc), 0, nc - 1).astype(int)
-        return a[c] * y + b[c]
-
-    y, h = np.array(x, np.float64), 1.0 / steps
-    with np.errstate(all="ignore"):
-        for _ in range(steps):
-            k1 = v(y)
-            k2 = v(y + 0.5 * h * k1)
-            k3 = v(y + 0.5 * h * k2)
-            k4 = v(y + h * k3)
-            y = y + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
-    return y
-
-
 CPAB_FNS = ["transform", "inverse", "grad_x", "velocity", "transform_numeric"]
 
 
@@ -415,7 +394,7 @@ def _prop_cpab(data):
                 o = np.argsort(x[ins])
                 assert np.all(np.diff(yy[ins][o]) >= 0), (name, x, yy)
             if scale <= 1.0 and name != "transform_numeric" and np.all(np.abs(x[xfin]) <= 4):
-                ref = np_cpab(x, -th if name == "inverse" else th, tess)
+                ref = rk4_cpab(x, -th if name == "inverse" else th, tess)
                 _compare(name, np.where(xfin, yy, np.nan), np.where(xfin, ref, np.nan), dtype, 1.0,
                          min_tol=2e-5)  # the RK4 oracle's own error
             else:
@@ -492,7 +471,7 @@ def np_ditac(x, theta, a=-0.5, b=2.0):
     x = np.asarray(x, np.float64)
     inside = (x >= a) & (x <= b)
     u = np.clip(np.where(np.isfinite(x), (x - a) / (b - a), 0.5), 0, 1)
-    T = np.where(inside, a + (b - a) * np_cpab(u, theta, DITAC_TESS), x)
+    T = np.where(inside, a + (b - a) * rk4_cpab(u, theta, DITAC_TESS), x)
     from scipy.special import erfc
 
     with np.errstate(all="ignore"):

@@ -32,6 +32,13 @@ def _check_param(name: str, value, lo: float | None, hi: float | None) -> None:
             raise ValueError(f"{name} must be <= {hi}, got {value!r}")
 
 
+@jax.jit
+def _mmelu(x: Array, c: Array, lam: Array, gamma: Array) -> Array:
+    """The formula on arrays already checked and cast to one dtype (compiled once per
+    shape and dtype)."""
+    return (1 - c) * jax.nn.relu(x) + c * jax.nn.relu(lam - jnp.abs(x - gamma))
+
+
 def mmelu(x: ArrayLike, c: ArrayLike, lam: ArrayLike, gamma: ArrayLike) -> Array:
     r"""MMeLU activation: a convex mix of a ReLU and a triangular bump.
 
@@ -52,6 +59,11 @@ def mmelu(x: ArrayLike, c: ArrayLike, lam: ArrayLike, gamma: ArrayLike) -> Array
     ``+-inf`` only switches the bump off, which it is there anyway); ``x = +inf`` gives
     ``+inf`` (``(1 - c) relu(x)``, ``c < 1``) and NaN ``x`` gives NaN, both documented
     exceptions.
+
+    Compiled like ``jax.nn``'s activations, but the checks run first, in Python: the
+    formula is a ``jax.jit``-compiled kernel called after them. (Jitting ``mmelu`` itself
+    would make every argument a tracer -- MMeLU has no static arguments to mark with
+    ``static_argnames`` -- so a concrete ``c = 1.5`` would no longer raise.)
 
     Args:
       x: input array, any shape.
@@ -89,5 +101,4 @@ def mmelu(x: ArrayLike, c: ArrayLike, lam: ArrayLike, gamma: ArrayLike) -> Array
             f"{np.shape(gamma)} do not broadcast together"
         ) from None
     dtype = jnp.result_type(x, c, lam, gamma)  # Python scalars are weak: x's dtype wins.
-    x, c, lam, gamma = (jnp.asarray(a, dtype) for a in (x, c, lam, gamma))
-    return (1 - c) * jax.nn.relu(x) + c * jax.nn.relu(lam - jnp.abs(x - gamma))
+    return _mmelu(*(jnp.asarray(a, dtype) for a in (x, c, lam, gamma)))
