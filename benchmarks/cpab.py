@@ -37,7 +37,7 @@ REF = Path(__file__).resolve().parents[1] / "tests" / "data" / "cpab_reference.n
 def _load_difw():
     try:
         np.alltrue = np.all  # difw uses np.alltrue, removed in NumPy 2
-        import difw  # noqa: F401
+        import difw
         import torch  # noqa: F401
     except Exception as e:  # pragma: no cover - optional extra
         return None, f"{type(e).__name__}: {e}"
@@ -58,7 +58,9 @@ def _reference_errors() -> float:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n", type=int, default=1_000_000, help="number of points")
     p.add_argument("--nc", type=int, default=10, help="number of cells")
     p.add_argument("--scale", type=float, default=1.0, help="theta ~ scale * N(0, I)")
@@ -105,9 +107,12 @@ def main(argv=None) -> dict:
     out["times_ms"] = {k: v * 1e3 for k, v in t.items()}
     out["load_average"] = load_average()
 
-    print_times(f"CPAB transform, {args.n} points, nc={args.nc}, float32, theta ~ {args.scale} "
-                f"N(0, I), JAX backend {jax.default_backend()}, median of {args.rounds} "
-                f"interleaved rounds; {out['load_average']}", t)
+    print_times(
+        f"CPAB transform, {args.n} points, nc={args.nc}, float32, theta ~ {args.scale} "
+        f"N(0, I), JAX backend {jax.default_backend()}, median of {args.rounds} "
+        f"interleaved rounds; {out['load_average']}",
+        t,
+    )
     if difw is not None:
         out["ratio_fwd"] = t["actfx fwd"] / t["difw fwd"]
         out["ratio_fwd_bwd"] = t["actfx fwd+bwd"] / t["difw fwd+bwd"]
@@ -122,18 +127,30 @@ def main(argv=None) -> dict:
         ref_np = cn.transform_grid(xs, th64[None], method="closed_form")[0]
         with jax.enable_x64(True):
             ours = np.asarray(transform(xs, th64, tess))
-        comp = cp.transform_grid(torch.from_numpy(xs.astype(np.float32)), torch.from_numpy(theta_np)[None],
-                                 method="closed_form")[0].numpy()
+        comp = cp.transform_grid(
+            torch.from_numpy(xs.astype(np.float32)),
+            torch.from_numpy(theta_np)[None],
+            method="closed_form",
+        )[0].numpy()
         out["max_abs_err_vs_difw_numpy_f64"] = float(np.abs(ours - ref_np).max())
         out["difw_compiled_vs_difw_numpy"] = float(np.abs(comp - ref_np).max())
-        print(f"  max |actfx f64 - difw numpy| (same B, 1e4 pts):  {out['max_abs_err_vs_difw_numpy_f64']:.2e}")
-        print(f"  max |difw compiled f32 - difw numpy| (speed only): {out['difw_compiled_vs_difw_numpy']:.2e}")
+        print(
+            "  max |actfx f64 - difw numpy| (same B, 1e4 pts):  "
+            f"{out['max_abs_err_vs_difw_numpy_f64']:.2e}"
+        )
+        print(
+            "  max |difw compiled f32 - difw numpy| (speed only): "
+            f"{out['difw_compiled_vs_difw_numpy']:.2e}"
+        )
     else:
         print(f"  difw not available ({why}); install the 'compare' extra for the comparison")
     out["max_abs_err_vs_exact_reference_f64"] = _reference_errors()
-    print(f"  max |actfx f64 - exact| over the 8 reference configs: {out['max_abs_err_vs_exact_reference_f64']:.2e}")
+    print(
+        "  max |actfx f64 - exact| over the 8 reference configs: "
+        f"{out['max_abs_err_vs_exact_reference_f64']:.2e}"
+    )
     if args.json:
-        from actfx.train.metrics import write_json  # (imports Flax: only when asked)
+        from actfx.train import write_json  # (imports Flax: only when asked)
 
         write_json(args.json, out)
     return out

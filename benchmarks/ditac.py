@@ -32,7 +32,9 @@ def fwd_bwd_theta(f, theta):
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--shape", type=int, nargs=4, default=(128, 32, 32, 64))
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--nc", type=int, default=10)
@@ -50,16 +52,24 @@ def main(argv=None) -> dict:
         "GELU (erf)": fwd_bwd(lambda v: jax.nn.gelu(v, approximate=False)),
         "GELU (tanh)": fwd_bwd(jax.nn.gelu),
         "DiTAC table, dx": fwd_bwd(ditac("table")),
-        "DiTAC table, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, method="table"), theta),
+        "DiTAC table, dx+dtheta": fwd_bwd_theta(
+            lambda v, t: actfx.ditac(v, t, tess, method="table"), theta
+        ),
         "DiTAC exact, dx": fwd_bwd(ditac("exact")),
-        "DiTAC exact, dx+dtheta": fwd_bwd_theta(lambda v, t: actfx.ditac(v, t, tess, method="exact"), theta),
+        "DiTAC exact, dx+dtheta": fwd_bwd_theta(
+            lambda v, t: actfx.ditac(v, t, tess, method="exact"), theta
+        ),
     }
     t = interleaved_medians(fns, x, g, rounds=args.rounds)
     base = t["GELU (erf)"]
     ratios = {f"{k} / GELU (erf)": v / base for k, v in t.items() if k.startswith("DiTAC")}
     ratios["GELU (tanh) / GELU (erf)"] = t["GELU (tanh)"] / base
-    return report(f"fwd+bwd, shape {tuple(args.shape)} float32, nc={args.nc}", t, ratios,
-                  "target on CPU: DiTAC table mode <= 3x GELU")
+    return report(
+        f"fwd+bwd, shape {tuple(args.shape)} float32, nc={args.nc}",
+        t,
+        ratios,
+        "target on CPU: DiTAC table mode <= 3x GELU",
+    )
 
 
 if __name__ == "__main__":

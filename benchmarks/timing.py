@@ -21,7 +21,9 @@ def fwd_bwd(f: Callable) -> Callable:
     return jax.jit(run)
 
 
-def median_time(fn: Callable, *args, repeats: int = 20, warmup: int = 2, min_time: float = 0.0) -> float:
+def median_time(
+    fn: Callable, *args, repeats: int = 20, warmup: int = 2, min_time: float = 0.0
+) -> float:
     """Median seconds of ``fn(*args)`` (outputs blocked on), after ``warmup`` calls.
 
     Compilation happens in the warm-up calls and is excluded. With ``min_time`` the
@@ -37,7 +39,9 @@ def median_time(fn: Callable, *args, repeats: int = 20, warmup: int = 2, min_tim
     return float(np.median(times))
 
 
-def interleaved_medians(fns: dict[str, Callable], *args, rounds: int = 7, repeats: int = 5) -> dict[str, float]:
+def interleaved_medians(
+    fns: dict[str, Callable], *args, rounds: int = 7, repeats: int = 5
+) -> dict[str, float]:
     """Median seconds of each function, measured in interleaved rounds.
 
     Interleaving (A B C A B C ...) makes the ratios robust to slow drifts in machine load,
@@ -84,7 +88,9 @@ def report(what: str, times: dict[str, float], ratios: dict[str, float], targets
     """Print ``times`` and ``ratios`` (:func:`print_times_and_ratios`) under the header
     ``"<what>, backend <b> (<device kind>), median of interleaved rounds; <load>"``, and
     return ``{"times_s": times, "ratios": ratios}``, what the benchmarks' ``main`` returns."""
-    header = (f"{what}, backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
-              f"median of interleaved rounds; {load_average()}")
+    header = (
+        f"{what}, backend {jax.default_backend()} ({jax.devices()[0].device_kind}), "
+        f"median of interleaved rounds; {load_average()}"
+    )
     print_times_and_ratios(header, times, ratios, targets)
     return {"times_s": times, "ratios": ratios}

@@ -407,7 +407,7 @@ def main(argv=None) -> dict:
         out["train"] = bench_train(torch, args)
     out["load_average_end"] = load_avg()
     if args.json:
-        from actfx.train.metrics import write_json  # (imports Flax: only when asked)
+        from actfx.train import write_json  # (imports Flax: only when asked)
 
         write_json(args.json, out)
     return out

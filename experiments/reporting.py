@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from actfx.train.metrics import write_json
+from actfx.train import write_json
 
 
 def results_dir(name: str, root: str | os.PathLike = "results") -> Path:
@@ -34,12 +34,12 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table (readable in a terminal and pasteable into an issue)."""
     cells = [[str(h) for h in header]] + [[str(c) for c in r] for r in rows]
     widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"  # noqa: E731
+    line = lambda r: "| " + " | ".join(c.ljust(w) for c, w in zip(r, widths)) + " |"
     sep = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(cells[0]), sep, *(line(r) for r in cells[1:])])
 
 
 def save_json(path: str | os.PathLike, record: dict) -> Path:
     """Write ``record`` (NumPy/JAX scalars and arrays allowed, NaN/inf -> null) as indented
-    JSON: :func:`actfx.train.metrics.write_json`, the one JSON writer (atomic)."""
+    JSON: :func:`actfx.train.write_json`, the one JSON writer (atomic)."""
     return write_json(path, record)

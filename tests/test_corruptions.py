@@ -11,13 +11,13 @@ import pytest
 import scipy.ndimage
 from PIL import Image
 
-from actfx.data import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
 from actfx._src.data.corruptions import (
     box_resize_matrix,
     gaussian_blur,
     gaussian_noise,
     pixelate_matrix,
 )
+from actfx.data import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
 
 SEVERITIES = (1, 2, 3, 4, 5)
 
@@ -29,8 +29,16 @@ def photos():
 
     crops = []
     for img in load_sample_images().images:
-        for i, j in [(100, 100), (200, 300), (300, 500), (50, 400), (150, 220), (250, 40),
-                     (320, 150), (10, 600)]:
+        for i, j in [
+            (100, 100),
+            (200, 300),
+            (300, 500),
+            (50, 400),
+            (150, 220),
+            (250, 40),
+            (320, 150),
+            (10, 600),
+        ]:
             crops.append(img[i : i + 32, j : j + 32])
     return np.stack(crops).astype(np.float32) / 255.0
 
@@ -121,7 +129,9 @@ def test_contrast_formula_exact(photos, severity):
     y = np.asarray(corrupt(photos, "contrast", severity, seed=0))
     np.testing.assert_allclose(y, ref, atol=1e-6)
     # float32 outputs near 0.5 are rounded to ~3e-8: a near-flat crop's std is exact to ~1e-7
-    np.testing.assert_allclose(y.std(axis=(1, 2)), c * photos.std(axis=(1, 2)), rtol=1e-4, atol=3e-7)
+    np.testing.assert_allclose(
+        y.std(axis=(1, 2)), c * photos.std(axis=(1, 2)), rtol=1e-4, atol=3e-7
+    )
 
 
 @pytest.mark.parametrize("size", [8, 28, 32, 33])
@@ -185,8 +195,10 @@ def test_jpeg_grayscale_matches_pillow_l_mode():
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))
 def test_severity_monotone_degradation(photos, name):
-    err = [float(np.mean((np.asarray(corrupt(photos, name, s, seed=0)) - photos) ** 2))
-           for s in SEVERITIES]
+    err = [
+        float(np.mean((np.asarray(corrupt(photos, name, s, seed=0)) - photos) ** 2))
+        for s in SEVERITIES
+    ]
     assert err[0] > 0
     assert all(a < b for a, b in zip(err, err[1:])), (name, err)
 
@@ -259,8 +271,9 @@ def test_float64_computed_in_float64(x64, photos):
     for name in CORRUPTIONS:
         y = corrupt(x, name, 2, seed=3)
         assert y.dtype == jnp.float64 and y.shape == x.shape, name
-        np.testing.assert_allclose(y, np_corrupt(x, name, 2, jax.random.key(3)), atol=1e-12,
-                                   rtol=0, err_msg=name)
+        np.testing.assert_allclose(
+            y, np_corrupt(x, name, 2, jax.random.key(3)), atol=1e-12, rtol=0, err_msg=name
+        )
 
 
 @pytest.mark.parametrize("name", list(CORRUPTIONS))

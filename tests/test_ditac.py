@@ -9,11 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from jax.test_util import check_grads
+from ode_reference import rk4_cpab  # the float64 RK4 oracle (shared with test_robustness_core)
 
 import actfx
 from actfx.cpab import Tessellation
-
-from ode_reference import rk4_cpab  # the float64 RK4 oracle (shared with test_robustness_core)
 
 TESS = Tessellation(10)
 THETA = np.array([1.3, -2.1, 0.7, 0.2, -1.5, 2.4, -0.6, 0.9, 1.1])  # a strongly bent T
@@ -37,7 +36,9 @@ def test_matches_numpy_rk4_reference(x64, a, b):
     x = np.linspace(a - 1, b + 1, 301)
     got = actfx.ditac(jnp.asarray(x), jnp.asarray(THETA), TESS, a=a, b=b)
     np.testing.assert_allclose(got, np_ditac(x, THETA, TESS, a, b), atol=1e-8, rtol=0)
-    assert np.max(np.abs(np.asarray(got) - np.asarray(gelu_exact(jnp.asarray(x))))) > 0.05  # not GELU
+    assert (
+        np.max(np.abs(np.asarray(got) - np.asarray(gelu_exact(jnp.asarray(x))))) > 0.05
+    )  # not GELU
 
 
 def same_program_gelu_gap(fn, x, theta):
@@ -57,7 +58,7 @@ def test_gelu_outside_interval_and_at_theta_zero_exactly(x64, mode, dtype):
     x = jnp.concatenate([x, edges])
     out = np.asarray((x < a) | (x > b))
     theta = jnp.asarray(THETA, dtype)
-    f = lambda x, t: actfx.ditac(x, t, method=mode)  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method=mode)
     y = f(x, theta)
     assert y.dtype == x.dtype
     gap = same_program_gelu_gap(f, x, theta)
@@ -76,7 +77,7 @@ def test_gelu_outside_interval_and_at_theta_zero_exactly(x64, mode, dtype):
 def test_bfloat16_dtype_and_gelu():
     x = jnp.linspace(-6, 6, 1001, dtype=jnp.bfloat16)
     for mode in ("exact", "table"):
-        f = lambda x, t: actfx.ditac(x, t, method=mode)  # noqa: E731
+        f = lambda x, t: actfx.ditac(x, t, method=mode)
         y = f(x, jnp.zeros(9))
         assert y.dtype == jnp.bfloat16
         assert np.all(np.asarray(same_program_gelu_gap(f, x, jnp.zeros(9)).astype(np.float32)) == 0)
@@ -118,10 +119,12 @@ def test_table_error_bound_and_rate(x64, field):
     x = jnp.linspace(-0.5, 2.0, 40001)
     exact = actfx.ditac(x, theta)
     sizes = [65, 129, 257, 513, 1025, 2049, 4097]
-    errs = np.array([
-        float(jnp.max(jnp.abs(actfx.ditac(x, theta, method="table", table_size=k) - exact)))
-        for k in sizes
-    ])
+    errs = np.array(
+        [
+            float(jnp.max(jnp.abs(actfx.ditac(x, theta, method="table", table_size=k) - exact)))
+            for k in sizes
+        ]
+    )
     u = np.linspace(0, 1, 200001)
     T = np.asarray(actfx.cpab.transform(jnp.asarray(u), theta, TESS))
     d2 = np.max(np.abs(np.diff(T, 2))) / (u[1] - u[0]) ** 2
@@ -143,7 +146,9 @@ X_GRAD = jnp.array([-0.41, 0.03, 0.37, 0.88, 1.52, 1.93, 2.5, -1.0])
 
 
 def test_exact_gradients_check_grads(x64):
-    check_grads(lambda x, t: actfx.ditac(x, t), (X_GRAD, jnp.asarray(THETA)), order=1, modes=("fwd", "rev"))
+    check_grads(
+        lambda x, t: actfx.ditac(x, t), (X_GRAD, jnp.asarray(THETA)), order=1, modes=("fwd", "rev")
+    )
 
 
 @pytest.mark.slow
@@ -155,7 +160,7 @@ def test_exact_second_derivatives(x64):
     derivative jumps where T(x) reaches a knot, and a joint finite-difference step of all
     points can straddle such a jump.)"""
     theta = jnp.asarray(THETA)
-    f = lambda z: actfx.ditac(z[:8], z[8:]).sum()  # noqa: E731
+    f = lambda z: actfx.ditac(z[:8], z[8:]).sum()
     z = jnp.concatenate([X_GRAD, theta])
     h_fr = jax.jacfwd(jax.grad(f))(z)
     h_rr = jax.jacrev(jax.grad(f))(z)
@@ -175,7 +180,7 @@ def test_table_gradients_are_those_of_the_table_function(x64):
     u = (np.array([3, 40, 101, 177, 230, 255]) + 0.37) / (k - 1)
     x = jnp.asarray(a + (b - a) * u)
     theta = jnp.asarray(THETA)
-    f = lambda x, t: actfx.ditac(x, t, method="table", table_size=k)  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method="table", table_size=k)
     check_grads(f, (x, theta), order=1, modes=("rev",), eps=1e-7)  # custom_vjp: reverse mode
     # and with the default table size they approximate the exact gradients
     g_table = jax.grad(lambda t: actfx.ditac(x, t, method="table").sum())(theta)
@@ -195,7 +200,7 @@ def test_per_channel_matches_channelwise_loop(mode):
 def test_jit_vmap_parity():
     x = 2 * jax.random.normal(jax.random.key(2), (6, 7))
     thetas = jax.random.normal(jax.random.key(3), (3, 9))
-    f = lambda x, t: actfx.ditac(x, t, method="table")  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method="table")
     np.testing.assert_allclose(jax.jit(f)(x, thetas[0]), f(x, thetas[0]), rtol=1e-6, atol=1e-7)
     batched = jax.vmap(f, in_axes=(None, 0))(x, thetas)
     loop = jnp.stack([f(x, t) for t in thetas])
@@ -225,7 +230,7 @@ def test_derivative_at_a_and_b_is_the_inside_one_sided_one(x64, edge):
     theta = 3 * jnp.asarray(THETA)
     x0 = a if edge == "a" else b
     h = 1e-7 if edge == "a" else -1e-7  # step into the interval
-    f = lambda x: actfx.ditac(x, theta)  # noqa: E731
+    f = lambda x: actfx.ditac(x, theta)
     inside = float((f(jnp.float64(x0 + h)) - f(jnp.float64(x0))) / h)
     outside = float(jax.grad(gelu_exact)(jnp.float64(x0)))
     assert abs(inside - outside) > 0.1  # the two one-sided derivatives differ here
@@ -264,13 +269,15 @@ def test_extreme_theta_finite_values_and_gradients(method):
     theta = _big_theta(100.0, jnp.float32)
     a, b = -0.5, 2.0
     x = jnp.linspace(-4.0, 5.0, 301, dtype=jnp.float32)
-    f = lambda x, t: actfx.ditac(x, t, method=method)  # noqa: E731
+    f = lambda x, t: actfx.ditac(x, t, method=method)
     y = f(x, theta)
     assert bool(jnp.all(jnp.isfinite(y)))
     gx, gt = jax.grad(lambda x, t: f(x, t).sum(), argnums=(0, 1))(x, theta)
     assert bool(jnp.all(jnp.isfinite(gx))) and bool(jnp.all(jnp.isfinite(gt)))
     outside = np.asarray((x < a) | (x > b))
-    np.testing.assert_allclose(np.asarray(y)[outside], np.asarray(gelu_exact(x))[outside], rtol=1e-6)
+    np.testing.assert_allclose(
+        np.asarray(y)[outside], np.asarray(gelu_exact(x))[outside], rtol=1e-6
+    )
     # theta-gradient of points outside [a, b] alone: exactly 0 (and finite)
     g_out = jax.grad(lambda t: f(x[outside], t).sum())(theta)
     np.testing.assert_array_equal(g_out, np.zeros_like(g_out))
@@ -292,8 +299,10 @@ def test_adam_large_step_small_net_stays_finite(method):
     X = jax.random.uniform(k1, (64, 2), minval=-1, maxval=1)
     Y = jnp.sin(9 * X[:, :1]) * jnp.cos(7 * X[:, 1:])
     params = dict(
-        w1=jax.random.normal(k2, (2, 16)), b1=jnp.zeros(16),
-        theta=_big_theta(1.0, jnp.float32), w2=jax.random.normal(k3, (16, 1)) / 4,
+        w1=jax.random.normal(k2, (2, 16)),
+        b1=jnp.zeros(16),
+        theta=_big_theta(1.0, jnp.float32),
+        w2=jax.random.normal(k3, (16, 1)) / 4,
     )
 
     def loss(p):
@@ -302,7 +311,9 @@ def test_adam_large_step_small_net_stays_finite(method):
 
     opt = optax.adam(100.0)
     state = opt.init(params)
-    step = jax.jit(lambda p, s: (lambda lv, g: (lv, g, *opt.update(g, s, p)))(*jax.value_and_grad(loss)(p)))
+    step = jax.jit(
+        lambda p, s: (lambda lv, g: (lv, g, *opt.update(g, s, p)))(*jax.value_and_grad(loss)(p))
+    )
     max_theta = 0.0
     for _ in range(8):
         lv, g, upd, state = step(params, state)
@@ -359,6 +370,7 @@ def test_regularizer_value_and_true_gradient(x64):
 
 # ---- NNX module -------------------------------------------------------------------------
 
+
 def test_module_init_from_prior_and_regularizer():
     from flax import nnx
 
@@ -367,8 +379,9 @@ def test_module_init_from_prior_and_regularizer():
 
     act = DiTAC(rngs=nnx.Rngs(3))
     # theta is the prior sample drawn with the params key of Rngs(3)
-    expected = sample_theta(nnx.Rngs(3).params(), TESS, None, length_scale=5.0,
-                            output_variance=2.0, kernel="difw")
+    expected = sample_theta(
+        nnx.Rngs(3).params(), TESS, None, length_scale=5.0, output_variance=2.0, kernel="difw"
+    )
     np.testing.assert_allclose(act.theta[...], expected, rtol=1e-6)
     assert not np.allclose(DiTAC(rngs=nnx.Rngs(4)).theta[...], act.theta[...])
     P = precision_matrix(TESS, length_scale=5.0, output_variance=2.0, kernel="ditac")
@@ -384,10 +397,12 @@ def test_module_per_channel_training_step_uses_regularizer():
     import optax
     from flax import nnx
 
-    from actfx.nn import DiTAC
     from actfx._src.nn.ditac import ditac_penalty
+    from actfx.nn import DiTAC
 
-    model = nnx.Sequential(nnx.Linear(2, 4, rngs=nnx.Rngs(0)), DiTAC(4, method="exact", rngs=nnx.Rngs(1)))
+    model = nnx.Sequential(
+        nnx.Linear(2, 4, rngs=nnx.Rngs(0)), DiTAC(4, method="exact", rngs=nnx.Rngs(1))
+    )
     assert model.layers[1].theta.shape == (4, 9)
     x = jax.random.normal(jax.random.key(5), (8, 2))
     opt = nnx.Optimizer(model, optax.sgd(0.1), wrt=nnx.Param)
@@ -426,12 +441,26 @@ def test_module_errors():
 
 # ---- experiments and benchmark (smoke, slow) -------------------------------------------
 
+
 @pytest.mark.slow
 def test_regression_experiment_smoke(tmp_path):
     from experiments import ditac_regression
 
-    rec = ditac_regression.main(["--steps", "30", "--seeds", "2", "--targets", "abs1d",
-                                 "--acts", "DiTAC", "ReLU", "--out", str(tmp_path)])
+    rec = ditac_regression.main(
+        [
+            "--steps",
+            "30",
+            "--seeds",
+            "2",
+            "--targets",
+            "abs1d",
+            "--acts",
+            "DiTAC",
+            "ReLU",
+            "--out",
+            str(tmp_path),
+        ]
+    )
     res = rec["results"]["abs1d"]
     assert res["ReLU"]["params"] <= res["DiTAC"]["params"]
     assert all(np.isfinite(res["DiTAC"]["test_mse"]))
@@ -448,8 +477,9 @@ def test_classification_experiment_learns_and_counts_parameters(tmp_path):
 
     from experiments import ditac_classification
 
-    rec = ditac_classification.main(["--epochs", "2", "--seeds", "1", "--acts", "DiTAC", "ReLU",
-                                     "--out", str(tmp_path)])
+    rec = ditac_classification.main(
+        ["--epochs", "2", "--seeds", "1", "--acts", "DiTAC", "ReLU", "--out", str(tmp_path)]
+    )
     res = rec["results"]
     assert res["DiTAC"]["params"] - res["ReLU"]["params"] == 2 * TESS.theta_dim
     for name in ("DiTAC", "ReLU"):
@@ -470,18 +500,23 @@ def test_benchmark_programs_compute_value_and_gradients(x64):
     x = jnp.asarray(np.asarray(X_GRAD, np.float64)).reshape(2, 4)
     g = jnp.asarray(np.random.default_rng(0).normal(size=(2, 4)))
     theta = jnp.asarray(THETA)
-    f = lambda v, t: actfx.ditac(v, t, TESS, method="exact")  # noqa: E731
+    f = lambda v, t: actfx.ditac(v, t, TESS, method="exact")
     y, dx, dth = fwd_bwd_theta(f, theta)(x, g)
     y1, dx1 = fwd_bwd(lambda v: f(v, theta))(x, g)
     np.testing.assert_allclose(y, f(x, theta), rtol=1e-14)  # other compiled program: ulps
     np.testing.assert_allclose(y1, y, rtol=1e-14)
     np.testing.assert_allclose(dx1, dx, rtol=1e-12)
-    inner = lambda v, t: float(jnp.sum(g * f(v, t)))  # noqa: E731
+    inner = lambda v, t: float(jnp.sum(g * f(v, t)))
     eps = 1e-6
-    fd_x = np.array([(inner(x + eps * e, theta) - inner(x - eps * e, theta)) / (2 * eps)
-                     for e in jnp.eye(8).reshape(8, 2, 4)]).reshape(2, 4)
-    fd_t = np.array([(inner(x, theta + eps * e) - inner(x, theta - eps * e)) / (2 * eps)
-                     for e in jnp.eye(9)])
+    fd_x = np.array(
+        [
+            (inner(x + eps * e, theta) - inner(x - eps * e, theta)) / (2 * eps)
+            for e in jnp.eye(8).reshape(8, 2, 4)
+        ]
+    ).reshape(2, 4)
+    fd_t = np.array(
+        [(inner(x, theta + eps * e) - inner(x, theta - eps * e)) / (2 * eps) for e in jnp.eye(9)]
+    )
     np.testing.assert_allclose(dx, fd_x, rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(dth, fd_t, rtol=1e-6, atol=1e-8)
 
@@ -492,8 +527,14 @@ def test_benchmark_ratios_are_the_timed_medians_over_gelu():
 
     out = bench.main(["--shape", "2", "4", "4", "8", "--rounds", "1"])
     t, ratios = out["times_s"], out["ratios"]
-    assert set(t) == {"GELU (erf)", "GELU (tanh)", "DiTAC table, dx", "DiTAC table, dx+dtheta",
-                      "DiTAC exact, dx", "DiTAC exact, dx+dtheta"}
+    assert set(t) == {
+        "GELU (erf)",
+        "GELU (tanh)",
+        "DiTAC table, dx",
+        "DiTAC table, dx+dtheta",
+        "DiTAC exact, dx",
+        "DiTAC exact, dx+dtheta",
+    }
     assert all(np.isfinite(v) and v > 0 for v in t.values())
     expected = {f"{k} / GELU (erf)": t[k] / t["GELU (erf)"] for k in t if k != "GELU (erf)"}
     assert ratios.keys() == expected.keys()

@@ -289,3 +289,26 @@ def test_small_cnn_topk_and_errors():
         MLP(0, 3, rngs=nnx.Rngs(0))
     with pytest.raises(ValueError, match="in_channels"):
         nnx.eval_shape(lambda: ResNet(20, in_channels=0, rngs=nnx.Rngs(0)))
+
+
+@pytest.mark.parametrize(
+    "build",
+    [lambda t: SmallCNN(topk=t, rngs=nnx.Rngs(0)), lambda t: ResNet(8, topk=t, rngs=nnx.Rngs(0))],
+)
+@pytest.mark.parametrize(
+    ("topk", "message"),
+    [
+        (1.5, "topk must be a fraction in \\(0, 1\\], got 1.5"),
+        (0.0, "topk must be a fraction in \\(0, 1\\], got 0.0"),
+        ("0.5", "topk must be None or a Python float in \\(0, 1\\] \\(static\\), got '0.5'"),
+        (True, "topk must be None or a Python float"),
+    ],
+)
+def test_models_reject_bad_topk_by_name(build, topk, message):
+    with pytest.raises(ValueError, match=message):
+        build(topk)
+
+
+def test_models_accept_numpy_scalar_topk_like_topk_k():
+    m = SmallCNN(topk=np.float32(0.25), rngs=nnx.Rngs(0))
+    assert m(jnp.ones((2, 8, 8, 1))).shape[0] == 2

@@ -1,6 +1,5 @@
 """Top-K: exact-k semantics against NumPy, ties, gradients, dtypes, errors."""
 
-
 import jax
 import jax.numpy as jnp
 import numpy as np

@@ -20,8 +20,11 @@ def _check_param(name: str, value, lo: float | None, hi: float | None) -> None:
         raise ArgumentTypeError(
             f"{name} must be a real number or a floating array, got {type(value).__name__}"
         ) from None
-    if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
-            or dtype == jnp.bool_):
+    if not (
+        jnp.issubdtype(dtype, jnp.integer)
+        or jnp.issubdtype(dtype, jnp.floating)
+        or dtype == jnp.bool_
+    ):
         raise ArgumentTypeError(f"{name} must be real (integer or floating), got dtype {dtype}")
     check_finite(name, value)
     if is_concrete(value):

@@ -17,7 +17,7 @@ from actfx._src.nn.models.activation_factory import (
     resolve_activation,
 )
 from actfx._src.nn.models.conv import batch_norm, conv3x3, global_avg_pool
-from actfx._src.nn.models.topk_insertion import check_topk_fraction
+from actfx._src.topk import check_fraction
 
 Shortcut = Literal["A", "B"]
 
@@ -182,7 +182,7 @@ class ResNet(nnx.Module):
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-        check_topk_fraction(topk)
+        check_fraction("topk", topk, allow_none=True)
         make = resolve_activation(act)
         topk_stages = tuple(topk_stages)
         if any(s not in (0, 1, 2) for s in topk_stages):

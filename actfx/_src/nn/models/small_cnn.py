@@ -11,7 +11,7 @@ from jaxtyping import Array, ArrayLike
 import actfx
 from actfx._src.nn.models.activation_factory import ActFactory, default_act, resolve_activation
 from actfx._src.nn.models.conv import batch_norm, conv3x3, global_avg_pool
-from actfx._src.nn.models.topk_insertion import check_topk_fraction
+from actfx._src.topk import check_fraction
 
 
 class SmallCNN(nnx.Module):
@@ -75,7 +75,7 @@ class SmallCNN(nnx.Module):
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
         make = resolve_activation(act)
-        check_topk_fraction(topk)
+        check_fraction("topk", topk, allow_none=True)
         blocks = tuple(range(len(widths))) if topk_blocks is None else tuple(topk_blocks)
         if any(b not in range(len(widths)) for b in blocks):
             raise ValueError(
