@@ -579,48 +579,37 @@ def _initial_point(
         strategy = init_to_value(values=init[0])
     elif isinstance(init, dict):
         strategy = init_to_value(values=init)
-    elif init == "map":
+    elif init in ("map", "map_per_chain"):
         t0 = time.perf_counter()
+        per_chain = init == "map_per_chain"
         points, losses = multistart_map(
             model,
             x,
             y,
-            num_restarts=map_restarts,
+            num_restarts=num_chains if per_chain else map_restarts,
             num_steps=map_steps,
             learning_rate=map_learning_rate,
             seed=seed,
         )
-        if not np.any(np.isfinite(losses)):
+        finite = np.isfinite(losses)
+        if not (finite.all() if per_chain else finite.any()):
+            which = (
+                f"for chain(s) {np.flatnonzero(~finite).tolist()}"
+                if per_chain
+                else f"in all {map_restarts} restart(s)"
+            )
             raise MAPDivergedError(
-                f"map_estimate diverged in all {map_restarts} restart(s) "
-                f"(map_learning_rate={map_learning_rate!r}); "
+                f"map_estimate diverged {which} (map_learning_rate={map_learning_rate!r}); "
                 "a non-finite point is never used to start MCMC."
             )
-        best = int(np.argmin(losses))
-        point, init_values, map_losses = points[best], points[best], losses[best]
-        map_time = time.perf_counter() - t0
-        strategy = init_to_value(values=point)
-    elif init == "map_per_chain":
-        t0 = time.perf_counter()
-        points, losses = multistart_map(
-            model,
-            x,
-            y,
-            num_restarts=num_chains,
-            num_steps=map_steps,
-            learning_rate=map_learning_rate,
-            seed=seed,
-        )
-        if not np.all(np.isfinite(losses)):
-            raise MAPDivergedError(
-                "map_estimate diverged for chain(s) "
-                f"{np.flatnonzero(~np.isfinite(losses)).tolist()} "
-                f"(map_learning_rate={map_learning_rate!r}); "
-                "a non-finite point is never used to start MCMC."
-            )
-        init_params = _per_chain_init(model, points, x, y)
-        strategy = init_to_value(values=points[0])
-        init_values, map_losses = points, losses
+        if per_chain:
+            init_params = _per_chain_init(model, points, x, y)
+            strategy = init_to_value(values=points[0])
+            init_values, map_losses = points, losses
+        else:
+            best = int(np.argmin(losses))
+            init_values, map_losses = points[best], losses[best]
+            strategy = init_to_value(values=points[best])
         map_time = time.perf_counter() - t0
     elif init == "median":
         strategy = init_to_median(num_samples=15)
@@ -638,7 +627,7 @@ def _make_kernel(
     start: _Start,
     *,
     target_accept_prob: float,
-    max_tree_depth: int | tuple[int, int],
+    max_tree_depth: int,
     num_leapfrog: int,
 ) -> Any:
     """The NumPyro kernel that ``run_mcmc(kernel=...)`` names, started at ``start``."""
