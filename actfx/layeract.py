@@ -53,103 +53,54 @@ def _layer_exponent(x: Array, axes: tuple[int, ...]):
     return e, finite
 
 
-def _count(x: Array, axes: tuple[int, ...]) -> int:
+def _normalize_scaled(xs, e, finite, axes, alpha, ddof):
+    """``(n, x / std)`` from the scaled layer ``xs = x 2^-e`` (see :func:`_normalize`)."""
     count = 1
     for a in axes:
-        count *= x.shape[a]
-    return count
-
-
-# The one-pass variance ``(sum x^2 - mu sum x) / (N - ddof)`` is used where its cancellation
-# costs at most 2 bits: ``sum x^2 <= _CANCEL * sum (x - mu)^2``, i.e. ``mu^2 <= 3 var``.
-_CANCEL = 4.0
-
-
-def _stats_scaled(x, axes, alpha, ddof):
-    """Per-layer ``(e, mu, rs)`` of the robust path: ``xs = x 2^-e`` with ``2^-e`` near
-    ``1/max|x|`` (exact), its mean ``mu`` and ``rs = 1/sqrt(var(xs) + alpha 2^-2e)``
-    (two passes over ``xs``; NaN for a layer with a NaN/inf entry, 0 for ``0/0``)."""
-    e, finite = _layer_exponent(x, axes)
-    xs = _pow2(x, -e)
+        count *= xs.shape[a]
     mu = jnp.mean(xs, axis=axes, keepdims=True)
     xc = xs - mu
-    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (_count(x, axes) - ddof)
+    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
     denom = var + _pow2(jnp.asarray(alpha, xs.dtype), -2 * e) if alpha > 0 else var
     pos = denom > 0
-    rs = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
+    inv_std = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
     # a layer with a NaN/inf entry: NaN throughout (documented), not a partial result
-    return e, mu, jnp.where(finite, rs, jnp.nan)
+    inv_std = jnp.where(finite, inv_std, jnp.nan)
+    return xc * inv_std, xs * inv_std
 
 
-def _stats(x, axes, alpha, ddof):
-    """Per-layer ``(e, mu, rs)``: ``n = (x 2^-e - mu) rs`` (see :func:`_normalize`).
-
-    Fast path (``e = 0``): one pass, ``sum x`` and ``sum x^2`` read straight from ``x``.
-    It is taken (``lax.cond``, for the whole batch) when it is as accurate as the robust
-    path: both sums finite (no overflow, no NaN/inf), the sum of squared deviations
-    ``m2`` at least ``N tiny / eps`` (the squares flushed to zero below ``tiny`` cost
-    under an ulp) and at least ``sum x^2 / 4`` (the cancellation costs at most 2 bits).
-    Scaling by a power of two is exact, so both paths give the same ``n`` up to rounding.
-    Otherwise :func:`_stats_scaled` (three passes). Under ``vmap`` both are evaluated."""
-    count = _count(x, axes)
-    fi = jnp.finfo(x.dtype)
-    s1 = jnp.sum(x, axis=axes, keepdims=True)
-    s2 = jnp.sum(x * x, axis=axes, keepdims=True)
-    mu = s1 / count
-    m2 = s2 - mu * s1
-    ok = (jnp.isfinite(s1) & (s2 <= fi.max) & (m2 * _CANCEL >= s2)
-          & (m2 >= count * float(fi.tiny) / float(fi.eps)))
-
-    def fast(_):
-        rs = jax.lax.rsqrt(m2 / (count - ddof) + alpha)
-        return jnp.zeros(mu.shape, jnp.int32), mu, rs
-
-    return jax.lax.cond(jnp.all(ok), fast, lambda v: _stats_scaled(v, axes, alpha, ddof), x)
-
-
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
 def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
     """``(n, x / std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``.
 
-    Overflow-safe: where the plain one-pass statistics could overflow, underflow or
-    cancel, each layer is first scaled by a power of two ``2^-e`` near ``1 / max|x|``
-    (exact, as two normal factors), so the mean and the squares cannot overflow or
-    underflow; ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. A constant layer
-    with ``alpha = 0`` (0/0) gets ``n = 0``: the limit along ``alpha -> 0``. Plain
-    autodiff through this function is correct (the scale is a constant: ``n`` computed at
-    any fixed scale is the same function of ``x``), but :func:`_layeract_core`
-    differentiates the whole activation by hand."""
-    e, mu, rs = _stats(x, axes, alpha, ddof)
-    xs = _pow2(x, -e)
-    return (xs - mu) * rs, xs * rs
+    Overflow-safe: each layer is first scaled by a power of two ``2^-e`` near
+    ``1 / max|x|`` (exact, as two normal factors), so the mean and the squares cannot
+    overflow or underflow; ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. The
+    scale is a constant for autodiff (``n`` computed at any fixed scale is the same
+    function of ``x``). Derivatives: the tangent is ``2^-e L(t)`` with ``L`` the
+    derivative of the scaled computation, written so that reverse mode multiplies the
+    cotangent by ``2^-e`` *before* summing it over the layer (the cotangent of ``n`` is
+    ``g x s'(n)``, of the size of ``max|x|``; summed first it overflows near the dtype's
+    max, e.g. bfloat16/float32 layers at ``finfo.max``). A constant layer with
+    ``alpha = 0`` (0/0) gets ``n = 0`` and finite gradients: the limit along
+    ``alpha -> 0``."""
+    e, finite = _layer_exponent(x, axes)
+    return _normalize_scaled(_pow2(x, -e), e, finite, axes, alpha, ddof)
+
+
+@_normalize.defjvp
+def _normalize_jvp(axes, alpha, ddof, primals, tangents):
+    (x,), (t,) = primals, tangents
+    e, finite = _layer_exponent(x, axes)
+    outs, touts = jax.jvp(
+        lambda v: _normalize_scaled(v, e, finite, axes, alpha, ddof), (_pow2(x, -e),), (t,)
+    )
+    return outs, tuple(_pow2(u, -e) for u in touts)
 
 
 def _forward(x, kind, axes, alpha, ddof):
     n, x_std = _normalize(x, axes, alpha, ddof)
     return x * _scale(n, kind), (n, x_std)
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3, 4))
-def _layeract_core(x, kind, axes, alpha, ddof):
-    """``x s(n)``, differentiated by the closed form of :func:`_core_jvp`."""
-    return _forward(x, kind, axes, alpha, ddof)[0]
-
-
-@_layeract_core.defjvp
-def _core_jvp(kind, axes, alpha, ddof, primals, tangents):
-    # With r = 1/std, n = (x - mu) r and sum(n) = 0, the exact tangent of n is
-    #   dn = r (t - mean(t) - n sum(n t) / (N - ddof)) =: r P(t),
-    # so d(x s(n)) = t s(n) + w P(t) with w = x r s'(n) = (x / std) s'(n), bounded by the
-    # layer's shape (not its scale). P is self-adjoint, so reverse mode is
-    #   dx = g s(n) + P(g w),
-    # the LayerNorm backward: two sums per layer and nothing of the size of x (no overflow
-    # near the dtype's max). The expression is differentiable again (second order).
-    (x,), (t,) = primals, tangents
-    out, (n, x_std) = _forward(x, kind, axes, alpha, ddof)
-    w = x_std * _scale_grad(n, kind)
-    count = _count(x, axes)
-    p = (t - jnp.mean(t, axis=axes, keepdims=True)
-         - n * (jnp.sum(n * t, axis=axes, keepdims=True) / (count - ddof)))
-    return out, t * _scale(n, kind) + w * p
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
@@ -287,7 +238,7 @@ def layeract(
     if grad == "paper":
         out = _layeract_paper(xc, kind, axes, alpha, ddof)
     else:
-        out = _layeract_core(xc, kind, axes, alpha, ddof)
+        out = _forward(xc, kind, axes, alpha, ddof)[0]
     return out.astype(x.dtype)
 
 
