@@ -44,8 +44,15 @@ ACTIVATIONS = {
 
 def build(act: str, *, depth: int, batch: int, size: int, dtype, topk=None) -> dict:
     """Compile and warm up the train step of ResNet-``depth`` with activation ``act``."""
-    model = ResNet(depth, act=ACTIVATIONS[act], num_classes=10, in_channels=3, dtype=dtype,
-                   topk=topk, rngs=nnx.Rngs(0))
+    model = ResNet(
+        depth,
+        act=ACTIVATIONS[act],
+        num_classes=10,
+        in_channels=3,
+        dtype=dtype,
+        topk=topk,
+        rngs=nnx.Rngs(0),
+    )
     opt = nnx.Optimizer(model, make_optimizer("sgd", 0.1), wrt=nnx.Param)
     graphdef, state = nnx.split((model, opt))
     step = jax.jit(make_train_step(graphdef), donate_argnums=0)
@@ -55,9 +62,16 @@ def build(act: str, *, depth: int, batch: int, size: int, dtype, topk=None) -> d
     t0 = time.perf_counter()
     state, m = step(state, x, y, jax.random.key(1))
     jax.block_until_ready(m)
-    return {"name": act if topk is None else f"{act}+topk{topk}", "step": step, "state": state,
-            "x": x, "y": y, "compile_s": time.perf_counter() - t0, "times": [],
-            "metrics": m}
+    return {
+        "name": act if topk is None else f"{act}+topk{topk}",
+        "step": step,
+        "state": state,
+        "x": x,
+        "y": y,
+        "compile_s": time.perf_counter() - t0,
+        "times": [],
+        "metrics": m,
+    }
 
 
 def time_steps(run: dict, steps: int) -> None:
@@ -74,8 +88,9 @@ def time_steps(run: dict, steps: int) -> None:
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--full", action="store_true",
-                   help="accelerator config: batch 128, 20 steps x 10")
+    p.add_argument(
+        "--full", action="store_true", help="accelerator config: batch 128, 20 steps x 10"
+    )
     p.add_argument("--depth", type=int, default=20)
     p.add_argument("--batch", type=int, default=None)
     p.add_argument("--size", type=int, default=32, help="image side (CIFAR: 32)")
@@ -96,13 +111,16 @@ def main(argv=None) -> dict:
         p.error(f"unknown activation(s) {unknown}; choose from {sorted(ACTIVATIONS)}")
     dev = jax.devices()[0]
     load_before = os.getloadavg()
-    print(f"ResNet-{a.depth} train step, batch {batch}, {a.size}x{a.size}x3, {a.dtype}, "
-          f"{len(jax.devices())} x {dev.platform} ({dev.device_kind}); "
-          f"median of {repeats} x {steps} steps; "
-          f"load average {' / '.join(f'{v:.2f}' for v in load_before)}")
+    print(
+        f"ResNet-{a.depth} train step, batch {batch}, {a.size}x{a.size}x3, {a.dtype}, "
+        f"{len(jax.devices())} x {dev.platform} ({dev.device_kind}); "
+        f"median of {repeats} x {steps} steps; "
+        f"load average {' / '.join(f'{v:.2f}' for v in load_before)}"
+    )
     specs = [(act, None) for act in acts] + ([("relu", a.topk)] if a.topk else [])
-    runs = [build(act, depth=a.depth, batch=batch, size=a.size, dtype=dtype, topk=k)
-            for act, k in specs]
+    runs = [
+        build(act, depth=a.depth, batch=batch, size=a.size, dtype=dtype, topk=k) for act, k in specs
+    ]
     # interleave the repeats (round robin) so drifting machine load hits every activation alike
     # (each round starts one activation later, so none always runs right after another)
     for r in range(repeats):
@@ -114,28 +132,42 @@ def main(argv=None) -> dict:
         med = statistics.median(run["times"])
         ratios = sorted(b / t for b, t in zip(base_run["times"], run["times"]))
         q = statistics.quantiles(ratios, n=4) if len(ratios) > 1 else [ratios[0]] * 3
-        rows.append({
-            "activation": run["name"],
-            "images_per_s": batch * steps / med,
-            "ms_per_step": 1000 * med / steps,
-            "ratio_vs_relu": statistics.median(ratios),
-            "ratio_iqr": [q[0], q[2]],
-            "compile_s": run["compile_s"],
-            "loss_finite": bool(np.isfinite(float(run["metrics"]["loss"]))),
-        })
-    print(f"{'activation':<16}{'images/s':>12}{'ms/step':>10}{'vs ' + base_run['name']:>9}"
-          f"{'ratio IQR':>15}{'compile s':>11}")
+        rows.append(
+            {
+                "activation": run["name"],
+                "images_per_s": batch * steps / med,
+                "ms_per_step": 1000 * med / steps,
+                "ratio_vs_relu": statistics.median(ratios),
+                "ratio_iqr": [q[0], q[2]],
+                "compile_s": run["compile_s"],
+                "loss_finite": bool(np.isfinite(float(run["metrics"]["loss"]))),
+            }
+        )
+    print(
+        f"{'activation':<16}{'images/s':>12}{'ms/step':>10}{'vs ' + base_run['name']:>9}"
+        f"{'ratio IQR':>15}{'compile s':>11}"
+    )
     for r in rows:
         lo, hi = r["ratio_iqr"]
-        print(f"{r['activation']:<16}{r['images_per_s']:>12.1f}{r['ms_per_step']:>10.1f}"
-              f"{r['ratio_vs_relu']:>9.3f}{f'{lo:.3f}-{hi:.3f}':>15}{r['compile_s']:>11.1f}")
+        print(
+            f"{r['activation']:<16}{r['images_per_s']:>12.1f}{r['ms_per_step']:>10.1f}"
+            f"{r['ratio_vs_relu']:>9.3f}{f'{lo:.3f}-{hi:.3f}':>15}{r['compile_s']:>11.1f}"
+        )
     load = os.getloadavg()
     print(f"load average after: {' / '.join(f'{v:.2f}' for v in load)}")
     record = {
-        "device": f"{dev.platform}:{dev.device_kind}", "num_devices": len(jax.devices()),
-        "depth": a.depth, "batch": batch, "size": a.size, "dtype": a.dtype, "steps": steps,
-        "repeats": repeats, "rows": rows, "baseline": base_run["name"],
-        "load_before": list(load_before), "load_after": list(load),
+        "device": f"{dev.platform}:{dev.device_kind}",
+        "num_devices": len(jax.devices()),
+        "depth": a.depth,
+        "batch": batch,
+        "size": a.size,
+        "dtype": a.dtype,
+        "steps": steps,
+        "repeats": repeats,
+        "rows": rows,
+        "baseline": base_run["name"],
+        "load_before": list(load_before),
+        "load_after": list(load),
     }
     write_json(a.out, record)
     print(f"wrote {a.out}")

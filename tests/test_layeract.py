@@ -44,9 +44,7 @@ def test_ddof_and_alpha(x64, ddof, alpha):
 def test_named_variants_are_kinds():
     x = jax.random.normal(jax.random.key(0), (2, 3, 3, 5))
     np.testing.assert_array_equal(actfx.layeract_silu(x), actfx.layeract(x, kind="silu"))
-    np.testing.assert_array_equal(
-        actfx.layeract_hardsilu(x), actfx.layeract(x, kind="hardsilu")
-    )
+    np.testing.assert_array_equal(actfx.layeract_hardsilu(x), actfx.layeract(x, kind="hardsilu"))
 
 
 def test_per_sample_independence():
@@ -68,7 +66,7 @@ def test_hardsilu_saturates_like_hardsilu_of_n():
 @pytest.mark.parametrize("axis", [None, -1])
 def test_gradients_check_grads(x64, kind, axis):
     x = jax.random.normal(jax.random.key(2), (2, 3, 5), jnp.float64)
-    f = lambda v: actfx.layeract(v, kind=kind, axis=axis, alpha=1e-3)  # noqa: E731
+    f = lambda v: actfx.layeract(v, kind=kind, axis=axis, alpha=1e-3)
     check_grads(f, (x,), order=2 if kind == "silu" else 1, modes=("fwd", "rev"), eps=1e-4)
 
 
@@ -76,7 +74,7 @@ def test_gradient_matches_numpy_finite_differences(x64):
     rng = np.random.default_rng(3)
     x = rng.normal(size=(2, 6))
     w = rng.normal(size=(2, 6))
-    loss = lambda v: jnp.sum(w * actfx.layeract_silu(v))  # noqa: E731
+    loss = lambda v: jnp.sum(w * actfx.layeract_silu(v))
     g = np.asarray(jax.grad(loss)(jnp.asarray(x)))
     fd = np.zeros_like(x)
     h = 1e-6
@@ -145,7 +143,7 @@ def test_dtype_preserved_and_close_to_float32(dtype):
 
 def test_jit_and_vmap_parity():
     x = jax.random.normal(jax.random.key(9), (3, 2, 6, 6, 4))
-    f = lambda v: actfx.layeract_hardsilu(v)  # noqa: E731
+    f = lambda v: actfx.layeract_hardsilu(v)
     eager = jnp.stack([f(v) for v in x])
     np.testing.assert_allclose(jax.vmap(f)(x), eager, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(jax.jit(f)(x[0]), eager[0], rtol=1e-6, atol=1e-6)
@@ -192,7 +190,9 @@ def test_alpha_zero_constant_layer_is_finite(kind, grad):
         assert bool(jnp.all(jnp.isfinite(g)))
     # a non-constant layer with alpha = 0 is unaffected (scale-invariant n)
     x = jnp.array([[-1.0, 0.0, 1.0, 2.0]])
-    np.testing.assert_allclose(actfx.layeract(x * 1e-20, alpha=0.0) * 1e20, actfx.layeract(x, alpha=0.0), rtol=1e-6)
+    np.testing.assert_allclose(
+        actfx.layeract(x * 1e-20, alpha=0.0) * 1e20, actfx.layeract(x, alpha=0.0), rtol=1e-6
+    )
 
 
 def _np_layeract(x, kind, alpha, ddof=1):
@@ -236,8 +236,11 @@ def test_gradient_finite_and_exact_at_the_dtype_max(x64, dtype, kind):
     acc = jnp.float64 if dtype == "float64" else jnp.float32
     f = lambda v: actfx.layeract(v, kind=kind, alpha=0.0).astype(acc).sum()
     g = np.asarray(jax.grad(f)(x).astype(acc), np.float64)
-    ref = np.asarray(jax.grad(lambda v: actfx.layeract(v, kind=kind, alpha=0.0).sum())(
-        jnp.asarray(np.asarray(x, np.float64) / big, jnp.float64)))
+    ref = np.asarray(
+        jax.grad(lambda v: actfx.layeract(v, kind=kind, alpha=0.0).sum())(
+            jnp.asarray(np.asarray(x, np.float64) / big, jnp.float64)
+        )
+    )
     assert np.all(np.isfinite(g)), g
     tol = 8 * float(jnp.finfo(dtype).eps) if dtype != "float64" else 1e-12
     np.testing.assert_allclose(g, ref, rtol=tol, atol=tol)
@@ -251,7 +254,9 @@ def test_hardsilu_slope_convention_at_the_kinks(x64):
     np.testing.assert_array_equal(_scale_grad(n, "hardsilu"), [0, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0])
     auto = jax.vmap(jax.grad(lambda v: _scale(v, "hardsilu")))(n)
     np.testing.assert_array_equal(auto, _scale_grad(n, "hardsilu"))
-    np.testing.assert_allclose(_scale(n, "hardsilu"), np.clip(np.asarray(n) / 6 + 0.5, 0, 1), rtol=1e-14)
+    np.testing.assert_allclose(
+        _scale(n, "hardsilu"), np.clip(np.asarray(n) / 6 + 0.5, 0, 1), rtol=1e-14
+    )
 
 
 @pytest.mark.parametrize(
@@ -268,5 +273,9 @@ def test_hardsilu_slope_convention_at_the_kinks(x64):
     ],
 )
 def test_wrong_types_raise_type_errors_naming_the_argument(kwargs, match):
-    with pytest.raises(TypeError, match=match) if "kind" not in kwargs else pytest.raises(ValueError, match=match):
+    with (
+        pytest.raises(TypeError, match=match)
+        if "kind" not in kwargs
+        else pytest.raises(ValueError, match=match)
+    ):
         actfx.layeract(jnp.ones((2, 3)), **kwargs)

@@ -26,11 +26,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from ode_reference import rk4_cpab  # the float64 RK4 oracle (shared with test_ditac)
 
 import actfx
 from actfx import cpab
-
-from ode_reference import rk4_cpab  # the float64 RK4 oracle (shared with test_ditac)
 
 CASES: collections.Counter = collections.Counter()
 
@@ -40,8 +39,9 @@ FAST = settings(max_examples=20, deadline=None, suppress_health_check=list(Healt
 # DiTAC / CPAB compile a larger program per (dtype, transformation): fewer examples.
 FAST_HEAVY = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
 # -m slow: deep and always randomized (new examples on every run).
-DEEP = settings(max_examples=300, deadline=None, derandomize=False,
-                suppress_health_check=list(HealthCheck))
+DEEP = settings(
+    max_examples=300, deadline=None, derandomize=False, suppress_health_check=list(HealthCheck)
+)
 
 FLOATS = ["float16", "bfloat16", "float32", "float64"]
 BAD_DTYPES = ["int32", "complex64", "bool"]
@@ -71,12 +71,19 @@ def arrays(draw, shape, dtype, allow_nonfinite=True):
     if kind == "normal":
         x = rng.standard_normal(n) * 2
     elif kind == "scaled":  # one extreme scale for the whole array (homogeneity paths)
-        scale = draw(st.sampled_from([1e-30, 1e-10, 1e10, 1e19, 1e30, float(jnp.finfo(dtype).max) / 8]))
+        scale = draw(
+            st.sampled_from([1e-30, 1e-10, 1e10, 1e19, 1e30, float(jnp.finfo(dtype).max) / 8])
+        )
         scale = min(scale, float(jnp.finfo(dtype).max) / 8)
         x = rng.standard_normal(n) * scale
     else:
         x = np.array([draw(st.sampled_from(pool)) for _ in range(n)])
-    return np.asarray(jnp.asarray(x.reshape(shape), dtype).astype(jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
+    return np.asarray(
+        jnp.asarray(x.reshape(shape), dtype).astype(
+            jnp.float32 if dtype != "float64" else jnp.float64
+        ),
+        np.float64,
+    )
 
 
 def _as(x64arr, dtype):
@@ -100,7 +107,9 @@ def _expect_raises(fn_name, call, names):
 
 
 def _compare(fn_name, got, ref, dtype, scale, min_tol=0.0):
-    got = np.asarray(jnp.asarray(got, jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
+    got = np.asarray(
+        jnp.asarray(got, jnp.float32 if dtype != "float64" else jnp.float64), np.float64
+    )
     big = float(jnp.finfo(dtype).max)
     # finite results beyond the dtype saturate (documented); inf from inf input stays inf
     ref = np.where(np.isfinite(ref), np.clip(ref, -big, big), ref)
@@ -117,7 +126,9 @@ def _compare(fn_name, got, ref, dtype, scale, min_tol=0.0):
 
 
 def _finite_grad(fn_name, f, *args):
-    g = jax.grad(lambda *a: jnp.sum(f(*a).astype(jnp.float32)), argnums=tuple(range(len(args))))(*args)
+    g = jax.grad(lambda *a: jnp.sum(f(*a).astype(jnp.float32)), argnums=tuple(range(len(args))))(
+        *args
+    )
     for gi in g:
         assert bool(jnp.all(jnp.isfinite(gi.astype(jnp.float32)))), (fn_name, gi)
     _record(fn_name, "finite gradient")
@@ -129,6 +140,7 @@ def _ftz(x, dtype):
 
 
 # ---- LayerAct ----------------------------------------------------------------------------
+
 
 def np_layeract(x, kind, alpha, ddof=1):
     x = np.asarray(x, np.float64)
@@ -212,6 +224,7 @@ def test_layeract_empty_batch_and_traced_alpha():
 
 # ---- NeLU --------------------------------------------------------------------------------
 
+
 def np_nelu(x, lam, two_sided=False, iters=400):
     """Fixed point r <- ||min(x, lam r)|| from ||x|| (monotone, converges to the largest
     root = the solution), float64, on x / max|x| per pool."""
@@ -223,8 +236,11 @@ def np_nelu(x, lam, two_sided=False, iters=400):
     a = np.abs(x) / m if two_sided else x / m
     r = np.linalg.norm(a, axis=-1, keepdims=True)
     for _ in range(iters):
-        r = np.linalg.norm(np.clip(a, -lam * r, lam * r) if two_sided else np.minimum(a, lam * r),
-                           axis=-1, keepdims=True)
+        r = np.linalg.norm(
+            np.clip(a, -lam * r, lam * r) if two_sided else np.minimum(a, lam * r),
+            axis=-1,
+            keepdims=True,
+        )
     z = np.maximum(a - lam * r, 0) * m
     z = np.sign(x) * z if two_sided else z
     return np.where(bad, np.nan, z)
@@ -237,7 +253,9 @@ def _prop_nelu(data):
     bad_arg = data.draw(st.sampled_from([None, None, None, "lam", "axis", "method", "iters"]))
     x1 = jnp.ones((2, 4))
     if bad_arg == "lam":
-        v = data.draw(st.sampled_from([0.0, -0.1, 1.0, 2.0, math.nan, math.inf, "0.4", jnp.ones(3) * 0.4]))
+        v = data.draw(
+            st.sampled_from([0.0, -0.1, 1.0, 2.0, math.nan, math.inf, "0.4", jnp.ones(3) * 0.4])
+        )
         return _expect_raises("nelu", lambda: actfx.nelu(x1, v), ["lam"])
     if bad_arg == "axis":
         v = data.draw(st.sampled_from([2, 1.0, (0, 0), "x"]))
@@ -246,7 +264,9 @@ def _prop_nelu(data):
         return _expect_raises("nelu", lambda: actfx.nelu(x1, 0.4, method="prox"), ["method"])
     if bad_arg == "iters":
         v = data.draw(st.sampled_from([0, 1.5, True]))
-        return _expect_raises("nelu", lambda: actfx.nelu(x1, 0.4, method="fixed_point", iters=v), ["iters"])
+        return _expect_raises(
+            "nelu", lambda: actfx.nelu(x1, 0.4, method="fixed_point", iters=v), ["iters"]
+        )
     lam = data.draw(st.sampled_from([0.1, 0.4, 0.7]))
     two_sided = data.draw(st.booleans())
     with _x64(dtype):
@@ -263,8 +283,12 @@ def _prop_nelu(data):
         scale = np.max(np.abs(np.where(np.isfinite(x), x, 0)), axis=-1, keepdims=True)
         _compare("nelu", y, np_nelu(_ftz(x, dtype), lam, two_sided), dtype, scale)
         if np.all(np.isfinite(x)):
-            _finite_grad("nelu", lambda v, l: actfx.nelu(v, l, two_sided=two_sided), xj,
-                         jnp.asarray(lam, xj.dtype))
+            _finite_grad(
+                "nelu",
+                lambda v, l: actfx.nelu(v, l, two_sided=two_sided),
+                xj,
+                jnp.asarray(lam, xj.dtype),
+            )
 
 
 @given(st.data())
@@ -292,6 +316,7 @@ def test_nelu_traced_bad_lam_is_nan_and_empty_is_empty():
 
 # ---- MMeLU -------------------------------------------------------------------------------
 
+
 def np_mmelu(x, c, lam, gamma):
     with np.errstate(all="ignore"):
         return (1 - c) * np.maximum(x, 0) + c * np.maximum(lam - np.abs(x - gamma), 0)
@@ -300,10 +325,16 @@ def np_mmelu(x, c, lam, gamma):
 def _prop_mmelu(data):
     dtype = data.draw(st.sampled_from(FLOATS + BAD_DTYPES))
     if dtype in BAD_DTYPES:
-        return _expect_raises("mmelu", lambda: actfx.mmelu(jnp.ones(4, dtype), 0.5, 1.0, 0.0), ["x"])
+        return _expect_raises(
+            "mmelu", lambda: actfx.mmelu(jnp.ones(4, dtype), 0.5, 1.0, 0.0), ["x"]
+        )
     bad = data.draw(st.sampled_from([None, None, None, "c", "lam", "gamma"]))
     if bad is not None:
-        vals = {"c": [1.5, -0.1, math.nan, "a"], "lam": [-1.0, math.inf, None], "gamma": [math.nan, -math.inf, "0"]}
+        vals = {
+            "c": [1.5, -0.1, math.nan, "a"],
+            "lam": [-1.0, math.inf, None],
+            "gamma": [math.nan, -math.inf, "0"],
+        }
         params = {"c": 0.5, "lam": 1.0, "gamma": 0.0}
         params[bad] = data.draw(st.sampled_from(vals[bad]))
         return _expect_raises("mmelu", lambda: actfx.mmelu(jnp.ones(4), **params), [bad])
@@ -317,7 +348,9 @@ def _prop_mmelu(data):
         if how == "eager":
             y = actfx.mmelu(xj, c, lam, gamma)
         elif how == "jit_traced":
-            y = jax.jit(actfx.mmelu)(xj, jnp.asarray(c, dtype), jnp.asarray(lam, dtype), jnp.asarray(gamma, dtype))
+            y = jax.jit(actfx.mmelu)(
+                xj, jnp.asarray(c, dtype), jnp.asarray(lam, dtype), jnp.asarray(gamma, dtype)
+            )
         else:
             y = jax.vmap(actfx.mmelu, in_axes=(0, None, None, None))(xj, c, lam, gamma)
         assert y.shape == xj.shape
@@ -359,28 +392,49 @@ def _prop_cpab(data):
     dtype = data.draw(st.sampled_from(FLOATS + BAD_DTYPES))
     th0 = _THETA0[zb]
     if dtype in BAD_DTYPES:
-        return _expect_raises(name, lambda: fn(jnp.ones(6, dtype), jnp.asarray(th0, jnp.float32), tess, **kw), ["x"])
+        return _expect_raises(
+            name, lambda: fn(jnp.ones(6, dtype), jnp.asarray(th0, jnp.float32), tess, **kw), ["x"]
+        )
     bad = data.draw(st.sampled_from([None, None, None, "theta", "tess", "time"]))
     if bad == "theta":
         v = data.draw(st.sampled_from([np.r_[th0[:-1], np.nan], th0[:-1], np.ones((2, 2, 4))]))
-        return _expect_raises(name, lambda: fn(jnp.ones(6) / 2, jnp.asarray(v, jnp.float32), tess, **kw), ["theta"])
+        return _expect_raises(
+            name, lambda: fn(jnp.ones(6) / 2, jnp.asarray(v, jnp.float32), tess, **kw), ["theta"]
+        )
     if bad == "tess":
-        return _expect_raises(name, lambda: fn(jnp.ones(6) / 2, jnp.asarray(th0, jnp.float32), 5, **kw), ["tess"])
+        return _expect_raises(
+            name, lambda: fn(jnp.ones(6) / 2, jnp.asarray(th0, jnp.float32), 5, **kw), ["tess"]
+        )
     if bad == "time" and name != "velocity":
         v = data.draw(st.sampled_from([math.nan, math.inf, np.ones(2)]))
-        return _expect_raises(name, lambda: fn(jnp.ones(6) / 2, jnp.asarray(th0, jnp.float32), tess, time=v, **kw), ["time"])
+        return _expect_raises(
+            name,
+            lambda: fn(jnp.ones(6) / 2, jnp.asarray(th0, jnp.float32), tess, time=v, **kw),
+            ["time"],
+        )
     scale = data.draw(st.sampled_from([0.0, 1.0, 30.0, 100.0, 1e4]))
     with _x64(dtype):
         inside = data.draw(st.booleans())
         if inside:
-            x = np.asarray(_as(data.draw(st.lists(st.floats(0, 1), min_size=6, max_size=6)), dtype)
-                           .astype(jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
+            x = np.asarray(
+                _as(data.draw(st.lists(st.floats(0, 1), min_size=6, max_size=6)), dtype).astype(
+                    jnp.float32 if dtype != "float64" else jnp.float64
+                ),
+                np.float64,
+            )
         else:
             x = data.draw(arrays((6,), dtype))
-        th = np.asarray(_as(scale * th0, dtype).astype(jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
+        th = np.asarray(
+            _as(scale * th0, dtype).astype(jnp.float32 if dtype != "float64" else jnp.float64),
+            np.float64,
+        )
         xj, tj = _as(x, dtype), _as(th, dtype)
         jit = dtype == "float32" and data.draw(st.booleans())  # (one dtype: compile cost)
-        f = jax.jit(lambda a, b: fn(a, b, tess, **kw)) if jit else (lambda a, b: fn(a, b, tess, **kw))
+        f = (
+            jax.jit(lambda a, b: fn(a, b, tess, **kw))
+            if jit
+            else (lambda a, b: fn(a, b, tess, **kw))
+        )
         y = f(xj, tj)
         assert y.shape == xj.shape and y.dtype == xj.dtype
         yy = np.asarray(y.astype(jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
@@ -395,8 +449,14 @@ def _prop_cpab(data):
                 assert np.all(np.diff(yy[ins][o]) >= 0), (name, x, yy)
             if scale <= 1.0 and name != "transform_numeric" and np.all(np.abs(x[xfin]) <= 4):
                 ref = rk4_cpab(x, -th if name == "inverse" else th, tess)
-                _compare(name, np.where(xfin, yy, np.nan), np.where(xfin, ref, np.nan), dtype, 1.0,
-                         min_tol=2e-5)  # the RK4 oracle's own error
+                _compare(
+                    name,
+                    np.where(xfin, yy, np.nan),
+                    np.where(xfin, ref, np.nan),
+                    dtype,
+                    1.0,
+                    min_tol=2e-5,
+                )  # the RK4 oracle's own error
             else:
                 _record(name, "finite, bounds/order hold (no oracle at this scale)")
         elif name == "grad_x":
@@ -404,11 +464,19 @@ def _prop_cpab(data):
             _record(name, "finite, >= 0")
         else:  # velocity: exact formula
             A = tess.B @ th
-            c = np.clip(np.floor(np.clip(np.nan_to_num(x), -2, 2) * tess.nc), 0, tess.nc - 1).astype(int)
+            c = np.clip(
+                np.floor(np.clip(np.nan_to_num(x), -2, 2) * tess.nc), 0, tess.nc - 1
+            ).astype(int)
             with np.errstate(all="ignore"):
                 ref = A[0::2][c] * x + A[1::2][c]
             ref = np.where(xfin, ref, np.nan)
-            _compare(name, np.where(xfin, yy, np.nan), ref, dtype, np.maximum(np.abs(np.where(xfin, x, 0)), 1) * max(scale, 1))
+            _compare(
+                name,
+                np.where(xfin, yy, np.nan),
+                ref,
+                dtype,
+                np.maximum(np.abs(np.where(xfin, x, 0)), 1) * max(scale, 1),
+            )
         if name != "velocity" and np.all(xfin) and name != "transform_numeric":
             _finite_grad(name, lambda a, b: fn(a, b, tess), xj, tj)
 
@@ -447,7 +515,11 @@ def test_cpab_prior_and_tessellation_arguments():
             S = cpab.prior_covariance(TESS, length_scale=ls, output_variance=2.0, kernel=kernel)
             P = cpab.precision_matrix(TESS, length_scale=ls, output_variance=2.0, kernel=kernel)
             th = cpab.sample_theta(jax.random.key(1), TESS, 3, length_scale=ls, kernel=kernel)
-            assert np.all(np.isfinite(S)) and np.all(np.isfinite(P)) and bool(jnp.all(jnp.isfinite(th)))
+            assert (
+                np.all(np.isfinite(S))
+                and np.all(np.isfinite(P))
+                and bool(jnp.all(jnp.isfinite(th)))
+            )
             _record("cpab prior", "finite")
     L = cpab.constraint_matrix(5)
     assert np.allclose(L @ TESS.B, 0)
@@ -457,7 +529,10 @@ def test_cpab_prior_and_tessellation_arguments():
 # ---- DiTAC -------------------------------------------------------------------------------
 
 DITAC_TESS = cpab.Tessellation(10)
-_DTHETA = np.asarray(cpab.sample_theta(jax.random.key(0), DITAC_TESS, length_scale=0.1, dtype=jnp.float32), np.float64)
+_DTHETA = np.asarray(
+    cpab.sample_theta(jax.random.key(0), DITAC_TESS, length_scale=0.1, dtype=jnp.float32),
+    np.float64,
+)
 
 
 def _gelu64(x):
@@ -484,14 +559,24 @@ def _prop_ditac(data):
     th0 = jnp.asarray(_DTHETA, jnp.float32)
     if dtype in BAD_DTYPES:
         return _expect_raises("ditac", lambda: actfx.ditac(jnp.ones(4, dtype), th0), ["x"])
-    bad = data.draw(st.sampled_from([None, None, None, "theta", "method", "a", "table_size", "variant"]))
+    bad = data.draw(
+        st.sampled_from([None, None, None, "theta", "method", "a", "table_size", "variant"])
+    )
     x1 = jnp.ones((2, 4))
     if bad == "theta":
         # A theta of another length d is valid with tess=None (it means nc = d + 1); with
         # the tessellation given, a wrong length must raise.
-        v, tess = data.draw(st.sampled_from([
-            (th0.at[0].set(jnp.nan), None), (jnp.ones((2, 2, 9)), None), (jnp.ones((3, 9)), None),
-            (th0[:-1], DITAC_TESS), (jnp.ones((4, 10)), DITAC_TESS)]))
+        v, tess = data.draw(
+            st.sampled_from(
+                [
+                    (th0.at[0].set(jnp.nan), None),
+                    (jnp.ones((2, 2, 9)), None),
+                    (jnp.ones((3, 9)), None),
+                    (th0[:-1], DITAC_TESS),
+                    (jnp.ones((4, 10)), DITAC_TESS),
+                ]
+            )
+        )
         return _expect_raises("ditac", lambda: actfx.ditac(x1, v, tess=tess), ["theta"])
     if bad == "method":
         return _expect_raises("ditac", lambda: actfx.ditac(x1, th0, method="fast"), ["method"])
@@ -500,7 +585,9 @@ def _prop_ditac(data):
         return _expect_raises("ditac", lambda: actfx.ditac(x1, th0, a=v), ["a"])
     if bad == "table_size":
         v = data.draw(st.sampled_from([1, 2.5, True]))
-        return _expect_raises("ditac", lambda: actfx.ditac(x1, th0, method="table", table_size=v), ["table_size"])
+        return _expect_raises(
+            "ditac", lambda: actfx.ditac(x1, th0, method="table", table_size=v), ["table_size"]
+        )
     if bad == "variant":
         return _expect_raises("ditac", lambda: actfx.ditac(x1, th0, variant="leaky"), ["variant"])
     method = data.draw(st.sampled_from(["exact", "table"]))
@@ -510,15 +597,24 @@ def _prop_ditac(data):
         th = scale * _DTHETA
         xj, tj = _as(x, dtype), jnp.asarray(th, jnp.float32 if dtype != "float64" else jnp.float64)
         jit = dtype == "float32" and data.draw(st.booleans())  # (one dtype: compile cost)
-        f = (jax.jit(lambda a, b: actfx.ditac(a, b, method=method)) if jit
-             else (lambda a, b: actfx.ditac(a, b, method=method)))
+        f = (
+            jax.jit(lambda a, b: actfx.ditac(a, b, method=method))
+            if jit
+            else (lambda a, b: actfx.ditac(a, b, method=method))
+        )
         y = f(xj, tj)
         assert y.shape == xj.shape and y.dtype == xj.dtype
         yy = np.asarray(y.astype(jnp.float32 if dtype != "float64" else jnp.float64), np.float64)
         if scale <= 1.0 and method == "exact":
             ref = np_ditac(_ftz(x, dtype), np.asarray(tj, np.float64))
-            _compare("ditac", yy, ref, dtype, np.maximum(np.abs(np.where(np.isfinite(x), x, 0)), 1.0),
-                     min_tol=2e-5)  # the RK4 oracle's own error
+            _compare(
+                "ditac",
+                yy,
+                ref,
+                dtype,
+                np.maximum(np.abs(np.where(np.isfinite(x), x, 0)), 1.0),
+                min_tol=2e-5,
+            )  # the RK4 oracle's own error
         else:  # no pointwise oracle for the table at a steep field / for 100x: GELU outside
             out = np.isfinite(x) & ((x < -0.5) | (x > 2.0))
             np.testing.assert_allclose(yy[out], _gelu64(x[out]), rtol=TOL[dtype], atol=TOL[dtype])
@@ -549,16 +645,26 @@ def test_ditac_regularizer_robust():
         r = actfx.ditac_regularizer(th, P)
         ref = float(np.asarray(th, np.float64) @ P @ np.asarray(th, np.float64))
         np.testing.assert_allclose(float(r), ref, rtol=1e-4, atol=1e-6)
-        assert bool(jnp.all(jnp.isfinite(jax.grad(actfx.ditac_regularizer)(th, jnp.asarray(P, jnp.float32)))))
+        assert bool(
+            jnp.all(
+                jnp.isfinite(jax.grad(actfx.ditac_regularizer)(th, jnp.asarray(P, jnp.float32)))
+            )
+        )
         _record("ditac_regularizer", "finite, matches reference")
-    for bad, name in [((jnp.ones(9, jnp.int32), P), "theta"), ((jnp.ones(8), P), "precision"),
-                      ((jnp.ones(9), P * np.nan), "precision"), ((jnp.ones((2, 2, 9)), P), "theta")]:
+    for bad, name in [
+        ((jnp.ones(9, jnp.int32), P), "theta"),
+        ((jnp.ones(8), P), "precision"),
+        ((jnp.ones(9), P * np.nan), "precision"),
+        ((jnp.ones((2, 2, 9)), P), "theta"),
+    ]:
         _expect_raises("ditac_regularizer", lambda: actfx.ditac_regularizer(*bad), [name])
 
 
 def test_ditac_empty_and_per_channel_zero():
     assert actfx.ditac(jnp.zeros((0,)), jnp.asarray(_DTHETA, jnp.float32)).shape == (0,)
-    assert actfx.ditac(jnp.zeros((0,)), jnp.asarray(_DTHETA, jnp.float32), method="table").shape == (0,)
+    assert actfx.ditac(
+        jnp.zeros((0,)), jnp.asarray(_DTHETA, jnp.float32), method="table"
+    ).shape == (0,)
     _record("ditac", "empty -> empty")
 
 

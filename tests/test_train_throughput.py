@@ -10,8 +10,24 @@ from benchmarks.train_throughput import main
 @pytest.mark.slow  # `make bench` runs the benchmark itself
 def test_train_throughput_benchmark_runs(tmp_path, capsys):
     out = tmp_path / "tp.json"
-    rec = main(["--acts", "relu,la_silu", "--depth", "8", "--size", "8", "--batch", "4",
-                "--steps", "1", "--repeats", "3", "--out", str(out)])
+    rec = main(
+        [
+            "--acts",
+            "relu,la_silu",
+            "--depth",
+            "8",
+            "--size",
+            "8",
+            "--batch",
+            "4",
+            "--steps",
+            "1",
+            "--repeats",
+            "3",
+            "--out",
+            str(out),
+        ]
+    )
     rows = {r["activation"]: r for r in rec["rows"]}
     assert list(rows) == ["relu", "la_silu"]
     assert all(r["images_per_s"] > 0 and r["loss_finite"] for r in rows.values())

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Literal
+from typing import Literal, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from actfx._src.nelu import _pow2
 from actfx._src._checks import (
     ArgumentTypeError,
     check_floating,
@@ -19,6 +18,7 @@ from actfx._src._checks import (
     check_real_scalar,
     normalize_axes,
 )
+from actfx._src.nelu import _pow2
 
 Kind = Literal["silu", "hardsilu"]
 _KINDS = ("silu", "hardsilu")
@@ -98,13 +98,13 @@ def _normalize_jvp(axes, alpha, ddof, primals, tangents):
     return outs, tuple(_pow2(u, -e) for u in touts)
 
 
-def _forward(x, kind, axes, alpha, ddof):
+def _forward(x, kind, axes, alpha, ddof) -> tuple[Array, tuple[Array, Array]]:
     n, x_std = _normalize(x, axes, alpha, ddof)
     return x * _scale(n, kind), (n, x_std)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
-def _layeract_paper(x, kind, axes, alpha, ddof):
+def _layeract_paper(x, kind, axes, alpha, ddof) -> Array:
     return _forward(x, kind, axes, alpha, ddof)[0]
 
 
@@ -236,7 +236,8 @@ def layeract(
     xc = x.astype(compute_dtype)
     alpha = float(alpha)
     if grad == "paper":
-        out = _layeract_paper(xc, kind, axes, alpha, ddof)
+        # functools.partial(jax.custom_vjp, ...) loses the wrapped function's return type
+        out = cast(Array, _layeract_paper(xc, kind, axes, alpha, ddof))
     else:
         out = _forward(xc, kind, axes, alpha, ddof)[0]
     return out.astype(x.dtype)

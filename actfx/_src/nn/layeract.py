@@ -16,7 +16,9 @@ def validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype):
     """Shared NNX/Linen checks; returns the normalised ``axis``."""
     validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
     check_dtype("dtype", dtype)
-    if axis is None or isinstance(axis, int) and not isinstance(axis, bool):
+    if isinstance(axis, bool):
+        raise ValueError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
+    if axis is None or isinstance(axis, int):
         return axis
     try:
         axis = tuple(check_int("axis", a) for a in axis)
@@ -65,14 +67,18 @@ class LayerAct(nnx.Module):
         rngs: nnx.Rngs | None = None,
     ):
         self.axis = validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype)
-        self.kind = kind
+        self.kind: Literal["silu", "hardsilu"] = kind
         self.alpha = float(alpha)
         self.ddof = ddof
-        self.grad = grad
+        self.grad: Literal["autodiff", "paper"] = grad
         self.dtype = dtype
 
     def __call__(self, x: ArrayLike) -> Array:
         return layeract(
-            as_input(x, self.dtype), kind=self.kind, alpha=self.alpha, axis=self.axis,
-            ddof=self.ddof, grad=self.grad,
+            as_input(x, self.dtype),
+            kind=self.kind,
+            alpha=self.alpha,
+            axis=self.axis,
+            ddof=self.ddof,
+            grad=self.grad,
         )
