@@ -310,5 +310,8 @@ def test_models_reject_bad_topk_by_name(build, topk, message):
 
 
 def test_models_accept_numpy_scalar_topk_like_topk_k():
-    m = SmallCNN(topk=np.float32(0.25), rngs=nnx.Rngs(0))
-    assert m(jnp.ones((2, 8, 8, 1))).shape[0] == 2
+    for m in (
+        SmallCNN(topk=np.float32(0.25), rngs=nnx.Rngs(0)),
+        ResNet(8, topk=np.float64(0.25), rngs=nnx.Rngs(0)),
+    ):
+        assert m.topk == 0.25 and type(m.topk) is float

@@ -182,7 +182,7 @@ class ResNet(nnx.Module):
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
-        check_fraction("topk", topk, allow_none=True)
+        topk = check_fraction("topk", topk, allow_none=True)  # a Python float (static)
         make = resolve_activation(act)
         topk_stages = tuple(topk_stages)
         if any(s not in (0, 1, 2) for s in topk_stages):

@@ -75,7 +75,7 @@ class SmallCNN(nnx.Module):
         if isinstance(in_channels, bool) or not isinstance(in_channels, int) or in_channels < 1:
             raise ValueError(f"in_channels must be a positive int, got {in_channels!r}")
         make = resolve_activation(act)
-        check_fraction("topk", topk, allow_none=True)
+        topk = check_fraction("topk", topk, allow_none=True)  # a Python float (static)
         blocks = tuple(range(len(widths))) if topk_blocks is None else tuple(topk_blocks)
         if any(b not in range(len(widths)) for b in blocks):
             raise ValueError(
