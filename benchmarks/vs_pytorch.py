@@ -30,7 +30,6 @@ prints a message and exits 0. Every table is printed with ``os.getloadavg()``.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 import jax
@@ -38,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import actfx
+from benchmarks.timing import load_average
 
 TORCH_PIN = "2.13.0"
 
@@ -49,15 +49,6 @@ def load_torch():
     except Exception as e:  # pragma: no cover - optional extra (any import failure)
         return None, f"{type(e).__name__}: {e}"
     return torch, None
-
-
-def load_avg() -> str:
-    """The machine's 1/5/15-minute load average, for the tables."""
-    try:
-        a, b, c = os.getloadavg()
-    except OSError:  # pragma: no cover
-        return "load average n/a"
-    return f"load average {a:.2f} / {b:.2f} / {c:.2f} ({os.cpu_count()} CPUs)"
 
 
 def interleaved(fns: dict, rounds: int, repeats: int) -> dict[str, float]:
@@ -181,7 +172,7 @@ def torch_resnet20(torch, act: str, topk: float | None = None, num_classes: int 
 
 def print_table(title: str, rows: list[tuple[str, float, float]]) -> None:
     """``rows``: (name, actfx seconds, PyTorch seconds)."""
-    print(f"\n{title}\n{load_avg()}")
+    print(f"\n{title}\n{load_average()}")
     print(f"| {'op':<36s} | {'actfx ms':>9s} | {'PyTorch ms':>10s} | {'actfx/PyTorch':>13s} |")
     print(f"|{'-' * 38}|{'-' * 11}|{'-' * 12}|{'-' * 15}|")
     for name, a, b in rows:
@@ -389,7 +380,7 @@ def main(argv=None) -> dict:
     print(
         f"actfx vs PyTorch {torch.__version__} ({torch.get_num_threads()} threads); "
         f"JAX {jax.__version__} "
-        f"on {dev.platform} ({dev.device_kind}); {load_avg()}"
+        f"on {dev.platform} ({dev.device_kind}); {load_average()}"
     )
     out = {
         "torch": torch.__version__,
@@ -401,11 +392,11 @@ def main(argv=None) -> dict:
     if not args.skip_cpab:
         from benchmarks import cpab
 
-        print(f"\nCPAB (benchmarks.cpab: actfx vs difw's compiled CPU backend); {load_avg()}")
+        print(f"\nCPAB (benchmarks.cpab: actfx vs difw's compiled CPU backend); {load_average()}")
         out["cpab"] = cpab.main(["--rounds", "3"])
     if not args.skip_train:
         out["train"] = bench_train(torch, args)
-    out["load_average_end"] = load_avg()
+    out["load_average_end"] = load_average()
     if args.json:
         from actfx.train import write_json  # (imports Flax: only when asked)
 

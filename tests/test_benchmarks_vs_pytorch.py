@@ -46,25 +46,13 @@ def test_pytorch_references_match_actfx():
     )
 
 
+# a 2x4x4x2 tensor, one k, one round: the whole table machinery in a second
+TINY = ["--shape", "2", "4", "4", "2", "--k", "0.5", "--rounds", "1", "--repeats", "1"]
+
+
 def test_tiny_run_prints_tables(capsys):
     pytest.importorskip("torch")
-    out = vs_pytorch.main(
-        [
-            "--shape",
-            "2",
-            "4",
-            "4",
-            "2",
-            "--k",
-            "0.5",
-            "--rounds",
-            "1",
-            "--repeats",
-            "1",
-            "--skip-train",
-            "--skip-cpab",
-        ]
-    )
+    out = vs_pytorch.main([*TINY, "--skip-train", "--skip-cpab"])
     want = {"ReLU", "SiLU", "LA-SiLU (true gradient)", "Top-K k=0.5 exact", "Top-K k=0.5 approx"}
     assert set(out["ops"]["fwd+bwd"]) >= want
     assert all(r["actfx_ms"] > 0 and r["torch_ms"] > 0 for r in out["ops"]["fwd"].values())
@@ -75,24 +63,7 @@ def test_tiny_run_prints_tables(capsys):
 
 def test_topk_only_times_relu_and_the_topk_rows(capsys):
     pytest.importorskip("torch")
-    out = vs_pytorch.main(
-        [
-            "--shape",
-            "2",
-            "4",
-            "4",
-            "2",
-            "--k",
-            "0.5",
-            "--rounds",
-            "1",
-            "--repeats",
-            "1",
-            "--topk-only",
-            "--skip-train",
-            "--skip-cpab",
-        ]
-    )
+    out = vs_pytorch.main([*TINY, "--topk-only", "--skip-train", "--skip-cpab"])
     rows = out["ops"]["fwd+bwd"]
     assert list(rows) == ["ReLU", "Top-K k=0.5 exact", "Top-K k=0.5 approx"]
     # the approx row shares the PyTorch time of the exact row at the same k
