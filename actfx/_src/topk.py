@@ -101,10 +101,6 @@ def num_kept(k: float, pool: int | Sequence[int]) -> int:
     return int(max(1, v))
 
 
-def _check_k(k) -> None:
-    check_fraction("k", k)
-
-
 def validate_topk_args(*, k: float, by: str, method: str) -> None:
     """Raise ``ValueError`` for a bad static argument of :func:`topk`."""
     check_fraction("k", k)
