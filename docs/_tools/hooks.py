@@ -132,16 +132,10 @@ def api_page(ns: str) -> str:
             lines += [f"## `{full}` {{ #{full} }}", "", "```python", f"{full} = {value}", "```", ""]
         else:
             canonical = f"{getattr(obj, '__module__', '')}.{getattr(obj, '__qualname__', '')}"
-            shadows_module = (
-                importlib.util.find_spec(full) is not None
-                if "." not in name and hasattr(module, "__path__")
-                else False
-            )
             ours = getattr(obj, "__module__", "").startswith("actfx")
-            if ours and (shadows_module or getattr(obj, "__name__", name) != name):
-                # `actfx.ditac` is both a function and a submodule (griffe would show the
-                # module), `actfx.cpab_transform` an alias: document the object itself under
-                # its canonical path, with an anchor for the public name.
+            if ours and getattr(obj, "__name__", name) != name:
+                # an alias (`actfx.cpab_transform`, `actfx.topk_num_kept`): document the object
+                # itself under its canonical path, with an anchor for the public name.
                 lines += [
                     f'<a id="{full}"></a>',
                     "",
