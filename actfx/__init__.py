@@ -8,6 +8,7 @@ Flax NNX modules live in :mod:`actfx.nn`, NumPyro models in :mod:`actfx.bayes`.
 from actfx import cpab
 from actfx._src.ditac import ditac, ditac_interval, ditac_regularizer
 from actfx._src.layeract import layeract, layeract_hardsilu, layeract_silu
+from actfx._src.layeract_native import native_status as layeract_native_status
 from actfx._src.mmelu import mmelu
 from actfx._src.nelu import nelu
 from actfx._src.topk import num_kept as topk_num_kept
@@ -25,6 +26,7 @@ __all__ = [
     "ditac_regularizer",
     "layeract",
     "layeract_hardsilu",
+    "layeract_native_status",
     "layeract_silu",
     "mmelu",
     "nelu",

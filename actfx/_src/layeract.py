@@ -23,6 +23,7 @@ from actfx._src.nelu import _pow2
 Kind = Literal["silu", "hardsilu"]
 _KINDS = ("silu", "hardsilu")
 _GRADS = ("autodiff", "paper")
+_IMPLEMENTATIONS = (None, "xla", "native")
 
 
 def _scale(n: Array, kind: str) -> Array:
@@ -130,13 +131,19 @@ def _paper_bwd(kind, axes, alpha, ddof, res, g):
 _layeract_paper.defvjp(_paper_fwd, _paper_bwd)
 
 
-def validate_layeract_args(*, kind: str, alpha: float, ddof: int, grad: str) -> None:
+def validate_layeract_args(
+    *, kind: str, alpha: float, ddof: int, grad: str, implementation: str | None = None
+) -> None:
     """Raise ``ValueError`` (``TypeError`` for a wrong type) naming a bad static argument
     of :func:`layeract`."""
     if not isinstance(kind, str) or kind not in _KINDS:
         raise ValueError(f"kind must be one of {_KINDS}, got {kind!r}")
     if not isinstance(grad, str) or grad not in _GRADS:
         raise ValueError(f"grad must be one of {_GRADS}, got {grad!r}")
+    if implementation not in _IMPLEMENTATIONS:
+        raise ValueError(
+            f"implementation must be one of {_IMPLEMENTATIONS}, got {implementation!r}"
+        )
     check_real_scalar("alpha", alpha)
     check_positive("alpha", alpha, allow_zero=True)
     if isinstance(ddof, bool) or not isinstance(ddof, (int, np.integer)):
@@ -153,6 +160,7 @@ def layeract(
     axis: int | Sequence[int] | None = None,
     ddof: int = 1,
     grad: Literal["autodiff", "paper"] = "autodiff",
+    implementation: Literal["xla", "native"] | None = None,
 ) -> Array:
     r"""Layer-level activation: the gate comes from the layer-normalised input.
 
@@ -191,13 +199,30 @@ def layeract(
         ``"paper"`` reproduces the reference code's hand-written LayerNorm-style backward,
         which is exact only for ``ddof=0`` and ``alpha -> 0`` (an ``O(1/N + alpha/var)``
         approximation otherwise).
+      implementation: ``None`` (default) uses the compiled CPU kernel where it applies and
+        pure XLA elsewhere; ``"xla"`` always uses pure XLA; ``"native"`` requires the
+        kernel. The kernel (``actfx/_src/csrc/layeract_cpu.cc``, built on first use with the
+        system C++ compiler, see :func:`actfx.layeract_native_status`) applies on CPU to
+        float32 computation (also bfloat16/float16 inputs, which are computed in float32)
+        with the layer axes trailing (``axis=None`` or e.g. ``(-3, -2, -1)``). It does a
+        layer's passes while it is in cache, where XLA loops over the whole tensor for each
+        pass (ResNet-20 train step on 2 CPU cores: 0.81x ReLU's images/s with XLA, ~0.95x
+        with the kernel). It agrees with the XLA path to float32 round-off (its statistics
+        are accumulated in float64); ``jit``, ``vmap``, ``grad``, ``jvp`` and higher
+        derivatives all work (derivatives beyond the first use XLA formulas). Like
+        ``jax.nn.dot_product_attention``'s ``implementation``, ``None`` picks per backend:
+        on GPU/TPU both settings compile to the same XLA code.
 
     Returns:
       Array of the same shape and dtype as ``x``.
 
     Raises:
-      ValueError: unknown ``kind``/``grad``, ``alpha`` negative or non-finite, an ``axis``
-        out of range or repeated, or a layer with ``N - ddof <= 0`` entries.
+      ValueError: unknown ``kind``/``grad``/``implementation``, ``alpha`` negative or
+        non-finite, an ``axis`` out of range or repeated, a layer with ``N - ddof <= 0``
+        entries, or ``implementation="native"`` where the kernel does not apply (float64,
+        layer axes not trailing).
+      RuntimeError: ``implementation="native"`` but the kernel could not be built (the
+        message gives the compiler's reason).
       TypeError: ``alpha`` not a real number, ``ddof`` not an int, ``axis`` not an int or
         a tuple of ints, ``x`` not floating (these are
         ``ArgumentTypeError``, a ``TypeError`` that is also a ``ValueError``).
@@ -212,7 +237,9 @@ def layeract(
       >>> actfx.layeract(x, kind="silu")
       Array([[-0.2383...,  0. ,  0.5956...,  1.5233...]], dtype=float32)
     """
-    validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+    validate_layeract_args(
+        kind=kind, alpha=alpha, ddof=ddof, grad=grad, implementation=implementation
+    )
     check_floating("x", x)
     x = jnp.asarray(x)
     if axis is None:
@@ -235,12 +262,43 @@ def layeract(
     compute_dtype = jnp.promote_types(x.dtype, jnp.float32)
     xc = x.astype(compute_dtype)
     alpha = float(alpha)
+    if implementation != "xla" and _use_native(implementation, compute_dtype, axes, x.ndim):
+        from actfx._src.layeract_native import layeract_rows
+
+        k = x.ndim - len(axes)
+        rows = xc.reshape(int(np.prod(x.shape[:k], dtype=np.int64)), count)
+        out = layeract_rows(rows, kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+        return out.reshape(x.shape).astype(x.dtype)
     if grad == "paper":
         # functools.partial(jax.custom_vjp, ...) loses the wrapped function's return type
         out = cast(Array, _layeract_paper(xc, kind, axes, alpha, ddof))
     else:
         out = _forward(xc, kind, axes, alpha, ddof)[0]
     return out.astype(x.dtype)
+
+
+def _use_native(implementation, compute_dtype, axes, ndim) -> bool:
+    """Whether :func:`layeract` takes the kernel path (raises for an impossible
+    ``implementation="native"``)."""
+    trailing = axes == tuple(range(ndim - len(axes), ndim)) and len(axes) < ndim
+    applies = compute_dtype == jnp.float32 and trailing
+    if implementation is None:
+        if not applies or jax.default_backend() != "cpu":
+            return False
+    elif not applies:
+        raise ValueError(
+            "implementation='native' needs float32 computation (float32/bfloat16/float16 x) "
+            f"and trailing layer axes; got dtype {compute_dtype} and axes {axes} of "
+            f"{ndim} dimensions (use implementation=None to fall back to XLA)"
+        )
+    from actfx._src.layeract_native import native_status
+
+    ok, detail = native_status()
+    if not ok and implementation == "native":
+        raise RuntimeError(
+            f"implementation='native': the LayerAct CPU kernel is unavailable: {detail}"
+        )
+    return ok
 
 
 def layeract_silu(
@@ -250,6 +308,7 @@ def layeract_silu(
     axis: int | Sequence[int] | None = None,
     ddof: int = 1,
     grad: Literal["autodiff", "paper"] = "autodiff",
+    implementation: Literal["xla", "native"] | None = None,
 ) -> Array:
     r"""LA-SiLU: :func:`layeract` with the sigmoid gate, ``x * sigmoid(n)``.
 
@@ -258,7 +317,15 @@ def layeract_silu(
       >>> actfx.layeract_silu(jnp.array([[-1.0, 0.0, 1.0, 2.0]])).shape
       (1, 4)
     """
-    return layeract(x, kind="silu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)
+    return layeract(
+        x,
+        kind="silu",
+        alpha=alpha,
+        axis=axis,
+        ddof=ddof,
+        grad=grad,
+        implementation=implementation,
+    )
 
 
 def layeract_hardsilu(
@@ -268,6 +335,7 @@ def layeract_hardsilu(
     axis: int | Sequence[int] | None = None,
     ddof: int = 1,
     grad: Literal["autodiff", "paper"] = "autodiff",
+    implementation: Literal["xla", "native"] | None = None,
 ) -> Array:
     r"""LA-HardSiLU: :func:`layeract` with the gate ``clip(n/6 + 1/2, 0, 1)``.
 
@@ -276,4 +344,12 @@ def layeract_hardsilu(
       >>> actfx.layeract_hardsilu(jnp.array([[-1.0, 0.0, 1.0, 2.0]]))
       Array([[-0.3063...,  0. ,  0.5645...,  1.3872...]], dtype=float32)
     """
-    return layeract(x, kind="hardsilu", alpha=alpha, axis=axis, ddof=ddof, grad=grad)
+    return layeract(
+        x,
+        kind="hardsilu",
+        alpha=alpha,
+        axis=axis,
+        ddof=ddof,
+        grad=grad,
+        implementation=implementation,
+    )

@@ -12,9 +12,11 @@ from actfx._src.layeract import layeract, validate_layeract_args
 from actfx._src.nn._common import as_input, check_dtype, check_int
 
 
-def validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype):
+def validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype, implementation=None):
     """Shared NNX/Linen checks; returns the normalised ``axis``."""
-    validate_layeract_args(kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+    validate_layeract_args(
+        kind=kind, alpha=alpha, ddof=ddof, grad=grad, implementation=implementation
+    )
     check_dtype("dtype", dtype)
     if isinstance(axis, bool):
         raise ValueError(f"axis must be None, an int or a tuple of ints, got {axis!r}")
@@ -35,12 +37,14 @@ class LayerAct(nnx.Module):
 
     Args:
       kind: ``"silu"`` or ``"hardsilu"``.
-      alpha, axis, ddof, grad: as :func:`actfx.layeract`.
+      alpha, axis, ddof, grad, implementation: as :func:`actfx.layeract` (``implementation=None``
+        uses the compiled CPU kernel where it applies, ``"xla"`` forces pure XLA).
       dtype: computation dtype; ``None`` (default) computes in ``x``'s dtype.
       rngs: accepted for a uniform module signature (no parameters).
 
     Raises:
-      ValueError: a bad ``kind``/``alpha``/``ddof``/``grad``/``axis``/``dtype``.
+      ValueError: a bad ``kind``/``alpha``/``ddof``/``grad``/``axis``/``dtype``/
+        ``implementation``.
 
     Reference:
       K. Yoon, J. Lim, *LayerAct: Advanced Activation Mechanism for Robust Inference of
@@ -64,9 +68,13 @@ class LayerAct(nnx.Module):
         ddof: int = 1,
         grad: Literal["autodiff", "paper"] = "autodiff",
         dtype=None,
+        implementation: Literal["xla", "native"] | None = None,
         rngs: nnx.Rngs | None = None,
     ):
-        self.axis = validate_layeract_module_args(kind, alpha, axis, ddof, grad, dtype)
+        self.axis = validate_layeract_module_args(
+            kind, alpha, axis, ddof, grad, dtype, implementation
+        )
+        self.implementation: Literal["xla", "native"] | None = implementation
         self.kind: Literal["silu", "hardsilu"] = kind
         self.alpha = float(alpha)
         self.ddof = ddof
@@ -81,4 +89,5 @@ class LayerAct(nnx.Module):
             axis=self.axis,
             ddof=self.ddof,
             grad=self.grad,
+            implementation=self.implementation,
         )

@@ -93,10 +93,11 @@ class LayerAct(nn.Module):
     ddof: int = 1
     grad: Literal["autodiff", "paper"] = "autodiff"
     dtype: Dtype | None = None
+    implementation: Literal["xla", "native"] | None = None
 
     def __post_init__(self):
         validate_layeract_module_args(
-            self.kind, self.alpha, self.axis, self.ddof, self.grad, self.dtype
+            self.kind, self.alpha, self.axis, self.ddof, self.grad, self.dtype, self.implementation
         )
         super().__post_init__()
 
@@ -110,6 +111,7 @@ class LayerAct(nn.Module):
             axis=axis,
             ddof=self.ddof,
             grad=self.grad,
+            implementation=self.implementation,
         )
 
 
