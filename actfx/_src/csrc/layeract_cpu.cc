@@ -113,8 +113,8 @@ inline double hsum(vd8 v) {
 // with p a power of two near 1 / max|x|, so that neither x - mean (up to 2 * FLT_MAX) nor
 // r = 1 / std (below FLT_MIN for a layer near FLT_MAX) leaves the float32 range.
 struct Stats {
-  float p, mean_p, r_p;
-  bool finite;
+  float p, mean_p, mean_lo, r_p;  // mean p = mean_p + mean_lo (two floats: x p - mean_p is
+  bool finite;                    // exact near the mean, so a large mean costs no accuracy)
 };
 
 // One pass in double, shifted by the layer's first entry (the sums of d = x - x[0] and
@@ -136,7 +136,7 @@ Stats layer_stats(const float* x, int64_t m, double alpha, double dof) {
     s += d;
     q += d * d;
   }
-  if (!std::isfinite(s) || !std::isfinite(q)) return {NAN, NAN, NAN, false};
+  if (!std::isfinite(s) || !std::isfinite(q)) return {NAN, NAN, NAN, NAN, false};
   const double md = static_cast<double>(m);
   const double ss = std::max(q - s * s / md, 0.0);  // sum (x - mean)^2
   const double denom = ss / dof + alpha;
@@ -146,13 +146,15 @@ Stats layer_stats(const float* x, int64_t m, double alpha, double dof) {
   int e = 0;
   if (bound > 0) std::frexp(bound, &e);  // bound = f 2^e, f in [0.5, 1)
   const double p = std::ldexp(1.0, -std::clamp(e, -100, 125));  // normal as a float
-  return {static_cast<float>(p), static_cast<float>(mean * p), static_cast<float>(r / p), true};
+  const float mean_p = static_cast<float>(mean * p);
+  return {static_cast<float>(p), mean_p, static_cast<float>(mean * p - mean_p),
+          static_cast<float>(r / p), true};
 }
 
 template <int kKind, class VF, class VI>
 inline VF forward_lanes(VF xv, const Stats& st) {
   VF s, ds;
-  gate<kKind, VF, VI>((xv * st.p - st.mean_p) * st.r_p, s, ds);
+  gate<kKind, VF, VI>(((xv * st.p - st.mean_p) - st.mean_lo) * st.r_p, s, ds);
   return xv * s;
 }
 
@@ -167,7 +169,7 @@ void forward_row(const float* x, float* out, int64_t m, const Stats& st) {
 template <int kKind, class VF, class VI>
 inline void backward_lanes(VF xv, VF gv, const Stats& st, VF& n, VF& dn, VF& gs) {
   VF s, ds, xp = xv * st.p;
-  n = (xp - st.mean_p) * st.r_p;
+  n = ((xp - st.mean_p) - st.mean_lo) * st.r_p;
   gate<kKind, VF, VI>(n, s, ds);
   dn = gv * (xp * st.r_p) * ds;  // x r = (x p)(r / p)
   gs = gv * s;
@@ -207,11 +209,11 @@ void backward_row(const float* x, const float* g, float* dx, float* dn_row, int6
   const float cb = static_cast<float>(b / bdof);
   i = 0;
   for (; i + kW <= m; i += kW) {
-    vf n = (load<vf>(x + i) * st.p - st.mean_p) * st.r_p;
+    vf n = ((load<vf>(x + i) * st.p - st.mean_p) - st.mean_lo) * st.r_p;
     store(dx + i, load<vf>(dx + i) + (load<vf>(dn_row + i) - ca - n * cb));
   }
   for (; i < m; ++i) {
-    float n = (x[i] * st.p - st.mean_p) * st.r_p;
+    float n = ((x[i] * st.p - st.mean_p) - st.mean_lo) * st.r_p;
     dx[i] = dx[i] + (dn_row[i] - ca - n * cb);
   }
 }

@@ -1,0 +1,344 @@
+"""The compiled LayerAct CPU kernel against the pure-XLA LayerAct and a float64 reference.
+
+The kernel (``actfx/_src/csrc/layeract_cpu.cc``) is what ``layeract(..., implementation=None)``
+runs on CPU for float32 computation; ``implementation="xla"`` is the pure-JAX path, tested
+on its own in test_layeract.py against NumPy. Here: the two agree to float32 round-off in
+value and gradient (exact and the paper's), at the edges (non-finite layers, constant
+layers, near-overflow and tiny layers, layer sizes around the 16-lane vector width), under
+every transformation, and the dispatch picks what it says. The fallback (no compiler,
+``ACTFX_NATIVE=0``) is tested in fresh processes.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax.test_util import check_grads
+
+import actfx
+import actfx.nn
+import actfx.nn.linen
+import actfx.nn.models
+from actfx._src import layeract_native
+
+AVAILABLE, DETAIL = actfx.layeract_native_status()
+needs_kernel = pytest.mark.skipif(not AVAILABLE, reason=f"LayerAct kernel unavailable: {DETAIL}")
+EPS = float(jnp.finfo(jnp.float32).eps)
+
+
+def _both(x, g=None, **kw):
+    """(value, gradient) of the kernel and of pure XLA."""
+    g = jnp.ones_like(x) if g is None else g
+    out = []
+    for impl in ("native", "xla"):
+        f = lambda v, impl=impl: actfx.layeract(v, implementation=impl, **kw)
+        y, pull = jax.vjp(f, x)
+        out.append((np.asarray(y, np.float64), np.asarray(pull(g)[0], np.float64)))
+    return out
+
+
+def _close(a, b, scale, k=16):
+    np.testing.assert_allclose(a, b, rtol=k * EPS, atol=k * EPS * scale)
+
+
+def _np_reference(x, g, kind, alpha, ddof, paper=False):
+    """float64 LayerAct and its gradient from the closed forms (independent of JAX)."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    m = x.shape[-1]
+    mu = x.mean(-1, keepdims=True)
+    r = 1 / np.sqrt(((x - mu) ** 2).sum(-1, keepdims=True) / (m - ddof) + alpha)
+    n = (x - mu) * r
+    if kind == "silu":
+        s = 1 / (1 + np.exp(-n))
+        ds = s * (1 - s)
+    else:
+        s = np.clip(n / 6 + 0.5, 0, 1)
+        ds = np.where((n > -3) & (n <= 3), 1 / 6, 0.0)
+    dn = g * x * r * ds
+    b = m if paper else m - ddof
+    dx = g * s + dn - dn.mean(-1, keepdims=True) - n * (dn * n).sum(-1, keepdims=True) / b
+    return x * s, dx
+
+
+@needs_kernel
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize("grad", ["autodiff", "paper"])
+@pytest.mark.parametrize("m", [2, 3, 15, 16, 17, 31, 33, 1000])
+def test_kernel_matches_float64_reference_and_xla(kind, grad, m):
+    """Every layer size around the 16-lane main loop and its scalar tail."""
+    kx, kg = jax.random.split(jax.random.key(m))
+    x = jax.random.normal(kx, (5, m)) * 1.7 + 0.4
+    g = jax.random.normal(kg, (5, m))
+    (yn, gn), (yx, gx) = _both(x, g, kind=kind, grad=grad)
+    yr, gr = _np_reference(x, g, kind, 1e-5, 1, paper=grad == "paper")
+    scale = float(np.abs(yr).max())
+    _close(yn, yr, scale)
+    _close(gn, gr, float(np.abs(gr).max()), k=64)
+    _close(yn, yx, scale)
+    _close(gn, gx, float(np.abs(gx).max()), k=64)
+
+
+@needs_kernel
+@pytest.mark.parametrize(
+    "shape,axis", [((3, 4, 5, 6), None), ((3, 4, 5, 6), (-2, -1)), ((7, 9), -1)]
+)
+@pytest.mark.parametrize("ddof,alpha", [(0, 0.0), (1, 1e-5), (2, 0.1)])
+def test_kernel_axes_ddof_alpha(shape, axis, ddof, alpha):
+    x = jax.random.normal(jax.random.key(1), shape) * 3 - 1
+    g = jax.random.normal(jax.random.key(2), shape)
+    (yn, gn), (yx, gx) = _both(x, g, axis=axis, ddof=ddof, alpha=alpha)
+    _close(yn, yx, float(np.abs(yx).max()))
+    _close(gn, gx, float(np.abs(gx).max()), k=64)
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_kernel_half_precision_inputs_match_xla(dtype):
+    """16-bit inputs are computed in float32, so they take the kernel too."""
+    x = (jax.random.normal(jax.random.key(3), (4, 8, 8, 3)) * 2).astype(dtype)
+    yn = actfx.layeract(x, implementation="native")
+    yx = actfx.layeract(x, implementation="xla")
+    assert yn.dtype == dtype
+    # both round the same float32 result; allow one 16-bit ulp where they straddle a tie
+    ulp = float(jnp.finfo(dtype).eps)
+    np.testing.assert_allclose(
+        np.asarray(yn, np.float32), np.asarray(yx, np.float32), rtol=ulp, atol=ulp
+    )
+
+
+@needs_kernel
+def test_kernel_non_finite_layer_is_nan_and_others_untouched():
+    x = np.array(jax.random.normal(jax.random.key(4), (4, 20)), np.float32)
+    x[1, 3], x[2, 0] = np.nan, np.inf
+    (yn, gn), (yx, gx) = _both(jnp.asarray(x))
+    for y, gr in ((yn, gn), (yx, gx)):
+        assert np.isnan(y[1:3]).all() and np.isnan(gr[1:3]).all()
+        assert np.isfinite(y[[0, 3]]).all() and np.isfinite(gr[[0, 3]]).all()
+    _close(yn[[0, 3]], yx[[0, 3]], 4.0)
+    _close(gn[[0, 3]], gx[[0, 3]], 4.0, k=64)
+
+
+@needs_kernel
+def test_kernel_constant_layer_with_alpha_zero():
+    """0/0: n = 0, output x/2, gradient g/2 (the documented alpha -> 0 convention)."""
+    x = jnp.full((2, 37), 3.25).at[1].set(-0.5)
+    g = jax.random.normal(jax.random.key(5), x.shape)
+    (yn, gn), (yx, gx) = _both(x, g, alpha=0.0)
+    np.testing.assert_array_equal(yn, np.asarray(x) / 2)
+    np.testing.assert_array_equal(gn, np.asarray(g) / 2)
+    np.testing.assert_array_equal(yx, yn)
+    np.testing.assert_allclose(gx, gn, rtol=EPS)
+
+
+@needs_kernel
+@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize(
+    "scale,offset",
+    [(1.7e38, 0.0), (1e30, 0.0), (1e-30, 0.0), (1e-3, 1e4), (1.0, 1e6), (2.0**-60, 0.0)],
+)
+def test_kernel_extreme_layers_match_xla(kind, scale, offset):
+    """Near FLT_MAX (x - mean and 1/std leave float32), tiny, and a large mean over std."""
+    base = jax.random.normal(jax.random.key(6), (3, 50))
+    base = base / jnp.abs(base).max()  # |base| <= 1, so scale bounds |x|
+    x = (base * scale + offset).astype(jnp.float32)
+    assert bool(jnp.isfinite(x).all())
+    g = jax.random.normal(jax.random.key(7), x.shape)
+    (yn, gn), (yx, gx) = _both(x, g, kind=kind, alpha=0.0)
+    assert np.isfinite(yn).all() and np.isfinite(gn).all()
+    # float64 reference on x / scale (LayerAct with alpha = 0 is positively homogeneous)
+    xs = np.asarray(x, np.float64) / scale
+    yr, gr = _np_reference(xs, g, kind, 0.0, 1)
+    _close(yn / scale, yr, float(np.abs(yr).max()), k=16)
+    # the gradient is ill-conditioned by ~ |mean| / std (it cancels terms of that size)
+    cond = float(np.max(np.abs(xs).max(-1) / xs.std(-1)))
+    _close(gn, gr, float(np.abs(gr).max()), k=16 * cond)
+    if cond < 1e3:  # XLA's float32 statistics lose ~cond ulps in n itself
+        _close(yn, yx, float(np.abs(yx).max()), k=64)
+        _close(gn, gx, float(np.abs(gx).max()), k=64 * cond)
+
+
+@needs_kernel
+def test_kernel_transformations_agree_with_xla():
+    x = jax.random.normal(jax.random.key(8), (2, 3, 4, 5)) + 0.2
+    t = jax.random.normal(jax.random.key(9), x.shape)
+
+    def f(impl):
+        return lambda v: actfx.layeract(v, implementation=impl)
+
+    def close(a, b, k=64):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        _close(a, b, float(np.abs(b).max()) + 1e-30, k=k)
+
+    nat, xla = f("native"), f("xla")
+    close(jax.jit(nat)(x), nat(x), k=0)
+    close(jax.vmap(nat, in_axes=1, out_axes=1)(x), jax.vmap(xla, in_axes=1, out_axes=1)(x))
+    close(jax.jvp(nat, (x,), (t,))[1], jax.jvp(xla, (x,), (t,))[1])
+    # grad of grad, and a full Hessian (forward over reverse)
+    gg = lambda h: jax.grad(lambda v: jnp.sum(jax.grad(lambda u: jnp.sum(jnp.sin(h(u))))(v) ** 2))
+    close(gg(nat)(x), gg(xla)(x), k=256)
+    y = x[:2, :1, :2, :3]
+    hess = lambda h: jax.hessian(lambda v: jnp.sum(jnp.sin(h(v))))(y)
+    close(hess(nat), hess(xla), k=256)
+    # vmap of grad, grad of vmap
+    vg = lambda h: jax.vmap(jax.grad(lambda v: jnp.sum(h(v) * v)))(x)
+    close(vg(nat), vg(xla))
+    check_grads(nat, (x[:2],), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
+
+
+def _custom_calls(fn, *args) -> str:
+    return "actfx_layeract" if "actfx_layeract_" in jax.jit(fn).lower(*args).as_text() else ""
+
+
+@needs_kernel
+def test_dispatch_takes_the_kernel_only_where_it_applies(x64):
+    x = jnp.arange(24.0, dtype=jnp.float32).reshape(2, 3, 4)
+    grad = lambda **kw: jax.grad(lambda v: jnp.sum(actfx.layeract(v, **kw)))
+    assert _custom_calls(lambda v: actfx.layeract(v), x)
+    assert _custom_calls(grad(), x)
+    assert not _custom_calls(lambda v: actfx.layeract(v, implementation="xla"), x)
+    assert not _custom_calls(lambda v: actfx.layeract(v), x.astype(jnp.float64))
+    assert not _custom_calls(lambda v: actfx.layeract(v, axis=(0, 1)), x)  # not trailing
+    with pytest.raises(ValueError, match="implementation='native' needs float32"):
+        actfx.layeract(x.astype(jnp.float64), implementation="native")
+    with pytest.raises(ValueError, match="trailing layer axes"):
+        actfx.layeract(x, axis=1, implementation="native")
+
+
+def test_bad_implementation_is_a_value_error():
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        actfx.layeract(jnp.ones((2, 3)), implementation="cuda")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="implementation"):
+        actfx.nn.LayerAct(implementation="fast")  # type: ignore[arg-type]
+
+
+def test_native_unavailable_raises_only_when_asked(monkeypatch):
+    monkeypatch.setattr(layeract_native, "native_status", lambda: (False, "no compiler (test)"))
+    x = jax.random.normal(jax.random.key(0), (2, 9))
+    with pytest.raises(RuntimeError, match="no compiler \\(test\\)"):
+        actfx.layeract(x, implementation="native")
+    np.testing.assert_array_equal(actfx.layeract(x), actfx.layeract(x, implementation="xla"))
+
+
+@needs_kernel
+def test_kernel_threads_and_row_counts():
+    """0, 1 and many rows (the rows are spread over XLA's intra-op thread pool)."""
+    for rows in (0, 1, 3, 257):
+        x = jax.random.normal(jax.random.key(rows), (rows, 40))
+        (yn, gn), (yx, gx) = _both(x)
+        assert yn.shape == (rows, 40)
+        if rows:
+            _close(yn, yx, float(np.abs(yx).max()))
+            _close(gn, gx, float(np.abs(gx).max()), k=64)
+
+
+@needs_kernel
+@settings(max_examples=10, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    m=st.integers(2, 70),
+    log_scale=st.floats(-30, 30),
+    shift=st.floats(-3, 3),
+    kind=st.sampled_from(["silu", "hardsilu"]),
+    seed=st.integers(0, 2**16),
+)
+def test_kernel_matches_xla_property(rows, m, log_scale, shift, kind, seed):
+    x = (jax.random.normal(jax.random.key(seed), (rows, m)) + shift) * np.float32(10.0**log_scale)
+    (yn, gn), (yx, gx) = _both(x.astype(jnp.float32), kind=kind)
+    _close(yn, yx, float(np.abs(yx).max()) + 1e-37, k=64)
+    cond = float(np.max(np.abs(shift) + 1) * 4)
+    _close(gn, gx, float(np.abs(gx).max()) + 1e-37, k=64 * cond)
+
+
+@needs_kernel
+def test_modules_pass_implementation_through():
+    from flax import nnx
+
+    x = jax.random.normal(jax.random.key(1), (2, 4, 4, 3))
+    ref = actfx.layeract(x, kind="hardsilu", implementation="xla")
+    for impl in (None, "native", "xla"):
+        m = actfx.nn.LayerAct("hardsilu", implementation=impl)
+        assert m.implementation == impl
+        _close(np.asarray(m(x)), np.asarray(ref), float(jnp.abs(ref).max()))
+        lin = actfx.nn.linen.LayerAct(kind="hardsilu", implementation=impl)
+        _close(np.asarray(lin.apply({}, x)), np.asarray(ref), float(jnp.abs(ref).max()))
+    # the ResNet train step's loss and gradients agree between the two paths
+    losses = {}
+    for impl in ("native", "xla"):
+        model = actfx.nn.models.ResNet(
+            8,
+            act=lambda impl=impl: actfx.nn.LayerAct("silu", implementation=impl),
+            widths=(4, 8, 8),
+            rngs=nnx.Rngs(0),
+        )
+        imgs = jax.random.uniform(jax.random.key(2), (4, 8, 8, 3))
+        loss, grads = nnx.value_and_grad(lambda m: jnp.mean(m(imgs) ** 2))(model)
+        losses[impl] = (float(loss), jax.tree.leaves(grads))
+    assert abs(losses["native"][0] - losses["xla"][0]) <= 1e-5 * abs(losses["xla"][0])
+    for a, b in zip(losses["native"][1], losses["xla"][1]):
+        np.testing.assert_allclose(a, b, rtol=2e-3, atol=2e-5 * float(jnp.abs(b).max() + 1))
+
+
+def _run(code: str, **env) -> str:
+    full = {**os.environ, **env}
+    proc = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        env=full,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+_FALLBACK = """
+    import jax, jax.numpy as jnp, numpy as np, actfx
+    ok, why = actfx.layeract_native_status()
+    x = jax.random.normal(jax.random.key(0), (3, 10))
+    hlo = jax.jit(actfx.layeract).lower(x).as_text()
+    same = bool(np.array_equal(actfx.layeract(x), actfx.layeract(x, implementation="xla")))
+    try:
+        actfx.layeract(x, implementation="native"); raised = ""
+    except RuntimeError as e:
+        raised = str(e)
+    print(ok, "actfx_layeract_" in hlo, same, "|", why, "|", raised)
+"""
+
+
+def test_fallback_when_disabled_by_environment(tmp_path):
+    out = _run(_FALLBACK, ACTFX_NATIVE="0", ACTFX_CACHE_DIR=str(tmp_path))
+    assert out.startswith("False False True |"), out
+    assert "disabled by ACTFX_NATIVE=0" in out.split("|")[1]
+    assert "disabled by ACTFX_NATIVE=0" in out.split("|")[2]
+    assert not list(tmp_path.rglob("*.so"))
+
+
+def test_fallback_when_the_compiler_fails(tmp_path):
+    """A broken compiler: the reason says so, LayerAct uses XLA, nothing half-built stays."""
+    cxx = tmp_path / "broken-c++"
+    cxx.write_text("#!/bin/sh\necho 'broken compiler' >&2\nexit 3\n")
+    cxx.chmod(0o755)
+    out = _run(_FALLBACK, CXX=str(cxx), ACTFX_CACHE_DIR=str(tmp_path / "cache"))
+    assert out.startswith("False False True |"), out
+    assert "build failed" in out and "broken compiler" in out
+    assert not list((tmp_path / "cache").rglob("*.so")) and not list(tmp_path.rglob("*.tmp"))
+
+
+@needs_kernel
+def test_build_is_cached_and_keyed(tmp_path):
+    """A fresh cache builds once; a second process reuses the file."""
+    code = "import actfx; print(actfx.layeract_native_status()[1])"
+    first = _run(code, ACTFX_CACHE_DIR=str(tmp_path)).strip()
+    assert first.startswith(str(tmp_path)) and first.endswith(".so")
+    mtime = os.path.getmtime(first)
+    second = _run(code, ACTFX_CACHE_DIR=str(tmp_path)).strip()
+    assert second == first and os.path.getmtime(second) == mtime
