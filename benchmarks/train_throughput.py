@@ -38,6 +38,9 @@ ACTIVATIONS = {
     "silu": lambda: jax.nn.silu,
     "la_silu": lambda: actfx.nn.LayerAct("silu"),
     "la_hardsilu": lambda: actfx.nn.LayerAct("hardsilu"),
+    # the pure-XLA LayerAct (implementation=None uses the compiled kernel on CPU float32)
+    "la_silu_xla": lambda: actfx.nn.LayerAct("silu", implementation="xla"),
+    "la_hardsilu_xla": lambda: actfx.nn.LayerAct("hardsilu", implementation="xla"),
     "mmelu": lambda: actfx.nn.MMeLU(),
 }
 
@@ -96,7 +99,7 @@ def main(argv=None) -> dict:
     p.add_argument("--size", type=int, default=32, help="image side (CIFAR: 32)")
     p.add_argument("--steps", type=int, default=None)
     p.add_argument("--repeats", type=int, default=None)
-    p.add_argument("--acts", default="relu,silu,la_silu,la_hardsilu,mmelu")
+    p.add_argument("--acts", default="relu,silu,la_silu,la_hardsilu,la_silu_xla,mmelu")
     p.add_argument("--topk", type=float, default=None, help="also time ReLU + Top-K after stage 3")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--out", default="results/benchmarks/train_throughput.json")

@@ -195,12 +195,15 @@ def bench_ops(torch, args) -> dict:
         "SiLU": jax.nn.silu,
         "LA-SiLU (true gradient)": actfx.layeract_silu,
         "LA-SiLU (grad='paper')": lambda v: actfx.layeract_silu(v, grad="paper"),
+        # the pure-XLA path (what implementation=None ran before the compiled CPU kernel)
+        "LA-SiLU (XLA, no kernel)": lambda v: actfx.layeract_silu(v, implementation="xla"),
     }
     th_ops = {
         "ReLU": ops["relu"],
         "SiLU": ops["silu"],
         "LA-SiLU (true gradient)": ops["la_silu"],
         "LA-SiLU (grad='paper')": ops["la_silu"],
+        "LA-SiLU (XLA, no kernel)": ops["la_silu"],
     }
     if args.topk_only:
         jax_ops = {"ReLU": jax_ops["ReLU"]}
@@ -251,6 +254,7 @@ def bench_ops(torch, args) -> dict:
     same = {approx: f"Top-K k={ks[0]} exact"}
     if not args.topk_only:
         same["LA-SiLU (grad='paper')"] = "LA-SiLU (true gradient)"
+        same["LA-SiLU (XLA, no kernel)"] = "LA-SiLU (true gradient)"
     for mode in ("fwd", "fwd+bwd"):
         for name in same:
             del fns[(mode, "torch", name)]
@@ -292,6 +296,7 @@ def bench_train(torch, args) -> dict:
     specs = [
         ("ReLU", "relu", None),
         ("LA-SiLU", "la_silu", None),
+        ("LA-SiLU (XLA, no kernel)", "la_silu_xla", None),
         (f"ReLU + Top-K {args.train_k}", "relu", args.train_k),
     ]
     fns = {}
@@ -306,7 +311,7 @@ def bench_train(torch, args) -> dict:
 
         fns[("actfx", label)] = jax_steps
         torch.manual_seed(0)
-        model = torch_resnet20(torch, act if act != "relu" else "relu", topk=k)
+        model = torch_resnet20(torch, "la_silu" if act == "la_silu_xla" else act, topk=k)
         model.train()
         opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 

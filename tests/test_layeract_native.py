@@ -342,3 +342,32 @@ def test_build_is_cached_and_keyed(tmp_path):
     mtime = os.path.getmtime(first)
     second = _run(code, ACTFX_CACHE_DIR=str(tmp_path)).strip()
     assert second == first and os.path.getmtime(second) == mtime
+
+
+@needs_kernel
+def test_sharded_computations_stay_sharded():
+    """Under jit over 2 devices the partitioner cannot split a custom call (it would
+    all-gather the batch), so the XLA path is lowered; inside shard_map, the kernel."""
+    out = _run(
+        """
+        import jax, jax.numpy as jnp, numpy as np, actfx
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+        mesh = Mesh(np.array(jax.devices()), ("data",))
+        x = jax.random.normal(jax.random.key(0), (8, 6, 6, 5))
+        xs = jax.device_put(x, NamedSharding(mesh, P("data")))
+        loss = lambda u: jnp.sum(actfx.layeract(u) ** 2)
+        f = jax.jit(jax.grad(loss))
+        hlo = f.lower(xs).compile().as_text()
+        g = f(xs)
+        ref = jax.grad(lambda u: jnp.sum(actfx.layeract(u, implementation="xla") ** 2))(x)
+        sm = jax.jit(jax.shard_map(actfx.layeract, mesh=mesh, in_specs=P("data"),
+                                   out_specs=P("data")))
+        y = sm(xs)
+        print(len(jax.devices()), g.sharding.spec == P("data"), "all-gather" in hlo,
+              "custom-call" in sm.lower(xs).compile().as_text(),
+              float(jnp.max(jnp.abs(g - ref))), float(jnp.max(jnp.abs(y - actfx.layeract(x)))))
+        """,
+        XLA_FLAGS="--xla_force_host_platform_device_count=2",
+    ).split()
+    assert out[:4] == ["2", "True", "False", "True"], out
+    assert float(out[4]) < 1e-5 and float(out[5]) < 1e-5, out

@@ -204,7 +204,10 @@ def layeract(
         kernel. The kernel (``actfx/_src/csrc/layeract_cpu.cc``, built on first use with the
         system C++ compiler, see :func:`actfx.layeract_native_status`) applies on CPU to
         float32 computation (also bfloat16/float16 inputs, which are computed in float32)
-        with the layer axes trailing (``axis=None`` or e.g. ``(-3, -2, -1)``). It does a
+        with the layer axes trailing (``axis=None`` or e.g. ``(-3, -2, -1)``), in
+        single-device computations and inside ``shard_map`` (an automatically partitioned
+        multi-device ``jit`` lowers the XLA path: the partitioner cannot split a custom
+        call). It does a
         layer's passes while it is in cache, where XLA loops over the whole tensor for each
         pass (ResNet-20 train step on 2 CPU cores: 0.81x ReLU's images/s with XLA, ~0.95x
         with the kernel). It agrees with the XLA path to float32 round-off (its statistics
