@@ -110,7 +110,7 @@ inline double hsum(vd8 v) {
 }
 
 // A layer's statistics, pre-scaled for the float32 gate loops: n = (x p - mean p) (r / p)
-// with p a power of two near 1 / max|x|, so that neither x - mean (up to 2 * FLT_MAX) nor
+// with p a power of two near 1 / max|x| (from a bound on it), so that neither x - mean (up to 2 * FLT_MAX) nor
 // r = 1 / std (below FLT_MIN for a layer near FLT_MAX) leaves the float32 range.
 struct Stats {
   float p, mean_p, mean_lo, r_p;  // mean p = mean_p + mean_lo (two floats: x p - mean_p is
