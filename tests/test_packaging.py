@@ -229,6 +229,13 @@ SMOKE = textwrap.dedent(
         print("data extra named:", e)
     else:
         raise AssertionError("load_digits worked without scikit-learn")
+    # the LayerAct kernel builds from the source inside the installed wheel (or says why not)
+    import shutil
+    ok, detail = actfx.layeract_native_status()
+    assert ok or shutil.which("c++") is None, detail
+    y = actfx.layeract(x[None])
+    assert np.allclose(y, actfx.layeract(x[None], implementation="xla"), rtol=1e-5, atol=1e-6)
+    print("layeract kernel:", ok, detail)
     """
 )
 
@@ -250,8 +257,10 @@ def test_wheel_installs_without_extras_in_fresh_venv(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["JAX_PLATFORMS"] = "cpu"
+    env["ACTFX_CACHE_DIR"] = str(tmp_path / "kernel-cache")  # build from the wheel's source
     out = subprocess.run(
         [str(py), "-c", SMOKE], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stdout + out.stderr
     assert "fit ok" in out.stdout and "data extra named" in out.stdout
+    assert "layeract kernel:" in out.stdout
