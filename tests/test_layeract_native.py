@@ -195,7 +195,8 @@ def test_kernel_transformations_agree_with_xla():
 
 
 def _custom_calls(fn, *args) -> str:
-    return "actfx_layeract" if "actfx_layeract_" in jax.jit(fn).lower(*args).as_text() else ""
+    text = jax.jit(fn).lower(*args).as_text()
+    return "actfx_layeract" if "custom_call @actfx_layeract_" in text else ""
 
 
 @needs_kernel
@@ -211,6 +212,20 @@ def test_dispatch_takes_the_kernel_only_where_it_applies(x64):
         actfx.layeract(x.astype(jnp.float64), implementation="native")
     with pytest.raises(ValueError, match="trailing layer axes"):
         actfx.layeract(x, axis=1, implementation="native")
+
+
+@needs_kernel
+def test_export_serializes_the_xla_path():
+    """jax.export must not bake in a call to a kernel only this process has."""
+    from jax import export
+
+    x = jax.random.normal(jax.random.key(3), (2, 3, 8))
+    loss = lambda v: jnp.sum(actfx.layeract(v) ** 2)
+    for fn in (actfx.layeract, jax.grad(loss)):
+        exp = export.export(jax.jit(fn))(x)
+        assert "custom_call @actfx" not in exp.mlir_module()
+        np.testing.assert_allclose(exp.call(x), fn(x), rtol=1e-5, atol=1e-6)
+    assert _custom_calls(actfx.layeract, x)  # plain jit still takes the kernel
 
 
 def test_bad_implementation_is_a_value_error():
@@ -310,7 +325,7 @@ _FALLBACK = """
         actfx.layeract(x, implementation="native"); raised = ""
     except RuntimeError as e:
         raised = str(e)
-    print(ok, "actfx_layeract_" in hlo, same, "|", why, "|", raised)
+    print(ok, "custom_call @actfx_layeract_" in hlo, same, "|", why, "|", raised)
 """
 
 

@@ -185,11 +185,15 @@ mlir.register_lowering(layeract_vjp_p, mlir.lower_fun(_pure_vjp, multiple_result
 
 
 def _native_ok(ctx) -> bool:
-    """float32 operands, the kernel built, and not inside an automatically partitioned
-    multi-device computation: XLA's SPMD partitioner cannot split a custom call, so it would
-    all-gather the batch onto every device (inside ``shard_map`` the code is per-device and
-    the kernel is used)."""
+    """float32 operands, the kernel built, not lowering for ``jax.export`` (the serialized
+    program would call a kernel only this process has), and not inside an automatically
+    partitioned multi-device computation: XLA's SPMD partitioner cannot split a custom call,
+    so it would all-gather the batch onto every device (inside ``shard_map`` the code is
+    per-device and the kernel is used)."""
     if not all(a.dtype == np.float32 for a in ctx.avals_in):
+        return False
+    # jax.export: a serialized program must not call a kernel that only this machine has
+    if getattr(ctx.module_context.lowering_parameters, "for_export", False):
         return False
     axis_context = ctx.module_context.axis_context
     if type(axis_context).__name__ == "ShardingContext" and axis_context.num_devices > 1:
