@@ -191,6 +191,14 @@ def test_kernel_transformations_agree_with_xla():
     # vmap of grad, grad of vmap
     vg = lambda h: jax.vmap(jax.grad(lambda v: jnp.sum(h(v) * v)))(x)
     close(vg(nat), vg(xla))
+    # remat, scan, linearize
+    tot = lambda h: lambda v: jnp.sum(jnp.tanh(h(v)))
+    close(jax.grad(jax.checkpoint(tot(nat)))(x), jax.grad(tot(xla))(x))
+    scan = lambda h: jax.grad(
+        lambda v: jax.lax.scan(lambda c, xi: (c + tot(h)(xi[None]), None), 0.0, v)[0]
+    )
+    close(scan(nat)(x), scan(xla)(x))
+    close(jax.linearize(tot(nat), x)[1](t), jax.linearize(tot(xla), x)[1](t))
     check_grads(nat, (x[:2],), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
 
 
