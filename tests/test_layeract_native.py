@@ -183,13 +183,16 @@ def test_kernel_transformations_agree_with_xla():
     close(jax.vmap(nat, in_axes=1, out_axes=1)(x), jax.vmap(xla, in_axes=1, out_axes=1)(x))
     close(jax.jvp(nat, (x,), (t,))[1], jax.jvp(xla, (x,), (t,))[1])
     # grad of grad, and a full Hessian (forward over reverse)
-    gg = lambda h: jax.grad(lambda v: jnp.sum(jax.grad(lambda u: jnp.sum(jnp.sin(h(u))))(v) ** 2))
+    # (jitted: eager higher-order autodiff dispatches hundreds of small ops)
+    gg = lambda h: jax.jit(
+        jax.grad(lambda v: jnp.sum(jax.grad(lambda u: jnp.sum(jnp.sin(h(u))))(v) ** 2))
+    )
     close(gg(nat)(x), gg(xla)(x), k=256)
     y = x[:2, :1, :2, :3]
-    hess = lambda h: jax.hessian(lambda v: jnp.sum(jnp.sin(h(v))))(y)
+    hess = lambda h: jax.jit(jax.hessian(lambda v: jnp.sum(jnp.sin(h(v)))))(y)
     close(hess(nat), hess(xla), k=256)
     # vmap of grad, grad of vmap
-    vg = lambda h: jax.vmap(jax.grad(lambda v: jnp.sum(h(v) * v)))(x)
+    vg = lambda h: jax.jit(jax.vmap(jax.grad(lambda v: jnp.sum(h(v) * v))))(x)
     close(vg(nat), vg(xla))
     # remat, scan, linearize
     tot = lambda h: lambda v: jnp.sum(jnp.tanh(h(v)))
@@ -199,7 +202,7 @@ def test_kernel_transformations_agree_with_xla():
     )
     close(scan(nat)(x), scan(xla)(x))
     close(jax.linearize(tot(nat), x)[1](t), jax.linearize(tot(xla), x)[1](t))
-    check_grads(nat, (x[:2],), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
+    check_grads(jax.jit(nat), (x[:1, :2],), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
 
 
 def _custom_calls(fn, *args) -> str:
@@ -266,8 +269,9 @@ def test_kernel_threads_and_row_counts():
 @needs_kernel
 @settings(max_examples=10, deadline=None)
 @given(
-    rows=st.integers(1, 6),
-    m=st.integers(2, 70),
+    # a few shapes (each new shape compiles; the values are what is explored)
+    rows=st.sampled_from([1, 4]),
+    m=st.sampled_from([2, 17, 64]),
     log_scale=st.floats(-30, 30),
     shift=st.floats(-3, 3),
     kind=st.sampled_from(["silu", "hardsilu"]),
@@ -303,7 +307,7 @@ def test_modules_pass_implementation_through():
             rngs=nnx.Rngs(0),
         )
         imgs = jax.random.uniform(jax.random.key(2), (4, 8, 8, 3))
-        loss, grads = nnx.value_and_grad(lambda m: jnp.mean(m(imgs) ** 2))(model)
+        loss, grads = nnx.jit(nnx.value_and_grad(lambda m: jnp.mean(m(imgs) ** 2)))(model)
         losses[impl] = (float(loss), jax.tree.leaves(grads))
     assert abs(losses["native"][0] - losses["xla"][0]) <= 1e-5 * abs(losses["xla"][0])
     for a, b in zip(losses["native"][1], losses["xla"][1]):
