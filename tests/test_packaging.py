@@ -258,6 +258,7 @@ def test_wheel_installs_without_extras_in_fresh_venv(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
     env["JAX_PLATFORMS"] = "cpu"
     env["ACTFX_CACHE_DIR"] = str(tmp_path / "kernel-cache")  # build from the wheel's source
+    env["ACTFX_NATIVE"] = "1"
     out = subprocess.run(
         [str(py), "-c", SMOKE], cwd=tmp_path, env=env, capture_output=True, text=True
     )
