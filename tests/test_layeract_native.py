@@ -158,10 +158,11 @@ def test_kernel_extreme_layers_match_xla(kind, scale, offset):
     xs = np.asarray(x, np.float64) / scale
     yr, gr = _np_reference(xs, g, kind, 0.0, 1)
     _close(yn / scale, yr, float(np.abs(yr).max()), k=16)
-    # the gradient is ill-conditioned by ~ |mean| / std (it cancels terms of that size)
+    # the kernel's float64 statistics and two-float mean keep the gradient at round-off
+    # even where |mean| / std is 3e7 (measured: <= 1.1 eps in value and gradient)
+    _close(gn, gr, float(np.abs(gr).max()), k=16)
     cond = float(np.max(np.abs(xs).max(-1) / xs.std(-1)))
-    _close(gn, gr, float(np.abs(gr).max()), k=16 * cond)
-    if cond < 1e3:  # XLA's float32 statistics lose ~cond ulps in n itself
+    if cond < 1e3:  # XLA's float32 mean shifts n by ~ulp(mean) / std (1e5+ eps here)
         _close(yn, yx, float(np.abs(yx).max()), k=64)
         _close(gn, gx, float(np.abs(gx).max()), k=64 * cond)
 
