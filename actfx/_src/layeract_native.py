@@ -134,16 +134,18 @@ def _linear_jvp_rule(prim, pure):
     return rule
 
 
+# Both linear primitives are linear in their second operand only: JAX transposes them with
+# ``x`` known (a primal), never as the unknown. Every operand and result has x's shape.
+
+
 def _jvp_transpose(ct, x, t, *, kind, alpha, ddof):
-    if ad.is_undefined_primal(x):
-        raise NotImplementedError("the LayerAct tangent is linear in t only")
-    ct = _zeros_if_symbolic(ct, t.aval if ad.is_undefined_primal(t) else t)
+    assert not ad.is_undefined_primal(x), "the LayerAct tangent is linear in t only"
+    ct = _zeros_if_symbolic(ct, x)
     return None, layeract_vjp_p.bind(x, ct, kind=kind, alpha=alpha, ddof=ddof, paper=False)
 
 
 def _vjp_transpose(ct, x, g, *, kind, alpha, ddof, paper):
-    if ad.is_undefined_primal(x):
-        raise NotImplementedError("the LayerAct cotangent is linear in g only")
+    assert not ad.is_undefined_primal(x), "the LayerAct cotangent is linear in g only"
     ct = _zeros_if_symbolic(ct, x)
     if not paper:  # the exact pullback's transpose is the JVP
         return None, layeract_jvp_p.bind(x, ct, kind=kind, alpha=alpha, ddof=ddof)
@@ -179,9 +181,11 @@ for _p in (layeract_p, layeract_jvp_p, layeract_vjp_p):
 
 # ---- lowerings ----------------------------------------------------------------------
 
-mlir.register_lowering(layeract_p, mlir.lower_fun(_pure_forward, multiple_results=False))
+_lower_pure_forward = mlir.lower_fun(_pure_forward, multiple_results=False)
+_lower_pure_vjp = mlir.lower_fun(_pure_vjp, multiple_results=False)
+mlir.register_lowering(layeract_p, _lower_pure_forward)
 mlir.register_lowering(layeract_jvp_p, mlir.lower_fun(_pure_jvp, multiple_results=False))
-mlir.register_lowering(layeract_vjp_p, mlir.lower_fun(_pure_vjp, multiple_results=False))
+mlir.register_lowering(layeract_vjp_p, _lower_pure_vjp)
 
 
 def _native_ok(ctx) -> bool:
@@ -203,9 +207,7 @@ def _native_ok(ctx) -> bool:
 
 def _cpu_forward(ctx, x, *, kind, alpha, ddof):
     if not _native_ok(ctx):
-        return mlir.lower_fun(_pure_forward, multiple_results=False)(
-            ctx, x, kind=kind, alpha=alpha, ddof=ddof
-        )
+        return _lower_pure_forward(ctx, x, kind=kind, alpha=alpha, ddof=ddof)
     m = ctx.avals_in[0].shape[-1]
     return jax.ffi.ffi_lowering(_FWD_TARGET)(
         ctx, x, kind=np.int64(_KIND_CODE[kind]), alpha=np.float64(alpha), dof=np.float64(m - ddof)
@@ -214,9 +216,7 @@ def _cpu_forward(ctx, x, *, kind, alpha, ddof):
 
 def _cpu_backward(ctx, x, g, *, kind, alpha, ddof, paper):
     if not _native_ok(ctx):
-        return mlir.lower_fun(_pure_vjp, multiple_results=False)(
-            ctx, x, g, kind=kind, alpha=alpha, ddof=ddof, paper=paper
-        )
+        return _lower_pure_vjp(ctx, x, g, kind=kind, alpha=alpha, ddof=ddof, paper=paper)
     m = ctx.avals_in[0].shape[-1]
     return jax.ffi.ffi_lowering(_BWD_TARGET)(
         ctx,

@@ -3,10 +3,10 @@
 // One layer (the trailing m entries of a row-major (rows, m) float32 array) is processed by
 // one thread at a time: its statistics, gate and output (or gradient) are computed in
 // passes over the same m entries while they are in cache, where XLA makes each pass a
-// separate loop over the whole tensor. Statistics are accumulated in double (the sum of
-// float32 values cannot overflow there, so no power-of-two rescaling is needed, and a
-// non-finite entry shows as a non-finite sum). Built by actfx/_src/layeract_kernel.py with
-// the system C++ compiler against the installed jaxlib's FFI headers; the pure-JAX
+// separate loop over the whole tensor. Statistics are accumulated in double (the sums of
+// float32 values cannot overflow there, and a non-finite entry shows as a non-finite sum);
+// the float32 gate loops work on the layer scaled by a power of two (see Stats). Built by
+// actfx/_src/native_build.py with the system C++ compiler against the installed jaxlib's FFI headers; the pure-JAX
 // LayerAct (actfx/_src/layeract.py) is the reference it is tested against and the
 // fallback when it is not built.
 //
@@ -110,8 +110,9 @@ inline double hsum(vd8 v) {
 }
 
 // A layer's statistics, pre-scaled for the float32 gate loops: n = (x p - mean p) (r / p)
-// with p a power of two near 1 / max|x| (from a bound on it), so that neither x - mean (up to 2 * FLT_MAX) nor
-// r = 1 / std (below FLT_MIN for a layer near FLT_MAX) leaves the float32 range.
+// with p a power of two near 1 / max|x| (from a bound on it), so that neither x - mean
+// (up to 2 * FLT_MAX) nor r = 1 / std (below FLT_MIN for a layer near FLT_MAX) leaves the
+// float32 range.
 struct Stats {
   float p, mean_p, mean_lo, r_p;  // mean p = mean_p + mean_lo (two floats: x p - mean_p is
   bool finite;                    // exact near the mean, so a large mean costs no accuracy)
@@ -151,10 +152,16 @@ Stats layer_stats(const float* x, int64_t m, double alpha, double dof) {
           static_cast<float>(r / p), true};
 }
 
+// n = (x - mean) r, from the scaled statistics
+template <class VF>
+inline VF normalized(VF xv, const Stats& st) {
+  return ((xv * st.p - st.mean_p) - st.mean_lo) * st.r_p;
+}
+
 template <int kKind, class VF, class VI>
 inline VF forward_lanes(VF xv, const Stats& st) {
   VF s, ds;
-  gate<kKind, VF, VI>(((xv * st.p - st.mean_p) - st.mean_lo) * st.r_p, s, ds);
+  gate<kKind, VF, VI>(normalized(xv, st), s, ds);
   return xv * s;
 }
 
@@ -168,10 +175,10 @@ void forward_row(const float* x, float* out, int64_t m, const Stats& st) {
 // dn = g (x r) s'(n) and g s(n) at one vector of lanes.
 template <int kKind, class VF, class VI>
 inline void backward_lanes(VF xv, VF gv, const Stats& st, VF& n, VF& dn, VF& gs) {
-  VF s, ds, xp = xv * st.p;
-  n = ((xp - st.mean_p) - st.mean_lo) * st.r_p;
+  VF s, ds;
+  n = normalized(xv, st);
   gate<kKind, VF, VI>(n, s, ds);
-  dn = gv * (xp * st.r_p) * ds;  // x r = (x p)(r / p)
+  dn = gv * ((xv * st.p) * st.r_p) * ds;  // x r = (x p)(r / p)
   gs = gv * s;
 }
 
@@ -209,11 +216,11 @@ void backward_row(const float* x, const float* g, float* dx, float* dn_row, int6
   const float cb = static_cast<float>(b / bdof);
   i = 0;
   for (; i + kW <= m; i += kW) {
-    vf n = ((load<vf>(x + i) * st.p - st.mean_p) - st.mean_lo) * st.r_p;
+    vf n = normalized(load<vf>(x + i), st);
     store(dx + i, load<vf>(dx + i) + (load<vf>(dn_row + i) - ca - n * cb));
   }
   for (; i < m; ++i) {
-    float n = ((x[i] * st.p - st.mean_p) - st.mean_lo) * st.r_p;
+    float n = normalized(load<vf1>(x + i), st)[0];
     dx[i] = dx[i] + (dn_row[i] - ca - n * cb);
   }
 }
@@ -255,13 +262,21 @@ ffi::Error check_kind(int64_t kind) {
   return ffi::Error::Success();
 }
 
+// (rows, m) of a buffer whose trailing axis is one layer; false for a scalar.
+bool layer_shape(const ffi::Buffer<ffi::F32>& x, int64_t& rows, int64_t& m) {
+  const auto dims = x.dimensions();
+  if (dims.size() == 0) return false;
+  m = dims.back();
+  rows = m > 0 ? static_cast<int64_t>(x.element_count()) / m : 0;
+  return true;
+}
+
 ffi::Error Forward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::ResultBuffer<ffi::F32> out,
                    int64_t kind, double alpha, double dof) {
   if (auto err = check_kind(kind); err.failure()) return err;
-  const auto dims = x.dimensions();
-  if (dims.size() == 0) return ffi::Error::InvalidArgument("actfx LayerAct: x must be (rows, m)");
-  const int64_t m = dims.back();
-  const int64_t rows = m > 0 ? static_cast<int64_t>(x.element_count()) / m : 0;
+  int64_t rows, m;
+  if (!layer_shape(x, rows, m))
+    return ffi::Error::InvalidArgument("actfx LayerAct: x must be (rows, m)");
   const float* xp = x.typed_data();
   float* op = out->typed_data();
   parallel_rows(pool, rows, [&](int64_t i) {
@@ -283,11 +298,9 @@ ffi::Error Backward(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> x, ffi::Buffer<f
                     ffi::ResultBuffer<ffi::F32> dx, int64_t kind, double alpha, double dof,
                     double bdof) {
   if (auto err = check_kind(kind); err.failure()) return err;
-  const auto dims = x.dimensions();
-  if (dims.size() == 0 || g.element_count() != x.element_count())
+  int64_t rows, m;
+  if (!layer_shape(x, rows, m) || g.element_count() != x.element_count())
     return ffi::Error::InvalidArgument("actfx LayerAct: x and g must be (rows, m)");
-  const int64_t m = dims.back();
-  const int64_t rows = m > 0 ? static_cast<int64_t>(x.element_count()) / m : 0;
   const float* xp = x.typed_data();
   const float* gp = g.typed_data();
   float* dp = dx->typed_data();
