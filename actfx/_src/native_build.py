@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import importlib.metadata
 import importlib.resources
 import os
 import platform
@@ -100,8 +101,9 @@ def _compile(cxx: str, source: Path, out: Path, flags: tuple[str, ...]) -> str |
 
 def _build(name: str) -> Path | str:
     """Path of the compiled library for ``csrc/<name>``, or the reason it could not be built."""
-    if os.environ.get("ACTFX_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return "disabled by ACTFX_NATIVE=0"
+    switch = os.environ.get("ACTFX_NATIVE", "1")
+    if switch.strip().lower() in ("0", "false", "no", "off"):
+        return f"disabled by ACTFX_NATIVE={switch}"
     cxx = _compiler()
     if cxx is None:
         return "no C++ compiler found (set CXX, or install g++/clang++)"
@@ -118,17 +120,19 @@ def _build(name: str) -> Path | str:
         return f"{cxx} --version failed: {e}"
     flag_sets = [(*_FLAGS, "-march=native"), _FLAGS]  # some compilers lack -march=native
     key = hashlib.sha256()
-    for part in (text, cxx.encode(), version.encode(), jax.__version__.encode()):
+    jaxlib_version = importlib.metadata.version("jaxlib")
+    for part in (text, cxx.encode(), version.encode(), jaxlib_version.encode()):
         key.update(part)
     key.update(jax.ffi.include_dir().encode())
     key.update(platform.machine().encode() + _cpu_fingerprint().encode())
     stem = f"{Path(name).stem}-{key.hexdigest()[:16]}"
     cache = _cache_dir()
-    errors = []
-    for i, flags in enumerate(flag_sets):
-        out = cache / f"{stem}-{i}.so"
+    outs = [cache / f"{stem}-{i}.so" for i in range(len(flag_sets))]
+    for out in outs:  # a cached build with either flag set (no retry of a failed -march)
         if out.exists():
             return out
+    errors = []
+    for out, flags in zip(outs, flag_sets):
         err = _compile(cxx, source, out, flags)
         if err is None:
             return out
