@@ -220,34 +220,9 @@ def on_files(files, config, **kwargs):
 _FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 
 
-def verdict_table() -> str:
-    """A table of the verdicts in results/*/*.json (git-ignored: present only where the
-    experiments were run)."""
-    import json
-
-    rows = []
-    for path in sorted((ROOT / "results").glob("*/*.json")):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        v = data.get("verdict") if isinstance(data, dict) else None
-        if isinstance(v, dict):
-            v = v.get("verdict") or v.get("overall")
-        if isinstance(v, str):
-            rows.append(f"| `{path.relative_to(ROOT).as_posix()}` | {v} |")
-    if not rows:
-        return (
-            "*No `results/` on the machine that built this site: run the experiments, "
-            "then `make docs`.*"
-        )
-    return "\n".join(["| result file | verdict |", "|---|---|", *rows])
-
-
 def on_page_markdown(markdown, page, config, files, **kwargs):
     if page.file.src_uri in GENERATED:
         return markdown
-    markdown = markdown.replace("<!-- actfx:verdicts -->", verdict_table())
     namespace: dict = {"__name__": f"docs_{page.file.src_uri}"}
     pieces, last = [], 0
     for i, m in enumerate(_FENCE.finditer(markdown)):
