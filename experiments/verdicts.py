@@ -56,7 +56,8 @@ def render(records: list[dict]) -> str:
     if not records:
         return "_No committed verdict records yet (`experiments/verdicts/` is empty)._"
     lines = [
-        "| claim | command | verdict | measure, smallest effect | per-setting mean [interval] | seeds | wall time |",
+        "| claim | command | verdict | measure, smallest effect "
+        "| per-setting mean [interval] | seeds | wall time |",
         "|---|---|---|---|---|---|---|",
     ]
     notes = []
@@ -74,9 +75,9 @@ def render(records: list[dict]) -> str:
                 f"{verdict} | {rule.get('measure', '')}, δ = {rule.get('min_effect', '')} | "
                 f"{_interval_text(c)} | {seeds} | {wall_s} |"
             )
+        commit = str(rec.get("git_commit", "?"))[:12]
         notes.append(
-            f"- **{name}** ({rec.get('mode', '?')}, commit `{str(rec.get('git_commit', '?'))[:12]}`): "
-            f"{rec.get('regime', '')}"
+            f"- **{name}** ({rec.get('mode', '?')}, commit `{commit}`): {rec.get('regime', '')}"
         )
     return "\n".join(lines) + "\n\nRegime tested, per experiment:\n\n" + "\n".join(notes)
 
