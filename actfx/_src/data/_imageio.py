@@ -54,8 +54,9 @@ def read_image(
 
     Raises:
       FileNotFoundError: ``path`` does not exist.
-      ValueError: a file that is not a readable image (truncated, not an image), naming
-        the file; a bad ``mode`` / ``size``.
+      ValueError: a file that is not a readable image (truncated, not an image, over
+        Pillow's decompression-bomb pixel limit) or a float image with NaN/infinite
+        pixels, naming the file; a bad ``mode`` / ``size``.
       ImportError: Pillow is missing (names the ``actfx[data]`` extra).
     """
     if mode not in ("rgb", "gray"):
@@ -87,6 +88,14 @@ def read_image(
                 )
     except (OSError, SyntaxError, ValueError) as e:  # PIL raises these for bad files
         raise ValueError(f"could not read image file {path!r}: {e}") from e
+    except image.DecompressionBombError as e:  # an Exception, not an OSError
+        raise ValueError(
+            f"could not read image file {path!r}: {e} (Pillow's decompression-bomb guard; "
+            f"raise PIL.Image.MAX_IMAGE_PIXELS if you trust the file)"
+        ) from e
+    if not np.all(np.isfinite(a)):
+        bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+        raise ValueError(f"image file {path!r} has {bad} NaN or infinite pixel value(s)")
     if a.ndim == 2:
         a = np.repeat(a[..., None], 3, axis=-1) if mode == "rgb" else a
     elif mode == "gray":

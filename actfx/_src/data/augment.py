@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, ArrayLike
+
+from actfx._src._checks import is_concrete
 
 
 def _check_images(images) -> None:
     if jnp.ndim(images) != 4:
         raise ValueError(f"images must have rank 4 (N, H, W, C), got shape {jnp.shape(images)}")
+
+
+def _check_pad(pad) -> int:
+    if isinstance(pad, (bool, np.bool_)) or not isinstance(pad, (int, np.integer)) or pad < 0:
+        raise ValueError(f"pad must be an int >= 0, got {pad!r}")
+    return int(pad)
+
+
+def _check_offsets(name: str, off, n: int, pad: int) -> None:
+    """``off`` must be ``(n,)`` integers; concrete values must lie in ``[0, 2 pad]``
+    (``dynamic_slice`` would clamp any other offset silently)."""
+    if jnp.shape(off) != (n,):
+        raise ValueError(
+            f"{name} must have shape ({n},) (one offset per image), got {jnp.shape(off)}"
+        )
+    if not jnp.issubdtype(jnp.result_type(off), jnp.integer):
+        raise ValueError(f"{name} must hold integers, got dtype {jnp.result_type(off)}")
+    if is_concrete(off):
+        a = np.asarray(off)
+        bad = np.flatnonzero((a < 0) | (a > 2 * pad))
+        if bad.size:
+            raise ValueError(
+                f"{name} must lie in [0, 2*pad] = [0, {2 * pad}]; {name}[{bad[0]}] is "
+                f"{int(a[bad[0]])}"
+            )
 
 
 def crop_flip(
@@ -34,6 +62,11 @@ def crop_flip(
     Returns:
       ``(N, H, W, C)`` array with the dtype of ``images``.
 
+    Raises:
+      ValueError: ``images`` not rank 4, a bad ``pad``, ``dy``/``dx``/``flip`` not of
+        shape ``(N,)``, non-integer offsets, or (concrete) offsets outside ``[0, 2*pad]``
+        (under ``jit`` they cannot be checked and are clamped into range).
+
     Example:
       >>> import jax.numpy as jnp
       >>> x = jnp.arange(4.0).reshape(1, 2, 2, 1)
@@ -42,10 +75,13 @@ def crop_flip(
              [3., 2.]], dtype=float32)
     """
     _check_images(images)
-    if not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be an int >= 0, got {pad!r}")
+    pad = _check_pad(pad)
     images = jnp.asarray(images)
-    _, h, w, c = images.shape
+    n, h, w, c = images.shape
+    _check_offsets("dy", dy, n, pad)
+    _check_offsets("dx", dx, n, pad)
+    if jnp.shape(flip) != (n,):
+        raise ValueError(f"flip must have shape ({n},) (one per image), got {jnp.shape(flip)}")
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 
     def one(img, oy, ox):
@@ -83,8 +119,9 @@ def random_crop_flip(key: Array, images: ArrayLike, *, pad: int = 4, flip: bool 
       (2, 8, 8, 3)
     """
     _check_images(images)
-    if not isinstance(pad, int) or pad < 0:
-        raise ValueError(f"pad must be an int >= 0, got {pad!r}")
+    pad = _check_pad(pad)
+    if not isinstance(flip, (bool, np.bool_)):
+        raise ValueError(f"flip must be a bool, got {flip!r}")
     n = jnp.shape(images)[0]
     ky, kx, kf = jax.random.split(key, 3)
     dy = jax.random.randint(ky, (n,), 0, 2 * pad + 1)

@@ -65,6 +65,8 @@ def _read_batch(path: str, label_key: str, num_classes: int) -> tuple[np.ndarray
             f"CIFAR file {path!r}: 'data' should be uint8 of shape (N, 3072), got "
             f"{data.dtype} {data.shape}"
         )
+    if data.shape[0] == 0:
+        raise ValueError(f"CIFAR file {path!r} holds no images ('data' has 0 rows)")
     if labels.shape != (data.shape[0],):
         raise ValueError(
             f"CIFAR file {path!r}: {label_key!r} should have {data.shape[0]} entries, got "
@@ -106,8 +108,9 @@ def load_cifar10(data_dir: str | os.PathLike, *, dtype=np.float32) -> ImageDatas
     Raises:
       FileNotFoundError: ``data_dir`` or one of the expected files is missing (the message
         names it).
-      ValueError: a file is not a valid CIFAR pickle (truncated, wrong dtype or shape), or
-        holds a label that is not a whole number in ``[0, 10)`` (file and value named).
+      ValueError: a file is not a valid CIFAR pickle (truncated, wrong dtype or shape, no
+        rows), or holds a label that is not a whole number in ``[0, 10)`` (file and value
+        named).
 
     References:
       A. Krizhevsky, *Learning Multiple Layers of Features from Tiny Images*, tech. report,
@@ -149,7 +152,7 @@ def load_cifar100(
 
     Raises:
       FileNotFoundError: ``data_dir`` or an expected file is missing.
-      ValueError: bad ``label_mode``, a malformed file, or a label that is not a whole
+      ValueError: bad ``label_mode``, a malformed or empty file, or a label that is not a whole
         number in ``[0, 100)`` (fine) / ``[0, 20)`` (coarse), naming the file and value.
 
     References:

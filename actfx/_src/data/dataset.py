@@ -6,6 +6,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from actfx._src._checks import check_real_scalar
+
 
 class ImageDataset(NamedTuple):
     """Images and integer labels, already split into train and test.
@@ -100,7 +102,10 @@ def stratified_split(
       ``(train_idx, test_idx)``, disjoint sorted int64 arrays covering ``range(N)``.
 
     Raises:
-      ValueError: ``test_fraction`` outside ``(0, 1)``.
+      ValueError: ``test_fraction`` not a real number in ``(0, 1)``, ``seed`` not a
+        non-negative int, ``labels`` not a
+        non-empty 1-D array, or a split that would leave the train or the test set empty
+        (e.g. ``test_fraction=0.9999`` rounds every class entirely into the test set).
 
     Example:
       >>> import numpy as np
@@ -108,9 +113,15 @@ def stratified_split(
       >>> len(tr), len(te), sorted(np.r_[tr, te].tolist()) == list(range(8))
       (4, 4, True)
     """
-    if not 0.0 < float(test_fraction) < 1.0:
+    frac = check_real_scalar("test_fraction", test_fraction)
+    if not 0.0 < frac < 1.0:
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction!r}")
+    test_fraction = frac
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
     labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
     rng = np.random.default_rng(seed)
     test = []
     for c in np.unique(labels):
@@ -119,6 +130,14 @@ def stratified_split(
         test.append(rng.permutation(idx)[:n_test])
     test_idx = np.sort(np.concatenate(test))
     train_idx = np.setdiff1d(np.arange(labels.size), test_idx)
+    for side, idx in (("train", train_idx), ("test", test_idx)):
+        if idx.size == 0:
+            raise ValueError(
+                f"test_fraction={test_fraction!r} leaves the {side} set empty: "
+                f"round(test_fraction * n_c) is {'every' if side == 'train' else 'no'} "
+                f"sample of each class for {labels.size} samples in "
+                f"{np.unique(labels).size} classes"
+            )
     return train_idx, test_idx
 
 

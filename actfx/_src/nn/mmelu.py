@@ -8,8 +8,6 @@ from jaxtyping import Array, ArrayLike
 
 from actfx._src.mmelu import mmelu
 from actfx._src.nn._common import (
-    POSITIVE_MIN,
-    UNIT_EPS,
     as_input,
     broadcast_param,
     channel_param_shape,
@@ -17,17 +15,19 @@ from actfx._src.nn._common import (
     check_int,
     check_num_features,
     check_real,
-    inverse_softplus,
-    logit,
+    fit_param,
     positive,
+    positive_raw,
     unit_interval,
+    unit_raw,
 )
 
 
 def validate_mmelu_args(
     num_features, c_init, lam_init, gamma_init, channel_axis, dtype, param_dtype
 ):
-    """Shared NNX/Linen checks; returns the normalised ``(num_features, c, lam, gamma)``."""
+    """Shared NNX/Linen checks; returns ``(num_features, c_raw, lam_raw, gamma_raw)``: the
+    stored (unconstrained) initial values, each checked to fit ``param_dtype``."""
     num_features = check_num_features(num_features)
     c = check_real("c_init", c_init, low=0.0, high=1.0)
     lam = check_real("lam_init", lam_init, low=0.0)
@@ -35,7 +35,10 @@ def validate_mmelu_args(
     check_int("channel_axis", channel_axis)
     check_dtype("dtype", dtype)
     check_dtype("param_dtype", param_dtype, allow_none=False)
-    return num_features, c, lam, gamma
+    c_raw = unit_raw("c_init", c, param_dtype)
+    lam_raw = positive_raw("lam_init", lam, param_dtype)
+    gamma_raw = fit_param("gamma_init", gamma, gamma, param_dtype)
+    return num_features, c_raw, lam_raw, gamma_raw
 
 
 class MMeLU(nnx.Module):
@@ -67,9 +70,12 @@ class MMeLU(nnx.Module):
       rngs: accepted for a uniform module signature; initialisation is deterministic.
 
     Raises:
-      ValueError: ``num_features`` not ``None``/positive; ``c_init`` outside (0, 1);
-        ``lam_init <= 0``; a non-finite or non-real init; ``x`` without ``num_features``
-        channels on ``channel_axis``.
+      ValueError: ``num_features`` not ``None``/positive; ``c_init`` outside
+        ``[1e-6, 1 - 1e-6]`` or ``lam_init < 1e-6`` (values the transforms cannot
+        represent: raised, not clipped); a non-finite or non-real init, or one whose stored
+        value overflows ``param_dtype`` (e.g. ``lam_init=1e5`` in float16); a non-floating
+        ``dtype``/``param_dtype``; ``x`` without ``num_features`` channels on
+        ``channel_axis``.
 
     Reference:
       M. Fakhfakh, L. Chaari, *Bayesian optimization for sparse neural networks with
@@ -98,19 +104,17 @@ class MMeLU(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs | None = None,
     ):
-        num_features, c, lam, gamma = validate_mmelu_args(
+        num_features, c_raw, lam_raw, gamma_raw = validate_mmelu_args(
             num_features, c_init, lam_init, gamma_init, channel_axis, dtype, param_dtype
         )
-        c = min(max(c, UNIT_EPS), 1.0 - UNIT_EPS)
-        lam = max(lam, POSITIVE_MIN)
         shape = () if num_features is None else (num_features,)
         self.num_features = num_features
         self.channel_axis = int(channel_axis)
         self.dtype = dtype
         self.param_dtype = param_dtype
-        self.c_raw = nnx.Param(jnp.full(shape, logit(c), param_dtype))
-        self.lam_raw = nnx.Param(jnp.full(shape, inverse_softplus(lam), param_dtype))
-        self.gamma_raw = nnx.Param(jnp.full(shape, gamma, param_dtype))
+        self.c_raw = nnx.Param(jnp.full(shape, c_raw, param_dtype))
+        self.lam_raw = nnx.Param(jnp.full(shape, lam_raw, param_dtype))
+        self.gamma_raw = nnx.Param(jnp.full(shape, gamma_raw, param_dtype))
 
     @property
     def c(self) -> Array:

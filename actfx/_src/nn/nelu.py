@@ -13,7 +13,6 @@ from jaxtyping import Array, ArrayLike
 from actfx._src._checks import normalize_axes
 from actfx._src.nelu import nelu
 from actfx._src.nn._common import (
-    UNIT_EPS,
     as_input,
     broadcast_param,
     channel_param_shape,
@@ -22,8 +21,9 @@ from actfx._src.nn._common import (
     check_int,
     check_num_features,
     check_real,
-    logit,
+    fit_param,
     unit_interval,
+    unit_raw,
 )
 
 NELU_METHODS = ("exact", "fixed_point", "unrolled")
@@ -45,7 +45,9 @@ def validate_nelu_args(
     dtype,
     param_dtype,
 ):
-    """Shared NNX/Linen checks; returns ``(num_features, lam_init, lam_max, axis)``."""
+    """Shared NNX/Linen checks; returns ``(num_features, lam_raw, lam_max, axis)`` with
+    ``lam_raw`` the stored initial parameter (``lam_max * unit_interval(lam_raw) ==
+    lam_init``)."""
     num_features = check_num_features(num_features)
     rms_scaled = check_bool("rms_scaled", rms_scaled)
     check_bool("two_sided", two_sided)
@@ -57,6 +59,10 @@ def validate_nelu_args(
             f"got {lam_max!r}"
         )
     lam = check_real("lam_init", lam_init, low=0.0, high=lam_max)
+    check_dtype("param_dtype", param_dtype, allow_none=False)
+    # lam = lam_max * unit_interval(lam_raw) is evaluated in float32 (or param_dtype if wider)
+    fit_param("lam_max", lam_max, lam_max, jnp.promote_types(param_dtype, jnp.float32))
+    lam_raw = unit_raw("lam_init", lam, param_dtype, scale=lam_max)
     if isinstance(axis, bool):
         raise ValueError(f"axis must be an int or a tuple of ints, got {axis!r}")
     if isinstance(axis, int):
@@ -74,8 +80,7 @@ def validate_nelu_args(
     if check_int("iters", iters) < 1:
         raise ValueError(f"iters must be a positive int, got {iters!r}")
     check_dtype("dtype", dtype)
-    check_dtype("param_dtype", param_dtype, allow_none=False)
-    return num_features, lam, lam_max, axis
+    return num_features, lam_raw, lam_max, axis
 
 
 def nelu_weight(lam: Array, x: Array, axis, rms_scaled: bool) -> Array:
@@ -112,7 +117,7 @@ class NeLU(nnx.Module):
 
     Args:
       num_features: ``None`` (one ``lam``) or the number of channels (one ``lam`` each).
-      lam_init: initial ``lam``, in ``(0, lam_max)``.
+      lam_init: initial ``lam``, in ``[1e-6 lam_max, (1 - 1e-6) lam_max]``.
       lam_max: upper bound of ``lam``; default 8 (RMS units) with ``rms_scaled``, else 1.
       axis: axes of one pool (one code).
       channel_axis: the channel axis of ``x`` (per-channel only).
@@ -126,8 +131,10 @@ class NeLU(nnx.Module):
       rngs: accepted for a uniform module signature; initialisation is deterministic.
 
     Raises:
-      ValueError: a bad ``num_features``, ``lam_init`` outside ``(0, lam_max)``,
-        ``lam_max <= 0`` (or > 1 without ``rms_scaled``), unknown ``method``, ``iters < 1``,
+      ValueError: a bad ``num_features``, ``lam_init`` outside ``[1e-6 lam_max,
+        (1 - 1e-6) lam_max]`` (the range of the transform: raised, not clipped),
+        ``lam_max <= 0`` (or > 1 without ``rms_scaled``, or beyond float32),
+        unknown ``method``, ``iters < 1``, a non-floating ``dtype``/``param_dtype``,
         ``x`` without ``num_features`` channels on ``channel_axis``.
 
     Reference:
@@ -163,7 +170,7 @@ class NeLU(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs | None = None,
     ):
-        num_features, lam, lam_max, axis = validate_nelu_args(
+        num_features, lam_raw, lam_max, axis = validate_nelu_args(
             num_features,
             lam_init,
             lam_max,
@@ -176,9 +183,8 @@ class NeLU(nnx.Module):
             dtype,
             param_dtype,
         )
-        u = min(max(lam / lam_max, UNIT_EPS), 1.0 - UNIT_EPS)
         shape = () if num_features is None else (num_features,)
-        self.lam_raw = nnx.Param(jnp.full(shape, logit(u), param_dtype))
+        self.lam_raw = nnx.Param(jnp.full(shape, lam_raw, param_dtype))
         self.num_features = num_features
         self.lam_max = lam_max
         self.axis = axis

@@ -10,6 +10,15 @@ import numpy as np
 from flax import nnx
 from jaxtyping import Array, ArrayLike
 
+from actfx._src.nn._common import (
+    as_input,
+    check_bool,
+    check_dtype,
+    check_int,
+    check_num_features,
+    check_real,
+    fit_param,
+)
 from actfx._src.nn.nelu import NeLU, NeLUMethod
 
 _ACTIVATIONS = ("nelu", "relu")
@@ -48,6 +57,19 @@ def _left_pinv(k: Array, iters: int = 30) -> Array:
     return k.T @ inv if m >= d else inv @ k.T
 
 
+def validate_biased_relu_args(
+    num_features, bias_init, two_sided, channel_axis, dtype, param_dtype
+) -> tuple[int | None, float]:
+    """Shared NNX/Linen checks of :class:`BiasedReLU`; returns ``(num_features, bias_init)``."""
+    num_features = check_num_features(num_features)
+    bias = check_real("bias_init", bias_init)
+    check_bool("two_sided", two_sided)
+    check_int("channel_axis", channel_axis)
+    check_dtype("dtype", dtype)
+    check_dtype("param_dtype", param_dtype, allow_none=False)
+    return num_features, fit_param("bias_init", bias, bias, param_dtype)
+
+
 class BiasedReLU(nnx.Module):
     r"""Baseline thresholding ``relu(x - b)`` (or ``sign(x) relu(|x| - b)`` if two-sided).
 
@@ -68,8 +90,9 @@ class BiasedReLU(nnx.Module):
 
     Raises:
       ValueError: ``num_features`` not a positive int / ``None``, a non-finite
-        ``bias_init``, or (at call time) an input whose ``channel_axis`` size differs from
-        ``num_features``.
+        ``bias_init`` or one that overflows ``param_dtype``, ``two_sided`` not a bool,
+        ``dtype``/``param_dtype`` not floating dtypes (``param_dtype`` not ``None``), or
+        (at call time) an input whose ``channel_axis`` size differs from ``num_features``.
 
     Example:
       >>> import jax.numpy as jnp
@@ -89,10 +112,9 @@ class BiasedReLU(nnx.Module):
         param_dtype=jnp.float32,
         rngs: nnx.Rngs | None = None,
     ):
-        if num_features is not None:
-            num_features = _check_size("num_features", num_features)
-        if not np.isfinite(float(bias_init)):
-            raise ValueError(f"bias_init must be finite, got {bias_init!r}")
+        num_features, bias_init = validate_biased_relu_args(
+            num_features, bias_init, two_sided, channel_axis, dtype, param_dtype
+        )
         shape = () if num_features is None else (num_features,)
         self.bias = nnx.Param(jnp.full(shape, bias_init, param_dtype))
         self.num_features = num_features
@@ -101,7 +123,7 @@ class BiasedReLU(nnx.Module):
         self.dtype = dtype
 
     def __call__(self, x: ArrayLike) -> Array:
-        x = jnp.asarray(x, self.dtype) if self.dtype is not None else jnp.asarray(x)
+        x = as_input(x, self.dtype)
         b = self.bias[...].astype(x.dtype)
         if self.num_features is not None:
             ax = self.channel_axis % x.ndim if x.ndim else 0
@@ -188,7 +210,8 @@ class PivotalAE(nnx.Module):
 
     Raises:
       ValueError: ``in_features`` / ``num_atoms`` not positive ints, unknown
-        ``activation`` or ``decoder`` (each message names the argument).
+        ``activation`` or ``decoder`` (each message names the argument); at call time,
+        an input whose last axis is not ``in_features`` (a code: not ``num_atoms``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -266,6 +289,11 @@ class PivotalAE(nnx.Module):
     def encode(self, y: ArrayLike) -> Array:
         """The sparse code ``act(W (y - mean))``, shape ``(..., num_atoms)``."""
         y = jnp.asarray(y)
+        if y.ndim == 0 or y.shape[-1] != self.in_features:
+            raise ValueError(
+                f"y must have in_features={self.in_features} entries on its last axis, got "
+                f"shape {y.shape}"
+            )
         if self.remove_mean:
             y = y - jnp.mean(y, axis=-1, keepdims=True)
         return self.act(self.encoder(y))
@@ -273,6 +301,11 @@ class PivotalAE(nnx.Module):
     def decode(self, z: ArrayLike) -> Array:
         """``z M`` (no mean restored), shape ``(..., in_features)``."""
         z = jnp.asarray(z)
+        if z.ndim == 0 or z.shape[-1] != self.num_atoms:
+            raise ValueError(
+                f"z must have num_atoms={self.num_atoms} entries on its last axis, got "
+                f"shape {z.shape}"
+            )
         if self.decoder_kind == "free":
             return self.decoder(z)
         return z @ self.decoder_matrix().astype(z.dtype)
@@ -310,7 +343,8 @@ class ConvPivotalAE(nnx.Module):
 
     Raises:
       ValueError: sizes not positive ints, an even ``kernel_size``, unknown
-        ``activation`` / ``decoder`` (each message names the argument).
+        ``activation`` / ``decoder`` (each message names the argument); at call time, an
+        input that is not ``(N, H, W, in_features)`` (a code: ``(N, H, W, num_features)``).
 
     Example:
       >>> import jax.numpy as jnp
@@ -396,6 +430,10 @@ class ConvPivotalAE(nnx.Module):
     def encode(self, y: ArrayLike) -> Array:
         """The sparse code ``act(W * (y - mean))``, shape ``(N, H, W, num_features)``."""
         y = jnp.asarray(y)
+        if y.ndim != 4 or y.shape[-1] != self.in_features:
+            raise ValueError(
+                f"y must be (N, H, W, in_features={self.in_features}) images, got shape {y.shape}"
+            )
         if self.remove_mean:
             y = y - jnp.mean(y, axis=(-3, -2, -1), keepdims=True)
         return self.act(self.encoder(y))
@@ -403,6 +441,10 @@ class ConvPivotalAE(nnx.Module):
     def decode(self, z: ArrayLike) -> Array:
         """``D * z`` (no mean restored), shape ``(N, H, W, in_features)``."""
         z = jnp.asarray(z)
+        if z.ndim != 4 or z.shape[-1] != self.num_features:
+            raise ValueError(
+                f"z must be (N, H, W, num_features={self.num_features}) codes, got shape {z.shape}"
+            )
         if self.decoder_kind == "free":
             return self.decoder(z)
         kern = (self.decoder_scale[...] * self._adjoint()).astype(z.dtype)

@@ -33,6 +33,9 @@ def regularization(model: nnx.Module) -> jax.Array:
     Returns:
       A scalar ``jax.Array``.
 
+    Raises:
+      ValueError: a module's ``regularizer()`` returns a non-scalar (naming the module).
+
     Example:
       >>> import jax.numpy as jnp
       >>> from flax import nnx
@@ -44,7 +47,15 @@ def regularization(model: nnx.Module) -> jax.Array:
       0.0
     """
     total = jnp.zeros((), jnp.float32)
-    for _, m in nnx.iter_graph(model):
+    for path, m in nnx.iter_graph(model):
         if isinstance(m, nnx.Module) and isinstance(m, HasRegularizer):
-            total = total + jnp.asarray(m.regularizer(), jnp.float32)
+            r = m.regularizer()
+            if jnp.ndim(r) != 0:
+                where = "/".join(map(str, path)) or "the model itself"
+                raise ValueError(
+                    f"{type(m).__name__}.regularizer() (module at {where}) must return a "
+                    f"scalar penalty, got shape {jnp.shape(r)}; sum it yourself if you "
+                    f"meant a total"
+                )
+            total = total + jnp.asarray(r, jnp.float32)
     return total
