@@ -57,57 +57,151 @@ def test_backbone_receptive_field_covers_the_object_and_features_are_shared():
     assert s.shape == t.shape == (1, 3)
 
 
-def _records(topk_shape, topk_bias, rand_bias, seeds=3):
-    recs = []
+def _result(topk_rate, topk_bias, rand_bias, seeds=5, ks=(0.1,), head=0.9, jitters=None):
+    """Hand-made records: dense shape rate 0.30 / bias 0.20; at every k Top-K, random-K and
+    revert with the given values plus a per-seed jitter (paired differences vary by
+    ``jitters[s]``, default 0.01 * (s - mean))."""
+    if jitters is None:
+        jitters = [0.01 * (s - (seeds - 1) / 2) for s in range(seeds)]
+    recs, bbs = [], []
     for s in range(seeds):
-        j = 0.005 * (s - 1)
+        j, common = jitters[s], 0.02 * ((s * 7) % 5)
+        bbs.append({"seed": s, "test_shape_accuracy": head, "test_texture_accuracy": head})
         recs.append(
             {
                 "setting": "dense",
                 "k": 1.0,
                 "seed": s,
-                "shape_rate": 0.30 + j,
-                "shape_bias": 0.40 + j,
+                "shape_rate": 0.30 + common,
+                "texture_rate": 0.6,
+                "shape_bias": 0.20 + common,
+                "clean_accuracy": 0.99,
             }
         )
-        for mode, rate, bias in (
-            ("topk", topk_shape, topk_bias),
-            ("random", 0.25, rand_bias),
-            ("revert", 0.2, 0.3),
-        ):
-            recs.append(
-                {
-                    "setting": mode,
-                    "k": 0.1,
-                    "seed": s,
-                    "shape_rate": rate + 2 * j,
-                    "shape_bias": bias + 2 * j,
-                }
-            )
-    return {"config": {"ks": [0.1]}, "records": recs}
+        for k in ks:
+            for mode, rate, bias in (
+                ("topk", topk_rate, topk_bias),
+                ("random", 0.25, rand_bias),
+                ("revert", 0.2, 0.1),
+            ):
+                jj = j if mode == "topk" else 0.0
+                recs.append(
+                    {
+                        "setting": mode,
+                        "k": k,
+                        "seed": s,
+                        "shape_rate": rate + common + jj,
+                        "texture_rate": 0.3,
+                        "shape_bias": bias + common + jj,
+                        "clean_accuracy": 0.9,
+                    }
+                )
+    return {"config": {"ks": list(ks)}, "records": recs, "backbones": bbs}
 
 
-def test_verdict_rule():
-    v = exp.verdict(_records(0.40, 0.65, 0.45))
-    assert v["verdict"] == "supported"
-    d = v["per_k"]["0.1"]
-    assert d["shape_rate_vs_dense"]["mean"] == pytest.approx(0.10)
-    assert d["bias_vs_random"]["mean"] == pytest.approx(0.20)
-    assert d["bias_vs_revert"]["mean"] == pytest.approx(0.35)
-    # bias rises beyond random-K but the shape decisions fall: texture collapse only
-    assert exp.verdict(_records(0.20, 0.65, 0.45))["verdict"] == "not supported"
-    # shape decisions rise but Top-K's bias is no better than random-K's
-    assert exp.verdict(_records(0.40, 0.50, 0.48))["verdict"] == "not supported"
-    # gain 0.1 +- noise: interval straddles 0.1 -> inconclusive
-    r = _records(0.40, 0.45, 0.45)
-    topk = [x for x in r["records"] if x["setting"] == "topk"]
-    for rec, gain in zip(topk, (0.25, 0.0, 0.1)):  # mean 0.117, 95 % CI ~[-0.19, +0.43]
-        rec["shape_bias"] = 0.45 + 2 * 0.005 * (rec["seed"] - 1) + gain
-    assert exp.verdict(r)["verdict"] == "inconclusive"
+def test_rules_declared_with_bonferroni_over_k():
+    for r in exp.RULES.values():
+        assert r.correction == "bonferroni" and r.combine == "any" and r.interval == "t"
+        assert r.convergence
+    assert exp.RULES["bias_vs_random"].min_effect == 0.1
+    assert exp.RULES["shape_decisions"].min_effect == 0.03
+    assert exp.Config().readout_shape_agreement < 1 / 2  # texture is the better cue
+
+
+def test_claims_supported_and_not_supported():
+    c = exp.claims(_result(0.40, 0.45, 0.25))
+    a, b = c["bias_vs_random"], c["shape_decisions"]
+    assert a["verdict"] == "supported" and b["verdict"] == "supported"
+    assert a["comparisons"]["k=10%"]["mean"] == pytest.approx(0.20)
+    assert b["comparisons"]["k=10%"]["mean"] == pytest.approx(0.10)
+    assert "dense shape bias 0.240" in a["headline"]
+    # the bias rises beyond random-K but the shape decisions fall: texture collapse only
+    c = exp.claims(_result(0.20, 0.45, 0.25))
+    assert c["bias_vs_random"]["verdict"] == "supported"
+    assert c["shape_decisions"]["verdict"] == "not supported"
+    # no better than random-K (interval below 0.1)
+    c = exp.claims(_result(0.40, 0.27, 0.25))
+    assert c["bias_vs_random"]["verdict"] == "not supported"
+
+
+def test_bonferroni_over_k_and_combine_any():
+    # 5 seeds, gain 0.13 with sd ~0.03: 95 % interval above 0 with one k; with four k the
+    # 98.75 % interval still excludes 0 (t 4.31 * 0.0114 = 0.049) but reaches below 0.1
+    jit = [0.03, -0.03, 0.02, -0.02, 0.0]
+    one = exp.claims(_result(0.4, 0.38, 0.25, jitters=jit))["bias_vs_random"]
+    four = exp.claims(_result(0.4, 0.38, 0.25, ks=(0.5, 0.2, 0.1, 0.05), jitters=jit))
+    c1, c4 = one["comparisons"]["k=10%"], four["bias_vs_random"]["comparisons"]["k=10%"]
+    assert c1["confidence"] == pytest.approx(0.95)
+    assert c4["confidence"] == pytest.approx(1 - 0.05 / 4)
+    assert c4["high"] - c4["low"] > c1["high"] - c1["low"]
+    assert four["bias_vs_random"]["verdict"] == "supported"  # mean 0.13 >= 0.1, low > 0
+    # one supported k among inconclusive ones -> supported ("any")
+    r = _result(0.4, 0.38, 0.25, ks=(0.5, 0.1), jitters=jit)
+    for rec in r["records"]:
+        if rec["setting"] == "topk" and rec["k"] == 0.5:
+            rec["shape_bias"] += 0.3 * (-1) ** rec["seed"]  # wide: inconclusive
+    c = exp.claims(r)["bias_vs_random"]
+    assert c["comparisons"]["k=50%"]["verdict"] == "inconclusive"
+    assert c["verdict"] == "supported"
+
+
+def test_convergence_gate():
+    c = exp.claims(_result(0.40, 0.45, 0.25, head=0.5))
+    assert {v["verdict"] for v in c.values()} == {"inconclusive: not converged"}
+    r = _result(0.40, 0.45, 0.25)
+    r["records"][0]["clean_accuracy"] = 0.5  # seed 0's dense network
+    assert exp.claims(r)["bias_vs_random"]["verdict"] == "inconclusive: not converged"
+    r = _result(0.40, 0.45, 0.25)
+    r["records"][1]["shape_bias"] = float("nan")  # seed 0 Top-K: no shape/texture decision
+    assert exp.claims(r)["bias_vs_random"]["verdict"] == "inconclusive: not converged"
+    assert exp.seed_converged(_result(0.4, 0.45, 0.25)) == dict.fromkeys(range(5), True)
+
+
+def test_readout_data_is_texture_biased(monkeypatch):
+    seen = {}
+
+    def fake_render(shape, texture, **kw):
+        seen["shape"], seen["texture"] = np.asarray(shape), np.asarray(texture)
+        return np.zeros((len(shape), 4, 4, 1), np.float32)
+
+    monkeypatch.setattr(exp, "render_images", fake_render)
+    cfg = exp.Config(num_classes=8, readout_shape_agreement=0.2)
+    x, y = exp.readout_data(cfg, 4000, stream=12)
+    np.testing.assert_array_equal(seen["texture"], y)  # texture always names the class
+    agree = np.mean(seen["shape"] == y)
+    assert abs(agree - 0.2) < 0.03  # binomial sd 0.006
+    assert np.all((seen["shape"] >= 0) & (seen["shape"] < 8))
+    assert np.bincount(y).tolist() == [500] * 8
+    # the other shapes are spread over every wrong class
+    wrong = seen["shape"][seen["shape"] != y] - y[seen["shape"] != y]
+    assert len(np.unique(wrong % 8)) == 7
+    with pytest.raises(ValueError, match="readout_shape_agreement"):
+        exp.readout_data(exp.Config(readout_shape_agreement=1.5), 10, stream=12)
+
+
+SCHEMA_KEYS = {
+    "schema",
+    "name",
+    "mode",
+    "regime",
+    "claims",
+    "config",
+    "seeds",
+    "per_seed",
+    "git_commit",
+    "machine",
+    "load",
+    "wall_time_s",
+    "date",
+}
 
 
 @pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
+    import json
+
+    from experiments import _claims, verdicts
+
     cfg = exp.Config(
         seeds=2,
         size=16,
@@ -132,10 +226,14 @@ def test_tiny_run_end_to_end(tmp_path):
             assert r["shape_bias"] == pytest.approx(
                 r["shape_rate"] / (r["shape_rate"] + r["texture_rate"])
             )
-    header, rows, summary = exp.summarize(result)
-    assert len(rows) == 4 and len(header) == len(rows[0])
-    assert exp.verdict(result)["verdict"] in ("supported", "not supported", "inconclusive")
     assert result["kept_per_stage"] == {"0.25": [16, 4]}
-    exp.plot(result, summary, tmp_path / "p.png")
+    rec = json.loads(json.dumps(exp.make_record(result, mode="quick")))
+    assert SCHEMA_KEYS <= set(rec) and rec["schema"] == _claims.SCHEMA
+    assert set(rec["claims"]) == {"bias_vs_random", "shape_decisions"}
+    for c in rec["claims"].values():
+        assert c["verdict"] in _claims.VERDICTS and set(c["comparisons"]) == {"k=25%"}
+    assert rec["seeds"] == [0, 1] and len(rec["per_seed"]["topk@0.25"]["shape_bias"]) == 2
+    assert "shape bias" in verdicts.render([rec])
+    exp.plot(result, rec["summary"], tmp_path / "p.png")
     assert (tmp_path / "p.png").stat().st_size > 0
     assert all(0 <= b["test_shape_accuracy"] <= 1 for b in result["backbones"])
