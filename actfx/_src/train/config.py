@@ -5,11 +5,13 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import tempfile
 from typing import Any, Literal
 
 from actfx._src.train.optimizers import OptimizerName, ScheduleName
 
 ResumeMismatch = Literal["error", "ignore"]
+ShardingMode = Literal["auto", "explicit"]
 
 # Fields that change the trajectory of a run: a checkpoint written with other values is
 # not resumed unless ``resume_mismatch="ignore"``. The others (logging, devices, paths)
@@ -59,8 +61,13 @@ class TrainConfig:
       pad: crop padding.
       seed: seed of batch order and augmentation (model init uses the caller's ``rngs``).
       eval_every: steps between evaluations (``None``: once per epoch and at the end).
-      eval_batch_size: batch of evaluation (the last batch is evaluated unpadded).
+      eval_batch_size: examples per device per evaluation call (see :func:`evaluate`).
       num_devices: devices of the data-parallel mesh (``None``: all).
+      sharding: ``"auto"`` (default): a mesh with ``AxisType.Auto`` and a ``jax.jit`` that
+        the compiler partitions; ``"explicit"``: a mesh with
+        ``jax.sharding.AxisType.Explicit``, set with ``jax.set_mesh`` while the steps are
+        traced and run, so the batch's sharding is part of its type (JAX's explicit
+        sharding mode). Both give the same losses up to float round-off.
       checkpoint_dir: where to save/resume (``None``: no checkpoints).
       checkpoint_every: steps between checkpoints (``None``: at each evaluation).
       max_to_keep: checkpoints kept in ``checkpoint_dir`` (older ones are deleted).
@@ -90,6 +97,7 @@ class TrainConfig:
     eval_every: int | None = None
     eval_batch_size: int = 1000
     num_devices: int | None = None
+    sharding: ShardingMode = "auto"
     checkpoint_dir: str | None = None
     checkpoint_every: int | None = None
     max_to_keep: int = 2
@@ -145,8 +153,9 @@ def validate_config(c: TrainConfig) -> None:
 
     Checks sizes (``batch_size``, ``steps``, ``epochs``, ``eval_every``,
     ``checkpoint_every``, ``eval_batch_size``, ``max_to_keep``), that the learning rate and
-    weights are finite (a NaN/inf learning rate is rejected before any step), the option
-    names, and that ``checkpoint_dir`` is not an existing file.
+    weights are finite (a NaN/inf learning rate is rejected before any step), ``seed`` in
+    ``[0, 2**63)``, the option names, that ``checkpoint_dir`` is not an existing file and
+    that ``metrics_path`` is writable (:func:`check_writable`).
 
     Example:
       >>> validate_config(TrainConfig(steps=0))
@@ -172,6 +181,10 @@ def validate_config(c: TrainConfig) -> None:
         v = getattr(c, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 0:
             raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+    if isinstance(c.seed, bool) or not isinstance(c.seed, int) or not 0 <= c.seed < 2**63:
+        raise ValueError(f"seed must be an int in [0, 2**63), got {c.seed!r}")
+    if c.sharding not in ("auto", "explicit"):
+        raise ValueError(f"sharding must be 'auto' or 'explicit', got {c.sharding!r}")
     if c.optimizer not in ("sgd", "adamw"):
         raise ValueError(f"optimizer must be 'sgd' or 'adamw', got {c.optimizer!r}")
     if c.schedule not in ("piecewise", "constant", "cosine"):
@@ -186,5 +199,27 @@ def validate_config(c: TrainConfig) -> None:
         and not os.path.isdir(c.checkpoint_dir)
     ):
         raise ValueError(f"checkpoint_dir must be a directory, got the file {c.checkpoint_dir!r}")
-    if c.metrics_path is not None and os.path.isdir(c.metrics_path):
-        raise ValueError(f"metrics_path must be a file path, got the directory {c.metrics_path!r}")
+    if c.metrics_path is not None:
+        check_writable("metrics_path", c.metrics_path)
+
+
+def check_writable(name: str, path: Any) -> None:
+    """Raise ``ValueError`` naming ``name`` and ``path`` unless a file can be written there.
+
+    Creates the parent directories and a temp file next to ``path`` (then removes it), so
+    an unwritable path fails before training rather than at the first write.
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"{name} must be a file path (str), got {path!r}")
+    if os.path.isdir(path):
+        raise ValueError(f"{name} must be a file path, got the directory {str(path)!r}")
+    parent = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(parent, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=parent, prefix=".write-test-")
+        os.close(fd)
+        os.remove(tmp)
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            raise PermissionError(f"{path} is read-only")
+    except OSError as e:
+        raise ValueError(f"{name}={str(path)!r} is not writable: {e}") from e

@@ -16,12 +16,14 @@ from actfx._src.data.dataset import ImageDataset
 from actfx._src.train._data import as_pair
 from actfx._src.train.losses import LossFn, check_labels, cross_entropy_loss
 from actfx._src.train.sharding import batch_sharded, make_data_mesh, replicated
-from actfx._src.train.steps import make_eval_step, make_predict_step
+from actfx._src.train.steps import cache_key, from_cache_key, make_eval_step, make_predict_step
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_eval_step(graphdef, loss_fn, mesh):
-    return jax.jit(make_eval_step(graphdef, loss_fn=loss_fn), out_shardings=replicated(mesh))
+def _compiled_eval_step(graphdef, loss_key, mesh):
+    # per-example values, left where they were computed: nothing is reduced across devices
+    del mesh  # (a cache key: one compiled step per mesh)
+    return jax.jit(make_eval_step(graphdef, loss_fn=from_cache_key(loss_key), per_example=True))
 
 
 @functools.lru_cache(maxsize=32)
@@ -34,6 +36,23 @@ def _batch_size(name: str, batch_size: Any, n: int, mesh: Mesh) -> int:
         raise ValueError(f"{name} must be a positive int, got {batch_size!r}")
     ndev = mesh.shape["data"]
     return int(math.ceil(min(batch_size, n) / ndev) * ndev)
+
+
+def _blocks(n: int, block: int, ndev: int) -> Iterator[tuple[int, int, bool]]:
+    """``(start, stop, sharded)`` covering ``[0, n)`` in blocks of ``block`` examples per
+    device: ``ndev`` blocks at a time split over the mesh, then the remaining whole blocks
+    and the short tail one at a time on every device. Each example is thus computed in a
+    block of the same size and place whatever ``ndev`` is."""
+    full = n // block
+    i = 0
+    while i + ndev <= full:
+        yield i * block, (i + ndev) * block, True
+        i += ndev
+    while i < full:
+        yield i * block, (i + 1) * block, False
+        i += 1
+    if full * block < n:
+        yield full * block, n, False
 
 
 def _chunks(n: int, bs: int) -> Iterator[tuple[int, int]]:
@@ -63,21 +82,29 @@ def evaluate(
     """Mean ``loss`` and ``aux`` metrics of ``loss_fn`` on ``data`` with the model in eval mode.
 
     ``data`` is an ``(inputs, targets)`` pair (or an :class:`actfx.data.ImageDataset`,
-    whose test split is used). Full batches of ``batch_size`` (rounded up to a multiple of
-    the device count) are split over the data mesh; the last, shorter batch is evaluated
-    unpadded on every device, and batch results are averaged weighted by their size, so
-    each example counts exactly once for any loss that is a mean over examples.
+    whose test split is used). ``loss_fn`` is evaluated on each example alone (a batch of
+    one, vectorised with ``jax.vmap``) in blocks of ``batch_size`` examples per device:
+    ``d`` blocks at a time split over a ``d``-device mesh, leftover blocks and the short
+    tail unpadded on every device. The per-example values are then averaged in float64 on
+    the host in example order. So each example counts exactly once, and the result is the
+    same float on any number of devices (every example is computed in the same block, and
+    nothing is reduced across examples in float32); another ``batch_size`` may change the
+    last bits (XLA's matrix products round differently for other row counts). For a loss
+    that is a mean over examples this is the loss of the whole set; a ``loss_fn`` whose
+    value is not a mean over examples (a contrastive loss) is evaluated per example too.
 
     Args:
       model: an NNX model (its train/eval flag is not changed).
       data: ``(x, y)`` with equal leading dimension, or an ``ImageDataset``.
       loss_fn: ``loss_fn(model, (x, y)) -> (loss, aux)``; default
         :func:`actfx.train.cross_entropy_loss` (``y`` integer labels, checked).
-      batch_size: examples per batch.
+      batch_size: examples per device per call (the block size above; with ``d``
+        devices ``d * batch_size`` examples are evaluated per call).
       num_devices: devices of the data mesh (``None``: all).
 
     Returns:
-      ``{"loss": float, **{name: float for name in aux}}``.
+      ``{"loss": float, **{name: float for name in aux}}``, the same floats on any
+      number of devices.
 
     Raises:
       ValueError: empty or mismatched ``data``, bad ``batch_size``, labels out of range.
@@ -95,25 +122,33 @@ def evaluate(
         data = (data.x_test, data.y_test)
     x, y = as_pair("data", data)
     mesh = make_data_mesh(num_devices)
-    bs = _batch_size("batch_size", batch_size, len(x), mesh)
+    bs = _block_size("batch_size", batch_size, len(x))
     graphdef, model_state = nnx.split(model)
     if loss_fn is None or loss_fn is cross_entropy_loss:
         check_labels("y", y, num_outputs(graphdef, model_state, x))
     return _evaluate_state(graphdef, model_state, x, y, loss_fn, bs, mesh)
 
 
-def _evaluate_state(graphdef, model_state, x, y, loss_fn, bs: int, mesh: Mesh) -> dict[str, float]:
-    step = _compiled_eval_step(graphdef, loss_fn, mesh)
+def _block_size(name: str, batch_size: Any, n: int) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"{name} must be a positive int, got {batch_size!r}")
+    return min(batch_size, n)
+
+
+def _evaluate_state(
+    graphdef, model_state, x, y, loss_fn, block: int, mesh: Mesh
+) -> dict[str, float]:
+    step = _compiled_eval_step(graphdef, cache_key(loss_fn), mesh)
     model_state = jax.device_put(model_state, replicated(mesh))
     data_sh, repl = batch_sharded(mesh), replicated(mesh)
-    sums: dict[str, float] = {}
-    for start, stop in _chunks(len(x), bs):
+    values: dict[str, list[np.ndarray]] = {}
+    for start, stop, sharded in _blocks(len(x), block, mesh.shape["data"]):
         xb, yb = np.asarray(x[start:stop]), np.asarray(y[start:stop])
-        sh = data_sh if stop - start == bs else repl
-        loss, aux = step(model_state, *jax.device_put((xb, yb), sh))
+        loss, aux = step(model_state, *jax.device_put((xb, yb), data_sh if sharded else repl))
         for k, v in {"loss": loss, **aux}.items():
-            sums[k] = sums.get(k, 0.0) + float(v) * (stop - start)
-    return {k: v / len(x) for k, v in sums.items()}
+            values.setdefault(k, []).append(np.asarray(v, np.float64))
+    # one float64 sum over all examples, in example order: independent of the batching
+    return {k: float(np.sum(np.concatenate(v)) / len(x)) for k, v in values.items()}
 
 
 def predict(

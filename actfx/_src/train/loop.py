@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -21,12 +22,18 @@ from actfx._src.train._data import Pair, batch_indices, train_test_pairs
 from actfx._src.train._fingerprint import fingerprint_diff, run_fingerprint
 from actfx._src.train.checkpoint import Checkpointer
 from actfx._src.train.config import FitResult, TrainConfig, validate_config
-from actfx._src.train.evaluation import _batch_size, _evaluate_state, num_outputs
-from actfx._src.train.json_record import write_json
+from actfx._src.train.evaluation import _block_size, _evaluate_state, num_outputs
+from actfx._src.train.json_record import to_jsonable, write_json
 from actfx._src.train.losses import LossFn, check_labels, cross_entropy_loss
 from actfx._src.train.optimizers import make_optimizer, make_schedule
-from actfx._src.train.sharding import batch_sharded, check_divisible, make_data_mesh, replicated
-from actfx._src.train.steps import make_train_step
+from actfx._src.train.sharding import (
+    batch_sharded,
+    check_divisible,
+    make_data_mesh,
+    mesh_context,
+    replicated,
+)
+from actfx._src.train.steps import cache_key, from_cache_key, make_train_step
 
 OptimizerArg = (
     optax.GradientTransformation | Callable[[optax.Schedule], optax.GradientTransformation]
@@ -69,8 +76,8 @@ def _recipe(key: tuple) -> optax.GradientTransformation:
 
 
 @functools.lru_cache(maxsize=32)
-def _from_factory(factory: Callable, key: tuple) -> optax.GradientTransformation:
-    tx = factory(_schedule(key))
+def _from_factory(factory_key: Any, key: tuple) -> optax.GradientTransformation:
+    tx = from_cache_key(factory_key)(_schedule(key))
     if not isinstance(tx, optax.GradientTransformation):
         raise TypeError(
             "optimizer: a factory must return an optax.GradientTransformation, got "
@@ -89,7 +96,7 @@ def _make_tx(
     if isinstance(optimizer, optax.GradientTransformation):
         return optimizer, None
     if callable(optimizer):
-        return _from_factory(optimizer, key), _schedule(key)
+        return _from_factory(cache_key(optimizer), key), _schedule(key)
     raise TypeError(
         "optimizer must be an optax.GradientTransformation, a callable schedule -> "
         f"GradientTransformation, or None, got {type(optimizer).__name__}"
@@ -97,11 +104,15 @@ def _make_tx(
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_train_step(graphdef, loss_fn, augment_pad, reg_weight, mesh):
+def _compiled_train_step(graphdef, loss_key, augment_pad, reg_weight, mesh):
     """The jitted train step for one (model, optimizer, loss) structure, reused across runs
-    (several seeds of one model compile once). Keyed on the loss function's identity."""
+    (several seeds of one model compile once). Keyed on the loss function (by value when it
+    is hashable, else by identity: a callable dataclass is not hashable)."""
     step = make_train_step(
-        graphdef, loss_fn=loss_fn, augment_pad=augment_pad, regularization_weight=reg_weight
+        graphdef,
+        loss_fn=from_cache_key(loss_key),
+        augment_pad=augment_pad,
+        regularization_weight=reg_weight,
     )
     return jax.jit(step, out_shardings=replicated(mesh), donate_argnums=0)
 
@@ -157,6 +168,21 @@ def _check_data(
             check_labels("test targets (y)", test[1], num_classes)
 
 
+def _check_extra_meta(extra_meta: Any) -> dict:
+    """``extra_meta`` as plain JSON (NumPy/JAX scalars and arrays converted, NaN -> None),
+    or a ``ValueError`` naming it now rather than at the first checkpoint."""
+    if extra_meta is None:
+        return {}
+    if not isinstance(extra_meta, dict):
+        raise ValueError(f"extra_meta must be a dict, got {type(extra_meta).__name__}")
+    try:
+        meta = to_jsonable(extra_meta)
+        json.dumps(meta, allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"extra_meta must be JSON-able (str keys, numbers, ...): {e}") from e
+    return meta
+
+
 def _steps_of(c: TrainConfig, n: int) -> tuple[int, int]:
     per_epoch = n // c.batch_size
     if per_epoch < 1:
@@ -176,15 +202,20 @@ def _prepare(
     train_pair, test_pair, num_classes = train_test_pairs(train, test)
     _check_data(model, train_pair, test_pair, num_classes, c, loss_fn)
     per_epoch, total = _steps_of(c, len(train_pair[0]))
-    mesh = make_data_mesh(c.num_devices)
+    mesh = make_data_mesh(c.num_devices, explicit=c.sharding == "explicit")
     check_divisible("batch_size", c.batch_size, mesh)
+    meta = _check_extra_meta(extra_meta)
     tx, schedule = _make_tx(c, optimizer, total)
     opt = nnx.Optimizer(model, tx, wrt=nnx.Param)
     graphdef, state = nnx.split((model, opt))
     # a copy: the compiled step donates its input, the caller's model must stay valid
     state = jax.device_put(jax.tree.map(jnp.copy, state), replicated(mesh))
     step = _compiled_train_step(
-        graphdef, loss_fn, c.pad if c.augment else None, float(c.regularization_weight), mesh
+        graphdef,
+        cache_key(loss_fn),
+        c.pad if c.augment else None,
+        float(c.regularization_weight),
+        mesh,
     )
     eval_every = c.eval_every or per_epoch
     run = _Run(
@@ -201,8 +232,8 @@ def _prepare(
         schedule,
         step,
         loss_fn,
-        run_fingerprint(c, loss_fn, optimizer, train_pair),
-        dict(extra_meta or {}),
+        run_fingerprint(c, loss_fn, optimizer, train_pair, tx),
+        meta,
     )
     return run, state
 
@@ -236,7 +267,19 @@ def _join_state(run: _Run, state, model_state, opt_state):
 
 def _check_resumable(run: _Run, meta: dict, where: str) -> None:
     saved = meta.get("run")
-    if run.config.resume_mismatch == "ignore" or saved == run.fingerprint:
+    if run.config.resume_mismatch == "ignore":
+        return
+    unknown = run.fingerprint.get("undescribable")
+    if saved == run.fingerprint and unknown:
+        raise ValueError(
+            f"checkpoint_dir holds a run ({where}) that cannot be told apart from a changed "
+            "one: the loss_fn/optimizer hold objects actfx cannot compare by value ("
+            + "; ".join(unknown[:3])
+            + (f"; +{len(unknown) - 3} more" if len(unknown) > 3 else "")
+            + "). Use a new checkpoint_dir, or TrainConfig(resume_mismatch='ignore') to "
+            "resume anyway."
+        )
+    if saved == run.fingerprint:
         return
     diffs = (
         fingerprint_diff(saved, run.fingerprint)
@@ -315,7 +358,7 @@ def _record(run: _Run, prog: _Progress, t0: float, images: int) -> dict:
         **{f"train_{k}": v for k, v in train.items()},
     }
     if run.test is not None:
-        bs = _batch_size("eval_batch_size", run.config.eval_batch_size, len(run.test[0]), run.mesh)
+        bs = _block_size("eval_batch_size", run.config.eval_batch_size, len(run.test[0]))
         ev = _evaluate_state(
             run.model_graphdef, prog.state[0], *run.test, run.loss_fn, bs, run.mesh
         )
@@ -440,10 +483,27 @@ def fit(
     with ``config.checkpoint_dir`` a rerun resumes from the newest intact checkpoint and
     ends with the same parameters as an uninterrupted run.
 
+    With ``config.sharding="explicit"`` the mesh's axis is
+    ``jax.sharding.AxisType.Explicit`` and the steps are traced and run under
+    ``jax.set_mesh(mesh)`` (JAX's explicit sharding: the batch's sharding is part of its
+    type); the losses equal the default ``"auto"`` mesh's and one device's up to float
+    round-off (tested on 2 forced CPU devices).
+
     Guards: inputs with NaN/inf, labels outside ``[0, num_classes)`` (default loss), a
-    bad config value, an empty test set and a ``checkpoint_dir`` that is a file are
-    rejected before the first step; a checkpoint of another run (other config, loss,
-    optimizer or model) is not resumed unless ``config.resume_mismatch="ignore"``; a
+    bad config value (``seed`` outside ``[0, 2**63)``, ...), an empty test set, a
+    ``checkpoint_dir`` that is a file, an unwritable ``metrics_path`` and an
+    ``extra_meta`` that is not JSON-able are rejected before the first step; a
+    ``loss_fn`` result is checked when the step is traced, before the first update
+    (``loss`` a scalar; ``aux`` values scalar real numbers, names other than ``"loss"``,
+    ``"regularization"``, ``"finite"``). A checkpoint of another run (other config, data,
+    loss, optimizer or model) is not resumed unless ``config.resume_mismatch="ignore"``:
+    the run's fingerprint describes the loss and optimizer *by value* — every
+    hyper-parameter in an ``optax.chain``, schedule or ``MultiSteps`` (the closure cells
+    of optax's functions), arrays by a SHA-256 of their bytes, user functions and
+    callable objects by a digest of their bytecode, closures, defaults and the globals
+    they read — so e.g. a new learning rate inside ``chain(clip, adam(lr))`` or a loss
+    edited under the same name is refused; a loss or optimizer holding an object that
+    cannot be described by value is never resumed silently (the refusal names it). A
     non-finite loss or parameter stops training with ``FloatingPointError`` at the next
     evaluation or checkpoint, before that state is saved (the model is then unchanged).
 
@@ -461,10 +521,14 @@ def fit(
         reuse a compilation.
       optimizer: an ``optax.GradientTransformation``; or a callable ``schedule ->
         GradientTransformation`` that gets the schedule ``config`` describes; or ``None``
-        for the ``config.optimizer`` recipe.
+        for the ``config.optimizer`` recipe. Line-search optimisers (``optax.lbfgs()``)
+        get ``value``, ``grad`` and ``value_fn`` (see :func:`make_train_step`). The
+        loss and the factory may be unhashable (a callable dataclass): the compiled step
+        is then cached on their identity.
       on_step: called as ``on_step(step, metrics)`` after each step (``step`` counts
         completed steps; ``metrics`` are device arrays). Raising in it stops training.
-      extra_meta: JSON-able dict stored in the metrics file and checkpoints.
+      extra_meta: JSON-able dict stored in the metrics file and checkpoints (NumPy/JAX
+        scalars and arrays are converted when ``fit`` is called).
 
     Returns:
       A :class:`FitResult` with the evaluation history and the final metrics.
@@ -498,9 +562,10 @@ def fit(
         else None
     )
     try:
-        prog = _resume(run, ckpt, state)
-        _train(run, prog, ckpt, on_step)
-        _guard(run, prog)
+        with mesh_context(run.mesh):
+            prog = _resume(run, ckpt, state)
+            _train(run, prog, ckpt, on_step)
+            _guard(run, prog)
     finally:
         if ckpt is not None:
             ckpt.close()

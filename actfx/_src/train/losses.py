@@ -15,8 +15,29 @@ LossFn = Callable[[Any, tuple], tuple[jax.Array, dict[str, jax.Array]]]
 
 
 def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
-    """Per-example softmax cross-entropy with integer labels, computed in float32."""
-    return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
+    """Per-example softmax cross-entropy with integer labels, computed in float32.
+
+    ``logits`` has shape ``(..., num_classes)`` and ``labels`` the leading shape ``(...)``
+    (checked at trace time: ``ValueError`` naming both shapes, no broadcasting).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> cross_entropy(jnp.zeros((2, 3)), jnp.zeros((2, 1), jnp.int32))
+      Traceback (most recent call last):
+      ...
+      ValueError: cross_entropy: labels of shape (2, 1) do not match logits of shape (2, 3);
+      expected labels of shape (2,) (one integer class per row)
+    """
+    lshape, yshape = jnp.shape(logits), jnp.shape(labels)
+    if len(lshape) < 1 or tuple(yshape) != tuple(lshape[:-1]):
+        raise ValueError(
+            f"cross_entropy: labels of shape {tuple(yshape)} do not match logits of shape "
+            f"{tuple(lshape)}; expected labels of shape {tuple(lshape[:-1])} "
+            "(one integer class per row)"
+        )
+    return optax.softmax_cross_entropy_with_integer_labels(
+        jnp.asarray(logits).astype(jnp.float32), labels
+    )
 
 
 def cross_entropy_loss(model, batch) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -43,14 +64,29 @@ def mse_loss(model, batch) -> tuple[jax.Array, dict[str, jax.Array]]:
     r"""Mean squared error ``mean((model(x) - y)^2)`` over all elements, for regression and
     reconstruction targets of any shape (``aux`` holds ``"rmse"``), computed in float32.
 
+    ``model(x)`` and ``y`` must have the same shape (checked at trace time: ``ValueError``
+    naming both; ``(N, 1)`` outputs are not broadcast against ``(N,)`` targets into an
+    ``(N, N)`` matrix).
+
     Example:
       >>> import jax.numpy as jnp
       >>> loss, aux = mse_loss(lambda x: 2 * x, (jnp.ones((2, 3)), jnp.zeros((2, 3))))
       >>> float(loss), float(aux["rmse"])
       (4.0, 2.0)
+      >>> mse_loss(lambda x: x, (jnp.ones((4, 1)), jnp.zeros(4)))
+      Traceback (most recent call last):
+      ...
+      ValueError: mse_loss: model outputs of shape (4, 1) and targets y of shape (4,) differ
+      (no broadcasting; reshape y or the model's output)
     """
     x, y = batch
-    err = jnp.asarray(model(x), jnp.float32) - jnp.asarray(y, jnp.float32)
+    out = model(x)
+    if jnp.shape(out) != jnp.shape(y):
+        raise ValueError(
+            f"mse_loss: model outputs of shape {tuple(jnp.shape(out))} and targets y of shape "
+            f"{tuple(jnp.shape(y))} differ (no broadcasting; reshape y or the model's output)"
+        )
+    err = jnp.asarray(out, jnp.float32) - jnp.asarray(y, jnp.float32)
     loss = jnp.mean(err**2)
     return loss, {"rmse": jnp.sqrt(loss)}
 
