@@ -143,3 +143,104 @@ def test_bad_arguments_raise(kw):
     name = next(iter(kw))
     with pytest.raises(ValueError, match=name):
         ProximalHMC(model_1d, **kw)
+
+
+def test_pickles_after_a_run_and_samples_on():
+    """The warm-up adapter's closure is dropped by __getstate__ (as NumPyro's HMC drops its
+    closures); a restored MCMC continues from its post-warm-up state."""
+    import pickle
+
+    mcmc = MCMC(ProximalHMC(model_1d), num_warmup=50, num_samples=50, progress_bar=False)
+    mcmc.run(jax.random.key(0))
+    restored = pickle.loads(pickle.dumps(mcmc))
+    np.testing.assert_array_equal(restored.get_samples()["t"], mcmc.get_samples()["t"])
+    restored.post_warmup_state = restored.last_state
+    restored.run(restored.post_warmup_state.rng_key)
+    assert restored.get_samples()["t"].shape == (50,)
+    assert np.all(np.isfinite(np.asarray(restored.get_samples()["t"])))
+
+
+def model_gibbs():
+    t = numpyro.sample("t", dist.Laplace(0.0, 0.5))
+    u = numpyro.sample("u", dist.Normal(0.0, 1.0))
+    numpyro.sample("y1", dist.Normal(t + u, 0.5), obs=1.0)
+    numpyro.sample("y2", dist.Normal(t - u, 0.7), obs=0.3)
+
+
+def test_gibbs_block_matches_quadrature():
+    """ProximalHMC as a numpyro.infer.Gibbs block (wrap_model) on the Laplace site, NUTS on
+    the Normal one: posterior means of both agree with 2-D quadrature within 4 MCSE."""
+    from numpyro.infer import NUTS, Gibbs
+
+    g = np.linspace(-5, 5, 801)
+    T, U = np.meshgrid(g, g, indexing="ij")
+    logp = (
+        -np.abs(T) / 0.5
+        - 0.5 * U**2
+        - 0.5 * ((1.0 - T - U) / 0.5) ** 2
+        - 0.5 * ((0.3 - T + U) / 0.7) ** 2
+    )
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    truth = {"t": float((p * T).sum()), "u": float((p * U).sum())}
+    kernel = Gibbs([(ProximalHMC(model_gibbs, num_leapfrog=5), ["t"]), (NUTS(model_gibbs), None)])
+    mcmc = MCMC(
+        kernel,
+        num_warmup=300,
+        num_samples=2000,
+        num_chains=2,
+        chain_method="sequential",
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.key(1))
+    s = mcmc.get_samples(group_by_chain=True)
+    for name in ("t", "u"):
+        z, ess = _z_score(np.asarray(s[name]), truth[name])
+        assert ess > 200, (name, ess)
+        assert abs(z) < 4, (name, z, truth[name])
+
+
+def _laplace_regression(seed):
+    r = np.random.default_rng(seed)
+    x = r.normal(size=(50, 2)).astype("float32")
+    y = (x @ np.array([1.0, 0.0]) + 0.5 * r.normal(size=50)).astype("float32")
+    return x, y
+
+
+def model_laplace_regression(x, y):
+    w = numpyro.sample("w", dist.Laplace(0.0, 0.3).expand([2]).to_event(1))
+    numpyro.sample("y", dist.Normal(x @ w, 0.5), obs=y)
+
+
+@pytest.mark.slow
+def test_ess_does_not_collapse_across_seeds():
+    """With a fixed trajectory length the adapted step size x 10 steps hit a period of the
+    dynamics on one of 6 seeds (ESS 797 of 20 000 draws; 18k-89k on the others; NUTS 13k-21k).
+    Jittering the number of leapfrog steps keeps every seed's ESS >= 0.4 of the draws."""
+    ess = []
+    for seed in range(6):
+        x, y = _laplace_regression(seed)
+        mcmc = MCMC(
+            ProximalHMC(model_laplace_regression),
+            num_warmup=1000,
+            num_samples=20000,
+            progress_bar=False,
+        )
+        mcmc.run(jax.random.key(seed), x, y)
+        w = np.asarray(mcmc.get_samples()["w"])
+        ess.append([float(effective_sample_size(w[None, :, j])) for j in range(2)])
+    assert np.min(ess) >= 0.4 * 20000, ess
+
+
+def test_fixed_trajectory_length_when_jitter_is_zero():
+    """num_leapfrog_jitter=0 is the paper's fixed-length kernel; a bad value is named."""
+    with pytest.raises(ValueError, match="num_leapfrog_jitter"):
+        ProximalHMC(model_1d, num_leapfrog_jitter=1.0)
+    mcmc = MCMC(
+        ProximalHMC(model_1d, num_leapfrog_jitter=0.0),
+        num_warmup=50,
+        num_samples=50,
+        progress_bar=False,
+    )
+    mcmc.run(jax.random.key(0))
+    assert np.all(np.isfinite(np.asarray(mcmc.get_samples()["t"])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import NamedTuple, cast
@@ -22,7 +23,7 @@ from numpyro.infer.hmc_util import (
 )
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
-from numpyro.infer.util import constrain_fn, initialize_model
+from numpyro.infer.util import constrain_fn, initialize_model, unconstrain_fn
 from numpyro.util import is_prng_key
 
 
@@ -113,8 +114,15 @@ class ProximalHMC(MCMCKernel):
     averaging of the step size towards ``target_accept_prob``, a diagonal mass matrix from
     ``welford_covariance`` over the windows of ``build_adaptation_schedule``, exactly as
     NumPyro's HMC/NUTS adapt). Only the force and the accept rule are ours. The number of
-    leapfrog steps is fixed (``num_leapfrog``; the paper used 10 steps of size 0.1). NumPyro's
-    ``HMC`` calls it ``num_steps``; actfx keeps ``num_steps`` for optimiser steps only.
+    leapfrog steps is drawn afresh for every proposal, uniformly from the integers in
+    ``num_leapfrog * [1 - j, 1 + j]`` (``num_leapfrog_jitter`` :math:`j`, default 0.5; the
+    paper used a fixed 10 steps of size 0.1, which is ``j = 0``). A fixed trajectory length
+    that lands near a period of the posterior's dynamics makes successive draws nearly
+    periodic: on a 2-D Laplace regression the fixed length gave ESS 797 of 20 000 draws on one
+    seed of 6 (the adapted step size times 10 steps was one period) and 18k-89k on the
+    others; jittering the length is the standard cure (Mackenzie 1989; Neal 2011, sec. 5.4).
+    NumPyro's ``HMC`` calls the step count ``num_steps``; actfx keeps ``num_steps`` for
+    optimiser steps only.
 
     Chains: under ``chain_method="vectorized"`` the kernel vmaps itself over chains.
 
@@ -128,11 +136,15 @@ class ProximalHMC(MCMCKernel):
       moreau_factor: :math:`\kappa` in :math:`\delta = \kappa \epsilon^2 m`.
       init_strategy: NumPyro init strategy (e.g. ``init_to_value``).
       max_delta_energy: energy error above which a proposal counts as divergent.
+      num_leapfrog_jitter: relative half-width :math:`j \in [0, 1)` of the uniform draw of
+        the number of leapfrog steps (0: always ``num_leapfrog``).
 
     References:
       L. Chaari, J.-Y. Tourneret, C. Chaux, H. Batatia, *A Hamiltonian Monte Carlo method for
       non-smooth energy sampling*, IEEE TSP 64(21), 2016; M. Fakhfakh, L. Chaari,
-      arXiv:2304.04455; M. Pereyra, *Proximal MCMC*, Stat. Comput. 2016.
+      arXiv:2304.04455; M. Pereyra, *Proximal MCMC*, Stat. Comput. 2016; P. B. Mackenzie,
+      *An improved hybrid Monte Carlo method*, Phys. Lett. B 226, 1989; R. M. Neal, *MCMC
+      using Hamiltonian dynamics*, Handbook of MCMC, 2011.
 
     Example:
       >>> import jax, numpyro, numpyro.distributions as dist
@@ -162,6 +174,7 @@ class ProximalHMC(MCMCKernel):
         moreau_factor: float = 1.0,
         init_strategy: Callable = init_to_uniform,
         max_delta_energy: float = 1000.0,
+        num_leapfrog_jitter: float = 0.5,
     ):
         if not callable(model):
             raise ValueError(f"model must be a callable NumPyro model, got {model!r}")
@@ -183,7 +196,14 @@ class ProximalHMC(MCMCKernel):
             isinstance(target_accept_prob, (int, float)) and 0 < target_accept_prob < 1
         ):
             raise ValueError(f"target_accept_prob must be in (0, 1), got {target_accept_prob!r}")
+        if isinstance(num_leapfrog_jitter, bool) or not (
+            isinstance(num_leapfrog_jitter, (int, float)) and 0 <= num_leapfrog_jitter < 1
+        ):
+            raise ValueError(
+                f"num_leapfrog_jitter must be a float in [0, 1), got {num_leapfrog_jitter!r}"
+            )
         self._model = model
+        self._jitter = float(num_leapfrog_jitter)
         self._step_size = float(step_size)
         self._num_leapfrog = num_leapfrog
         self._adapt_step_size = adapt_step_size
@@ -198,10 +218,52 @@ class ProximalHMC(MCMCKernel):
         self._num_warmup = 0
         self._vectorized = False
         self._wa_update = None
+        self._init_params_constrained = False
 
     @property
     def model(self) -> Callable:
         return self._model
+
+    def __getstate__(self):
+        """Drop the warm-up adapter's closure (NumPyro's ``HMC`` drops its closures the same
+        way), so a kernel pickles after a run; it is rebuilt on the next :meth:`sample`."""
+        state = self.__dict__.copy()
+        state["_wa_update"] = None
+        return state
+
+    def wrap_model(self, wrapper: Callable) -> ProximalHMC:
+        """A shallow copy bound to ``wrapper(self.model)`` (NumPyro's kernel protocol), so the
+        kernel can be a block of :class:`numpyro.infer.Gibbs`.
+
+        The copy rebuilds its potential, postprocess and warm-up functions at its next
+        :meth:`init`. ``Gibbs`` passes *constrained* start values to blocks that are not
+        ``HMC`` instances, so the copy maps ``init_params`` to the unconstrained space (by the
+        sites' support transforms) before starting.
+        """
+        kernel = copy.copy(self)
+        kernel._model = wrapper(self._model)
+        kernel._potential_fn_gen = None
+        kernel._postprocess_fn = None
+        kernel._wa_update = None
+        kernel._laplace_sites = ()
+        kernel._init_params_constrained = True
+        return kernel
+
+    def _warmup_update(self) -> Callable:
+        """NumPyro's ``warmup_adapter`` update for this kernel's settings (built lazily, so a
+        pickled-and-restored kernel can go on sampling)."""
+        if self._wa_update is None:
+            self._wa_update = self._warmup_adapter()[1]
+        return self._wa_update
+
+    def _warmup_adapter(self):
+        return warmup_adapter(
+            self._num_warmup,
+            adapt_step_size=self._adapt_step_size,
+            adapt_mass_matrix=self._adapt_mass_matrix,
+            dense_mass=False,
+            target_accept_prob=self._target,
+        )
 
     @property
     def laplace_sites(self) -> tuple[str, ...]:
@@ -275,7 +337,14 @@ class ProximalHMC(MCMCKernel):
         )
         self._potential_fn_gen = info.potential_fn
         self._postprocess_fn = info.postprocess_fn
-        z0 = info.param_info.z if init_params is None else init_params
+        if init_params is None:
+            z0 = info.param_info.z
+        elif self._init_params_constrained:
+            # a block of a composite kernel (see wrap_model): start values are constrained
+            z0 = unconstrain_fn(self._model, model_args, model_kwargs, init_params)
+            z0 = {k: v for k, v in z0.items() if k in info.param_info.z}
+        else:
+            z0 = init_params
         self._laplace_sites = tuple(
             name
             for name, site in info.model_trace.items()
@@ -287,13 +356,7 @@ class ProximalHMC(MCMCKernel):
         self._num_warmup = int(num_warmup)
         self._vectorized = vectorized
         pe_fn = self._potential_fn_gen(*model_args, **model_kwargs)
-        wa_init, self._wa_update = warmup_adapter(
-            self._num_warmup,
-            adapt_step_size=self._adapt_step_size,
-            adapt_mass_matrix=self._adapt_mass_matrix,
-            dense_mass=False,
-            target_accept_prob=self._target,
-        )
+        wa_init, self._wa_update = self._warmup_adapter()
 
         def one(z, key):
             z_flat = ravel_pytree(z)[0]
@@ -335,12 +398,13 @@ class ProximalHMC(MCMCKernel):
         vv_init, vv_update = velocity_verlet(
             lambda zf: smooth(unravel(zf), delta), euclidean_kinetic_energy
         )
-        key, k_mom, k_acc = random.split(state.rng_key, 3)
+        key, k_mom, k_acc, k_len = random.split(state.rng_key, 4)
+        lo = max(1, round(self._num_leapfrog * (1 - self._jitter)))
+        hi = max(lo, round(self._num_leapfrog * (1 + self._jitter)))
+        n_steps = random.randint(k_len, (), lo, hi + 1) if hi > lo else lo
         p = adapt.mass_matrix_sqrt * random.normal(k_mom, z_flat.shape, z_flat.dtype)  # p ~ N(0, M)
         h0 = state.potential_energy + euclidean_kinetic_energy(m, p)
-        end = jax.lax.fori_loop(
-            0, self._num_leapfrog, lambda _, s: vv_update(eps, m, s), vv_init(z_flat, p)
-        )
+        end = jax.lax.fori_loop(0, n_steps, lambda _, s: vv_update(eps, m, s), vv_init(z_flat, p))
         # Metropolis test on the exact (non-smooth) Hamiltonian
         u1 = pe_fn(unravel(end.z))
         delta_h = u1 + euclidean_kinetic_energy(m, end.r) - h0
@@ -353,9 +417,7 @@ class ProximalHMC(MCMCKernel):
         # warm-up: NumPyro's adapter (dual averaging + windowed Welford), frozen afterwards
         i, nw = state.i, self._num_warmup
         in_warmup = i < nw
-        wa_update = self._wa_update
-        if wa_update is None:
-            raise RuntimeError("ProximalHMC.init must run before the kernel samples")
+        wa_update = self._warmup_update()
         adapt = jax.lax.cond(
             in_warmup,
             lambda a: wa_update(i, accept_prob, IntegratorState(z_new, None, u_new, None), a),
