@@ -45,11 +45,13 @@ ACTIVATIONS = {
 }
 
 
-def build(act: str, *, depth: int, batch: int, size: int, dtype, topk=None) -> dict:
-    """Compile and warm up the train step of ResNet-``depth`` with activation ``act``."""
+def build(act: str, *, depth: int, batch: int, size: int, dtype, topk=None, factory=None) -> dict:
+    """Compile and warm up the train step of ResNet-``depth`` with activation ``act``
+    (a key of :data:`ACTIVATIONS`, or any label when ``factory``, the model's ``act``, is
+    given)."""
     model = ResNet(
         depth,
-        act=ACTIVATIONS[act],
+        act=ACTIVATIONS[act] if factory is None else factory,
         num_classes=10,
         in_channels=3,
         dtype=dtype,
