@@ -16,7 +16,8 @@ deterministic batches; test accuracy after every epoch).
 
     python -m experiments.ditac_classification [--full] [--epochs N] [--seeds N]
 
-Writes ``results/ditac_classification/{results.json, curves.png}``.
+Writes ``<out>/ditac_classification/{results.json, curves.png}`` (``--out`` is the results
+root, default ``results``, as in every experiment).
 """
 
 from __future__ import annotations
@@ -100,7 +101,9 @@ def main(argv=None) -> dict:
     p.add_argument("--acts", nargs="+", default=list(ACTIVATIONS), choices=list(ACTIVATIONS))
     p.add_argument("--no-reg", action="store_true", help="train DiTAC without its regulariser")
     p.add_argument("--per-channel", action="store_true", help="one DiTAC theta per channel")
-    p.add_argument("--out", default="results")
+    p.add_argument(
+        "--out", default="results", help="results root: writes <out>/ditac_classification/"
+    )
     args = p.parse_args(argv)
     data_name = args.data or ("mnist5k" if args.full else "digits")
     model_name = args.model or ("resnet20" if args.full else "smallcnn")

@@ -320,7 +320,8 @@ def _exp(v: float) -> str:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _claims.add_common_args(p)
     p.add_argument("--steps", type=int, default=STEPS, help=f"Adam steps (default {STEPS})")

@@ -17,12 +17,13 @@ same encoder initialisation per seed; paired seeds):
   change the output scale, so shrinkage is set by the threshold alone. (The other tied
   option, ``decoder="transpose"`` = ``s W^T`` with a learned scalar ``s``, still has a
   global gain ``s``, so it does not close the loophole; it is not used here.)
-* Training: ``actfx.train.fit`` (2500 steps per synthetic model, 1000 per image model in
-  the quick run; batch 256) with the MSE reconstruction loss
-  (``actfx.train.mse_loss``) on fixed ``(noisy, clean)`` pairs, Adam with a cosine
-  schedule, no weight decay (it would pull ``b`` and ``lam`` to 0). Loss curves (train
-  and held-out loss at sigma_train) are plotted, and a run counts as converged when its
-  held-out loss dropped by < 5 % over the second half of the steps.
+* Training: ``actfx.train.fit`` (10 000 steps per synthetic model -- at 2500, 18 of 48
+  runs, mostly free-decoder ones, were still improving -- and 1000 per image model; batch
+  256) with the MSE reconstruction loss (``actfx.train.mse_loss``) on fixed
+  ``(noisy, clean)`` pairs, Adam with a cosine schedule, no weight decay (it would pull
+  ``b`` and ``lam`` to 0). Loss curves (train and held-out loss at sigma_train) are
+  plotted, and a run counts as converged when its held-out loss dropped by < 5 % over the
+  second half of the steps (the convergence gate of both verdicts).
 
 Studies:
 
@@ -45,27 +46,43 @@ Reported quantities (tables, ``results.json``, ``synthetic.png``, ``images.png``
   which the atom is non-zero (an atom that never fires gets no gradient and would keep
   its initial value); the plain mean is reported too.
 * **pivotality ratio** of a seed, over the sigma_train set ``S``:
-  ``R = [(max_S p - min_S p) / mean_S p] / [(max S - min S) / mean S]``, the relative
+  ``R = [(max_S p - min_S p) / |mean_S p|] / [(max S - min S) / mean S]``, the relative
   spread of the parameter over the relative spread of sigma (0: pivotal; 1: the parameter
   spreads as much as sigma, e.g. ``p`` proportional to sigma gives ``R = 1``). Mean and
-  95 % t-interval over seeds.
+  95 % t-interval (exact quantile) over seeds.
 * test MSE (synthetic) / PSNR (images) vs sigma_test, for the models trained at the main
   sigma_train (0.1 and 25/255) and for the per-sigma ReLU oracle.
 * output gain ``<out, clean> / <clean, clean>`` (images: after subtracting the clean image
   mean) vs sigma_test, models trained at the main sigma_train.
 
-Verdicts (decided by fixed rules, printed):
+Verdicts (rules declared before the run, :mod:`experiments._claims`; per study, so six
+claims: ``<study>/pivotal``, ``<study>/match_free``, ``<study>/match_pinv``):
 
-* *lam pivotal*: supported if the upper 95 % bound of NeLU's ``R`` is < 0.25 while the
-  ReLU control's lower bound is > 0.25 (the test can see a non-pivotal parameter); not
-  supported if NeLU's lower bound is > 0.25; else inconclusive.
-* *one NeLU matches per-sigma ReLU*: per sigma_test, the per-seed log ratio
-  ``log(MSE_NeLU@main / MSE_ReLU@sigma_test)``; supported if its upper 95 % bound is below
-  ``log 1.1`` (within 10 % MSE, 0.41 dB) at every sigma_test that has an oracle; not
-  supported if the lower bound exceeds ``log 1.1`` at some sigma_test; else inconclusive.
+* *pivotal* (:data:`RULE_PIVOTAL`): per seed and decoder the paired effect
+  ``log(R_ReLU / R_NeLU)`` (both ``R`` clipped to [1e-3, 1e3]); t-interval over seeds,
+  95 % family-wise with Bonferroni over the two decoders; smallest effect ``log 2`` (NeLU's
+  parameter spreads at most half as much as ReLU's); both decoders must be supported. (The
+  old absolute rule, NeLU's ``R`` below 0.25, sat on its threshold for the free decoder:
+  0.245 [0.22, 0.27].)
+* *match* (:data:`RULE_MATCH`, the paper's NeLU@sigma vs ReLU@sigma comparison): per
+  decoder and sigma_test with a per-sigma ReLU model, the per-seed
+  ``log(1.1 MSE_ReLU@sigma_test / MSE_NeLU@sigma_main)`` (> 0: NeLU within 10 % MSE, 0.41
+  dB); t-interval with Bonferroni over the sigma_test values; supported when every
+  sigma_test is (the 10 % margin is in the measure, the smallest effect 0.01 only asks the
+  mean to clear it); not supported when one sigma_test's interval lies below 0.01.
+* A seed's comparison uses only runs that met the convergence rule; any other makes the
+  claim "inconclusive: not converged".
 
-Measured (quick default, 3 seeds, run as ``--study synthetic`` and ``--study images``;
-mean and 95 % interval over seeds):
+Power (``--confirm`` size, :func:`experiments._claims.seeds_for_power`, from the round-2
+numbers below): *pivotal* -- effect ~ log(1.18 / 0.245) = 1.57 with a per-seed SD <= 0.5
+needs 3-4 seeds; *match* is decided by its worst sigma_test -- synthetic pinv at 0.5,
+ratio 1.17 (a distance 0.072 from the margin, SD 0.0135-0.03) needs 4-6 seeds. ``--confirm``
+runs 5 seeds of both studies (synthetic 10 000 steps, images 1000 steps; ~30 min on 2
+quiet cores, an estimate: not yet run). The quick default runs the images study only (3
+seeds, ~5 min); ``--study synthetic`` adds the ~15 min synthetic study.
+
+Measured before the harness (round 2, quick default: 3 seeds, synthetic 2500 steps;
+mean and 95 % interval over seeds; the rules then were absolute thresholds):
 
 * synthetic: NeLU ``lam`` 1.29 / 1.64 / 1.67 (free decoder) and 1.20 / 1.31 / 1.38
   (pinv) at sigma_train .05 / .1 / .2; ReLU ``b`` .001 / .009 / .146 (free: the model
@@ -80,9 +97,15 @@ mean and 95 % interval over seeds):
   ReLU@25 PSNR (free): +1.05 +0.11 -0.62 -0.70 +0.65 +3.02 dB at 5..50/255; vs the
   per-sigma ReLU oracle, NeLU@25 is 1.11 .. 1.30x its MSE (not supported).
 
-    python -m experiments.nelu_pivotal            # quick CPU run
+    python -m experiments.nelu_pivotal            # quick CPU run (images study)
+    python -m experiments.nelu_pivotal --confirm  # the powered run (both studies)
     python -m experiments.nelu_pivotal --full     # accelerator: more steps, seeds, full images
     python -m experiments.nelu_pivotal --full --data-dir /data/bsd   # BSD400 -> BSD68
+
+Writes ``<out>/nelu_pivotal/{results.json, synthetic.png, images.png}`` (``--out`` is the
+results root, default ``results``; ``results.json`` is the :func:`experiments._claims.record`
+with the study data under ``per_seed``); ``--confirm`` also writes
+``experiments/verdicts/nelu_pivotal.json``.
 """
 
 from __future__ import annotations
@@ -111,13 +134,51 @@ from actfx.data import (
 from actfx.metrics import psnr
 from actfx.nn import PivotalAE
 from actfx.train import TrainConfig, fit, mse_loss, predict
+from experiments import _claims
+from experiments._claims import Rule
 from experiments.reporting import format_table, mean_std, results_dir, save_json
 
+NAME = "nelu_pivotal"
 ACTS = ("nelu", "relu")
 DECODERS = ("free", "pinv")
 MATCH_TOL = 1.10  # "matches": within 10 % MSE (0.41 dB)
-PIVOTAL_MAX = 0.25  # "pivotal": parameter spread < 1/4 of the sigma spread
-T95 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
+R_CLIP = (1e-3, 1e3)  # R is clipped to this range before the log ratio (R = 0 or inf)
+QUICK = {"seeds": 3, "syn_steps": 10000, "img_steps": 1000, "study": "images"}
+# --confirm: the seed count of the power estimate in the module docstring
+CONFIRM = {"seeds": 5, "syn_steps": 10000, "img_steps": 1000, "study": "both"}
+FULL = {"seeds": 5, "syn_steps": 20000, "img_steps": 10000, "study": "both"}
+
+RULE_PIVOTAL = Rule(
+    claim="NeLU's learned threshold is pivotal: across training noise levels it spreads much "
+    "less than a ReLU AE's learned bias (one-layer transform-learning AE)",
+    measure="log(R_ReLU / R_NeLU) per seed, R = relative spread of the learned per-atom "
+    "parameter over sigma_train / relative spread of sigma_train (> 0: NeLU more pivotal)",
+    min_effect=math.log(2.0),
+    interval="t",
+    confidence=0.95,
+    correction="bonferroni",
+    combine="all",
+    convergence="held-out loss at sigma_train fell by < 5 % over the second half of "
+    "training, for every run (both activations, every sigma_train) of the seed",
+)
+RULE_MATCH = Rule(
+    claim="one NeLU AE trained at one sigma denoises within 10 % MSE of ReLU AEs trained "
+    "at each test sigma (the paper's NeLU@sigma vs ReLU@sigma comparison)",
+    measure="log(1.1 MSE_ReLU@sigma_test / MSE_NeLU@sigma_main) per seed (> 0: NeLU's MSE "
+    "within 10 % of the per-sigma ReLU's; the margin is in the measure)",
+    min_effect=0.01,
+    interval="t",
+    confidence=0.95,
+    correction="bonferroni",
+    combine="all",
+    convergence="held-out loss at sigma_train fell by < 5 % over the second half of "
+    "training, for both runs of the pair",
+)
+REGIME = (
+    "CPU scale: a dense one-layer AE (32-dim synthetic 3-sparse codes; 8x8 patches of the "
+    "scikit-image photos, 64 atoms) trained per sigma with Adam; the paper trains "
+    "convolutional/unfolded AEs on BSD400 and tests on BSD68 at GPU scale"
+)
 
 
 def _adam(schedule):
@@ -126,17 +187,36 @@ def _adam(schedule):
 
 
 def _interval(values) -> tuple[float, float, float]:
-    """Mean and 95 % t-interval (``nan`` bounds for a single value)."""
+    """Mean and 95 % Student-t interval with the exact quantile (``nan`` bounds for one value).
+
+    Example:
+      >>> m, lo, hi = _interval([1.0, 2.0, 3.0])
+      >>> m, round(hi - m, 4)      # t_{0.975, 2} = 4.3027
+      (2.0, 2.4841)
+    """
+    from scipy import stats
+
     v = np.asarray(values, np.float64)
     m = float(v.mean())
     if v.size < 2:
         return m, math.nan, math.nan
-    h = T95.get(v.size - 1, 1.96) * float(v.std(ddof=1)) / math.sqrt(v.size)
+    h = float(stats.t.ppf(0.975, v.size - 1)) * float(v.std(ddof=1)) / math.sqrt(v.size)
     return m, m - h, m + h
 
 
+def log_r_ratio(r_relu: float, r_nelu: float) -> float:
+    """``log(R_ReLU / R_NeLU)`` with both ratios clipped to ``R_CLIP`` (finite for R = 0/inf).
+
+    Example:
+      >>> round(log_r_ratio(1.0, 0.25), 4), round(log_r_ratio(1.0, 0.0), 4)
+      (1.3863, 6.9078)
+    """
+    lo, hi = R_CLIP
+    return float(math.log(min(max(r_relu, lo), hi) / min(max(r_nelu, lo), hi)))
+
+
 def pivotality_ratio(params, sigmas) -> float:
-    """``[(max p - min p) / mean p] / [(max s - min s) / mean s]`` (see the module doc).
+    """``[(max p - min p) / |mean p|] / [(max s - min s) / mean s]`` (see the module doc).
 
     Example:
       >>> round(pivotality_ratio([1.0, 2.0, 4.0], [1.0, 2.0, 4.0]), 6)   # p ~ sigma
@@ -145,7 +225,9 @@ def pivotality_ratio(params, sigmas) -> float:
       0.0
     """
     p, s = np.asarray(params, np.float64), np.asarray(sigmas, np.float64)
-    return float((np.ptp(p) / p.mean()) / (np.ptp(s) / s.mean()))
+    if p.mean() == 0:
+        return math.inf if np.ptp(p) > 0 else 0.0
+    return float((np.ptp(p) / abs(p.mean())) / (np.ptp(s) / s.mean()))
 
 
 # ----------------------------------------------------------------------------- training
@@ -395,9 +477,17 @@ def run_images(args, bar) -> dict:
 
 
 def analyse(study: dict, main_sigma, *, images: bool) -> dict:
-    """Pivotality ratios, match-the-oracle log ratios, and the verdicts."""
+    """Pivotality ratios, NeLU/oracle MSE ratios (descriptive) and the claims (harness).
+
+    Claims: ``pivotal`` (settings: the two decoders, :data:`RULE_PIVOTAL`) and
+    ``match_<decoder>`` (settings: every sigma_test with a per-sigma ReLU model,
+    :data:`RULE_MATCH`); a seed's comparison counts as converged only if every run it uses
+    met the convergence rule.
+    """
     trains = study["sigma_trains"]
     tests = study["sigma_tests"]
+    conv = study["converged"]
+    n = len(study["params"][_curve_key("nelu", DECODERS[0], trains[0])])
     piv = {}
     for act in ACTS:
         for dec in DECODERS:
@@ -406,17 +496,38 @@ def analyse(study: dict, main_sigma, *, images: bool) -> dict:
                     [study["params"][_curve_key(act, dec, s)][i]["weighted"] for s in trains],
                     trains,
                 )
-                for i in range(len(study["params"][_curve_key(act, dec, trains[0])]))
+                for i in range(n)
             ]
-            m, lo, hi = _interval(per_seed)
+            m, lo, hi = _interval(np.clip(per_seed, *R_CLIP))
             piv[f"{act}/{dec}"] = {"per_seed": per_seed, "mean": m, "lo": lo, "hi": hi}
+    effects = {
+        dec: [
+            log_r_ratio(piv[f"relu/{dec}"]["per_seed"][i], piv[f"nelu/{dec}"]["per_seed"][i])
+            for i in range(n)
+        ]
+        for dec in DECODERS
+    }
+    piv_conv = {
+        dec: [all(conv[_curve_key(a, dec, s)][i] for a in ACTS for s in trains) for i in range(n)]
+        for dec in DECODERS
+    }
+    claims = {"pivotal": _claims.decide(effects, RULE_PIVOTAL, converged=piv_conv)}
+    claims["pivotal"]["headline"] = "; ".join(
+        f"{dec}: R NeLU/ReLU x{math.exp(-c['mean']):.3f} [{_exp(-c['high'])}, "
+        f"{_exp(-c['low'])}] ({c['verdict']}; NeLU R {piv[f'nelu/{dec}']['mean']:.3f}, "
+        f"ReLU R {piv[f'relu/{dec}']['mean']:.3f}; {_n_conv(c)} seeds converged)"
+        for dec, c in claims["pivotal"]["comparisons"].items()
+    )
     match = {}
     metric = "psnr" if images else "mse"
+    tol = math.log(MATCH_TOL)
     for dec in DECODERS:
-        nelu = np.asarray(study[metric][_curve_key("nelu", dec, main_sigma)])
-        rows = {}
+        nkey = _curve_key("nelu", dec, main_sigma)
+        nelu = np.asarray(study[metric][nkey])
+        rows, eff, cv = {}, {}, {}
         for j, s in enumerate(tests):
-            oracle = study[metric].get(_curve_key("relu", dec, s))
+            okey = _curve_key("relu", dec, s)
+            oracle = study[metric].get(okey)
             if oracle is None:
                 continue
             oracle = np.asarray(oracle)[:, j]
@@ -430,39 +541,34 @@ def analyse(study: dict, main_sigma, *, images: bool) -> dict:
                 "lo": lo,
                 "hi": hi,
                 "ratio": math.exp(m),
-                "ratio_hi": math.exp(hi),
+                "ratio_hi": math.exp(hi) if math.isfinite(hi) else math.nan,
             }
+            eff[f"sigma_test={s:g}"] = (tol - lr).tolist()
+            cv[f"sigma_test={s:g}"] = [bool(a and b) for a, b in zip(conv[nkey], conv[okey])]
         match[dec] = rows
-    verdicts = {}
-    for dec in DECODERS:
-        n, r = piv[f"nelu/{dec}"], piv[f"relu/{dec}"]
-        if n["hi"] < PIVOTAL_MAX and r["lo"] > PIVOTAL_MAX:
-            v = "supported"
-        elif n["lo"] > PIVOTAL_MAX:
-            v = "not supported"
-        else:
-            v = "inconclusive"
-        verdicts[f"pivotal/{dec}"] = (
-            f"{v}: NeLU R = {n['mean']:.3f} [{n['lo']:.3f}, {n['hi']:.3f}] vs ReLU R = "
-            f"{r['mean']:.3f} [{r['lo']:.3f}, {r['hi']:.3f}] (threshold {PIVOTAL_MAX})"
+        if not eff:
+            continue
+        c = _claims.decide(eff, RULE_MATCH, converged=cv)
+        comps = c["comparisons"]
+        worst = min(comps, key=lambda k: comps[k]["mean"])
+        w = comps[worst]
+        bad = [k for k, v in comps.items() if v["verdict"] == "not supported"]
+        c["headline"] = (
+            f"MSE NeLU@{main_sigma:g}/ReLU@sigma_test worst at {worst}: "
+            f"x{MATCH_TOL * math.exp(-w['mean']):.3f} [{_exp(-w['high'], MATCH_TOL)}, "
+            f"{_exp(-w['low'], MATCH_TOL)}] ({w['verdict']}); not within 10 % at "
+            f"{len(bad)}/{len(comps)} sigma_test"
         )
-        rows = match[dec]
-        tol = math.log(MATCH_TOL)
-        if rows and all(x["hi"] < tol for x in rows.values()):
-            v = "supported"
-        elif any(x["lo"] > tol for x in rows.values()):
-            v = "not supported"
-        else:
-            v = "inconclusive"
-        worst = max(rows, key=lambda k: rows[k]["mean"]) if rows else None
-        detail = (
-            f"worst at sigma_test={worst}: MSE ratio {rows[worst]['ratio']:.3f} "
-            f"(upper {rows[worst]['ratio_hi']:.3f})"
-            if worst
-            else "no oracle"
-        )
-        verdicts[f"match/{dec}"] = f"{v}: {detail} (tolerance {MATCH_TOL})"
-    return {"pivotality": piv, "match": match, "verdicts": verdicts}
+        claims[f"match_{dec}"] = c
+    return {"pivotality": piv, "match": match, "claims": claims}
+
+
+def _exp(v: float, scale: float = 1.0) -> str:
+    return f"{scale * math.exp(v):.3f}" if math.isfinite(v) and v < 700 else "inf"
+
+
+def _n_conv(c: dict) -> str:
+    return f"{sum(c['converged'])}/{len(c['converged'])}"
 
 
 def _all_converged(study) -> tuple[int, int]:
@@ -551,8 +657,7 @@ def tables(res: dict, args) -> str:
         worst = max(c["half_change"] for v in st["curves"].values() for c in v)
         parts.append(
             f"{key}: {ok}/{n} runs converged (held-out loss drop over the second half "
-            f"of training < 5 %; worst {100 * worst:.1f} %)\n"
-            + "\n".join(f"VERDICT {key} {k}: {v}" for k, v in an["verdicts"].items())
+            f"of training < 5 %; worst {100 * worst:.1f} %)"
         )
     return "\n\n".join(parts)
 
@@ -680,22 +785,36 @@ def plot(res: dict, args, out) -> None:
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        description=(__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    _claims.add_common_args(p)
     p.add_argument("--full", action="store_true", help="accelerator config: more steps/seeds")
-    p.add_argument("--study", choices=("both", "synthetic", "images"), default="both")
-    p.add_argument("--seeds", type=int, default=None, help="default 3 (quick) / 5 (full)")
+    p.add_argument(
+        "--study",
+        choices=("both", "synthetic", "images"),
+        default=None,
+        help="default: images (quick; the synthetic study needs ~10k steps per model to "
+        "converge, ~15 min on 2 cores) / both (--confirm, --full)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        help=f"default {QUICK['seeds']} (quick) / {CONFIRM['seeds']} (--confirm) / "
+        f"{FULL['seeds']} (--full)",
+    )
     p.add_argument(
         "--steps",
         type=int,
         default=None,
         help="optimiser steps of every model (both studies); default: synthetic "
-        "2500 / images 1000 (quick), 20000 / 10000 (full)",
+        f"{QUICK['syn_steps']} / images {QUICK['img_steps']} (quick, --confirm), "
+        f"{FULL['syn_steps']} / {FULL['img_steps']} (--full)",
     )
     p.add_argument("--batch", type=int, default=256)
     p.add_argument("--lr", type=float, default=1e-2, help="peak Adam rate (cosine decay)")
     p.add_argument("--data-dir", default=None, help="folder with BSD400/ and BSD68/ PNG images")
-    p.add_argument("--out", default="nelu_pivotal", help="results/<out>/")
     g = p.add_argument_group("synthetic")
     g.add_argument("--dim", type=int, default=32)
     g.add_argument("--atoms", type=int, default=32)
@@ -740,9 +859,21 @@ def parse_args(argv=None):
     )
     args = p.parse_args(argv)
     full = args.full
-    args.seeds = args.seeds or (5 if full else 3)
-    args.syn_steps = args.steps or (20000 if full else 2500)
-    args.img_steps = args.steps or (10000 if full else 1000)
+    if full and args.confirm:
+        p.error("--full and --confirm are different configurations: pick one")
+    if args.confirm and (
+        args.seeds is not None or args.steps is not None or args.study not in (None, "both")
+    ):
+        p.error("--confirm runs the declared configuration: do not set --seeds/--steps/--study")
+    if args.seeds is not None and args.seeds < 1:
+        p.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.steps is not None and args.steps < 10:
+        p.error(f"--steps must be >= 10, got {args.steps}")
+    size = FULL if full else CONFIRM if args.confirm else QUICK
+    args.study = args.study or size["study"]
+    args.seeds = args.seeds or size["seeds"]
+    args.syn_steps = args.steps or size["syn_steps"]
+    args.img_steps = args.steps or size["img_steps"]
     if not set(args.oracle_sigmas) <= set(args.sigma_tests):
         args.sigma_tests = sorted({*args.sigma_tests, *args.oracle_sigmas})
     args.num_patches = args.num_patches or (100_000 if full else 16384)
@@ -761,7 +892,9 @@ def parse_args(argv=None):
 def main(argv=None) -> dict:
     args = parse_args(argv)
     t0 = time.time()
-    res: dict = {"config": vars(args).copy()}
+    load_start = _claims.load_average()
+    mode = "full" if args.full else "confirm" if args.confirm else "quick"
+    res: dict = {}
     n_syn = (
         args.seeds
         * len(DECODERS)
@@ -769,30 +902,51 @@ def main(argv=None) -> dict:
     )
     n_img = args.seeds * len(DECODERS) * len(ACTS) * len(args.image_sigma_trains)
     total = (n_syn if args.study != "images" else 0) + (n_img if args.study != "synthetic" else 0)
+    studies = [k for k in ("synthetic", "images") if args.study in ("both", k)]
     with tqdm(total=total, desc="models", mininterval=5.0) as bar:
-        if args.study in ("both", "synthetic"):
+        if "synthetic" in studies:
             res["synthetic"] = run_synthetic(args, bar)
             res["synthetic_analysis"] = analyse(
                 res["synthetic"], args.sigma_train_main, images=False
             )
-        if args.study in ("both", "images"):
+        if "images" in studies:
             res["images"] = run_images(args, bar)
             res["images_analysis"] = analyse(
                 res["images"], args.image_sigma_train_main, images=True
             )
-    res["seconds"] = time.time() - t0
-    out = results_dir(args.out)
+    wall = time.time() - t0
+    out = results_dir(NAME, args.out)
     text = tables(res, args)
     print(text)
     print(
-        f"\n({res['seconds']:.0f} s, {total} models; steps: synthetic {args.syn_steps}, "
-        f"images {args.img_steps})"
+        f"\n({wall:.0f} s, {total} models; steps: synthetic {args.syn_steps}, "
+        f"images {args.img_steps}; load {load_start} -> {_claims.load_average()})"
     )
-    res["tables"] = text
+    claims = {f"{k}/{cid}": c for k in studies for cid, c in res[k + "_analysis"]["claims"].items()}
+    rec = _claims.record(
+        name=NAME,
+        claims=claims,
+        config={k: v for k, v in vars(args).items() if k != "out"},
+        seeds=range(args.seeds),
+        per_seed={k: res[k] for k in studies},
+        wall_time_s=wall,
+        mode=mode,
+        regime=REGIME,
+        load_start=load_start,
+    )
+    rec["analysis"] = {
+        k: {a: v for a, v in res[k + "_analysis"].items() if a != "claims"} for k in studies
+    }
+    rec["tables"] = text
     plot(res, args, out)
-    save_json(out / "results.json", res)
+    save_json(out / "results.json", rec)
     print(f"wrote {out}/results.json and PNGs")
-    return res
+    print()
+    for cid, c in claims.items():
+        print(_claims.verdict_line(NAME, cid, c))
+    if args.confirm:
+        print(f"wrote {_claims.write_verdict_record(NAME, rec)}")
+    return rec
 
 
 if __name__ == "__main__":
