@@ -413,7 +413,7 @@ _TWO_DEVICES = textwrap.dedent(
     import optax
     from flax import nnx
     from actfx.data import load_digits
-    from actfx.nn.models import MLP
+    from actfx.nn.models import MLP, SmallCNN
     from actfx.train import TrainConfig, evaluate, fit
 
     ds = load_digits(seed=0)
@@ -433,6 +433,14 @@ _TWO_DEVICES = textwrap.dedent(
     out["auto1"] = run(1, "auto")
     out["explicit2"] = run(2, "explicit")
     out["auto2"] = run(2, "auto")
+
+    def run_cnn(num_devices, sharding):  # BatchNorm + on-device augmentation
+        m = SmallCNN(widths=(4,), rngs=nnx.Rngs(0))
+        cfg = TrainConfig(steps=2, batch_size=32, learning_rate=0.05, augment=True, pad=1,
+                          num_devices=num_devices, sharding=sharding, progress=False)
+        return [fit(m, ds, config=cfg).final[k] for k in ("train_loss", "test_loss")]
+    out["cnn_auto1"] = run_cnn(1, "auto")
+    out["cnn_explicit2"] = run_cnn(2, "explicit")
     print("RESULT" + json.dumps(out))
     """
 )
@@ -467,3 +475,4 @@ def test_explicit_sharding_mesh_trains_like_one_device(two_devices):
     np.testing.assert_allclose(test_e, test1, rtol=1e-5)
     np.testing.assert_allclose(train_a, train1, rtol=1e-5)
     assert train1[-1] < train1[0]  # it did train
+    np.testing.assert_allclose(two_devices["cnn_explicit2"], two_devices["cnn_auto1"], rtol=1e-5)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import PartitionSpec as P
 
 from actfx._src._checks import ArgumentTypeError
 from actfx._src.data.augment import random_crop_flip
@@ -112,6 +113,17 @@ def check_loss_output(out) -> tuple[jax.Array, dict]:
     return loss, dict(aux)
 
 
+def _augment(key, x, pad: int):
+    """:func:`random_crop_flip` of ``x``; under explicit sharding (``jax.set_mesh`` with
+    ``AxisType.Explicit``) the batch is gathered for it and split again afterwards (its
+    per-example offsets are not sharded like the batch, which explicit ``vmap`` refuses)."""
+    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
+    if spec is None or all(s is None for s in spec):
+        return random_crop_flip(key, x, pad=pad)
+    out = random_crop_flip(key, jax.sharding.reshard(x, P()), pad=pad)
+    return jax.sharding.reshard(out, spec)
+
+
 def make_train_step(
     graphdef: nnx.GraphDef,
     *,
@@ -158,7 +170,7 @@ def make_train_step(
         model, optimizer = nnx.merge(graphdef, state)
         model.train()
         if augment_pad is not None:
-            x = random_crop_flip(key, x, pad=augment_pad)
+            x = _augment(key, x, augment_pad)
         grad_fn = nnx.value_and_grad(objective, has_aux=True)
         (total, (loss, reg, aux)), grads = grad_fn(model, (x, y))
         extra = {}
