@@ -168,3 +168,111 @@ def test_float_image_with_non_finite_pixels_names_the_file(tmp_path, bad):
     # before: NaN (or 1.0 / 0.0 for +-inf) pixels
     with pytest.raises(ValueError, match=r"float\.tif.*NaN or infinite"):
         read_image(path, mode="gray")
+
+
+# ------------------------------------------------------------ other sizes, scales, shapes
+
+
+def _psnr(**kw):
+    from actfx.metrics import psnr
+
+    args = {"clean": np.zeros(4), "estimate": np.full(4, 0.1), "data_range": 1.0} | kw
+    return psnr(**args)
+
+
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        ({"data_range": 0.0}, "data_range"),  # before: bare "math domain error"
+        ({"data_range": -1.0}, "data_range"),  # before: 20 dB as for +1
+        ({"estimate": np.zeros((4, 1))}, "one shape"),  # before: broadcast to (4, 4)
+        ({"clean": np.zeros(0), "estimate": np.zeros(0)}, "non-empty"),  # before: NaN
+        ({"estimate": np.array([0.0, np.nan, 0.0, 0.0])}, "estimate has NaN"),  # before: NaN
+    ],
+)
+def test_psnr_checks_arguments(kw, match):
+    with pytest.raises(ValueError, match=match):
+        _psnr(**kw)
+
+
+def test_psnr_matches_float64_reference():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 5)), rng.random((3, 5))
+    want = 10 * np.log10(4.0 / np.mean((a - b) ** 2))
+    assert np.isclose(_psnr(clean=a, estimate=b, data_range=2.0), want, rtol=1e-12)
+
+
+def test_patch_helpers_check_sizes():
+    from actfx.data import extract_patches, fold_patches, random_patches
+
+    img = jnp.ones((4, 4))
+    for size, stride, arg in ((0, 1, "size"), (2, 0, "stride"), (True, 1, "size")):
+        # before: an XLA verifier error (0) or size=True taken as 1
+        with pytest.raises(ValueError, match=arg):
+            extract_patches(img, size, stride)
+    with pytest.raises(ValueError, match=r"patches must have shape \(4, 4\)"):
+        fold_patches(jnp.ones((9, 4)), (3, 3), 2)  # before: a VJP type error
+    rng = np.random.default_rng(0)
+    for images, num, r, arg in (
+        ([np.zeros((9, 9))], -1, rng, "num"),  # before: numpy "negative dimensions"
+        ([np.zeros((9, 9))], 1, 0, "rng"),  # before: AttributeError
+        ([np.zeros((9, 9, 3))], 1, rng, r"images\[0\]"),  # before: unpacking error
+    ):
+        with pytest.raises(ValueError, match=arg):
+            random_patches(images, 2, num, r)
+
+
+@pytest.mark.parametrize(
+    "call,arg",
+    [
+        (lambda C: C.gaussian_kernel_1d(0.0), "sigma"),  # before: [nan]
+        (lambda C: C.gaussian_kernel_1d(-1.0), "sigma"),  # before: an empty kernel
+        (lambda C: C.gaussian_kernel_1d(1.0, 0.0), "truncate"),
+        (lambda C: C.pixelate_matrix(8, 0.0), "factor"),  # before: an 8x8 mean
+        (lambda C: C.pixelate_matrix(8, 2.0), "factor"),  # before: the identity
+        (lambda C: C.box_resize_matrix(3, 0), "out_size"),
+    ],
+)
+def test_corruption_helpers_check_scales(call, arg):
+    from actfx._src.data import corruptions as C
+
+    with pytest.raises(ValueError, match=arg):
+        call(C)
+
+
+def test_noise_sigma_must_broadcast_to_x():
+    import jax
+
+    from actfx.data import add_gaussian_noise
+
+    with pytest.raises(ValueError, match="sigma of shape"):  # before: a JAX TypeError
+        add_gaussian_noise(jnp.zeros(2), jnp.ones(3), jax.random.key(0))
+
+
+def test_scores_and_decisions_must_be_class_indices():
+    from actfx.metrics import imagenet_to_geirhos16, negative_log_likelihood, shape_bias_counts
+
+    # before: NaN / 0.5 decisions were counted as "other"
+    with pytest.raises(ValueError, match="pred must hold class indices"):
+        shape_bias_counts(np.array([np.nan, 1.0]), [0, 1], [1, 0])
+    with pytest.raises(ValueError, match="probs must be finite"):  # before: NaN scores
+        imagenet_to_geirhos16(np.full((1, 1000), np.nan))
+    # a NumPy float eps is a float (before: refused)
+    assert negative_log_likelihood([0.5], [0], np.float32(1e-6)) == pytest.approx(np.log(2))
+
+
+@pytest.mark.parametrize(
+    "kw,arg",
+    [
+        ({"supersample": 0}, "supersample"),  # before: an all-NaN mask
+        ({"center": (np.nan, 0.5)}, "center"),  # before: a mask of zeros
+        ({"angle": np.inf}, "angle"),
+        ({"scale": np.inf}, "scale"),
+        ({"flip": "no"}, "flip"),  # before: flipped
+    ],
+)
+def test_shape_mask_checks_geometry(kw, arg):
+    from actfx.data import shape_mask
+
+    with pytest.raises(ValueError, match=arg):
+        shape_mask("disc", 8, **kw)

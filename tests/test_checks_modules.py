@@ -170,3 +170,14 @@ def test_pivotal_ae_names_in_features():
         conv(jnp.ones((1, 8, 8, 3)))
     with pytest.raises(ValueError, match="in_features=1"):
         conv(jnp.ones((8, 8, 1)))
+
+
+def test_reference_models_name_their_input_size():
+    from actfx.nn.models import MLP, SmallCNN
+
+    mlp = MLP(6, 2, hidden=(3,), rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="in_features=6"):  # before: a dot_general error
+        mlp(jnp.ones((2, 5)))
+    cnn = SmallCNN(num_classes=2, widths=(4,), in_channels=1, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="in_channels=1"):  # before: a conv error
+        cnn(jnp.ones((1, 8, 8, 3)))

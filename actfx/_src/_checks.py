@@ -93,3 +93,31 @@ def normalize_axes(name: str, axis: int | Sequence[int], ndim: int) -> tuple[int
     if len(set(out)) != len(out):
         raise ValueError(f"{name}={axis!r} repeats an axis")
     return tuple(sorted(out))
+
+
+def check_int_scalar(name: str, value, *, low: int | None = None) -> int:
+    """A Python/NumPy int (not bool) as an int, else :class:`ArgumentTypeError` naming
+    ``name``; ``ValueError`` if it is below ``low``. For static size/count arguments."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ArgumentTypeError(f"{name} must be an int, got {type(value).__name__}: {value!r}")
+    if low is not None and value < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    return int(value)
+
+
+def check_positive_real(name: str, value, *, high: float | None = None) -> float:
+    """A finite real number ``> 0`` (and ``<= high`` when given) as a float, else an error
+    naming ``name`` (:class:`ArgumentTypeError` for a non-number). For static scales."""
+    v = check_real_scalar(name, value)
+    if not (np.isfinite(v) and v > 0 and (high is None or v <= high)):
+        bound = "> 0" if high is None else f"in (0, {high}]"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return v
+
+
+def check_bool_scalar(name: str, value) -> bool:
+    """``value`` as a bool; :class:`ArgumentTypeError` naming ``name`` unless it is a
+    Python or NumPy bool (``"no"`` or ``0`` are not taken for ``False``)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ArgumentTypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
+    return bool(value)

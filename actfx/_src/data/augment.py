@@ -24,12 +24,12 @@ def _check_pad(pad) -> int:
 def _check_offsets(name: str, off, n: int, pad: int) -> None:
     """``off`` must be ``(n,)`` integers; concrete values must lie in ``[0, 2 pad]``
     (``dynamic_slice`` would clamp any other offset silently)."""
-    if jnp.shape(off) != (n,):
-        raise ValueError(
-            f"{name} must have shape ({n},) (one offset per image), got {jnp.shape(off)}"
-        )
-    if not jnp.issubdtype(jnp.result_type(off), jnp.integer):
-        raise ValueError(f"{name} must hold integers, got dtype {jnp.result_type(off)}")
+    if not isinstance(off, jax.Array):  # a list / NumPy array (a tracer is a jax.Array)
+        off = np.asarray(off)
+    if off.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) (one offset per image), got {off.shape}")
+    if not jnp.issubdtype(off.dtype, jnp.integer):
+        raise ValueError(f"{name} must hold integers, got dtype {off.dtype}")
     if is_concrete(off):
         a = np.asarray(off)
         bad = np.flatnonzero((a < 0) | (a > 2 * pad))
@@ -80,8 +80,8 @@ def crop_flip(
     n, h, w, c = images.shape
     _check_offsets("dy", dy, n, pad)
     _check_offsets("dx", dx, n, pad)
-    if jnp.shape(flip) != (n,):
-        raise ValueError(f"flip must have shape ({n},) (one per image), got {jnp.shape(flip)}")
+    if np.shape(flip) != (n,):
+        raise ValueError(f"flip must have shape ({n},) (one per image), got {np.shape(flip)}")
     padded = jnp.pad(images, ((0, 0), (pad, pad), (pad, pad), (0, 0)))
 
     def one(img, oy, ox):

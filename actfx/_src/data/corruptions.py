@@ -23,7 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from actfx._src._checks import check_floating, is_concrete
+from actfx._src._checks import (
+    check_floating,
+    check_int_scalar,
+    check_positive_real,
+    is_concrete,
+)
 from actfx._src.data._optional import require
 
 #: Severity parameters 1..5 of each corruption (CIFAR-10-C, Hendrycks & Dietterich 2019).
@@ -231,12 +236,17 @@ def speckle_noise(images: ArrayLike, severity: int = 1, *, key: Array) -> Array:
 def gaussian_kernel_1d(sigma: float, truncate: float = 4.0) -> np.ndarray:
     """Normalised 1-D Gaussian taps of radius ``int(truncate * sigma + 0.5)`` (as SciPy).
 
+    Raises:
+      ValueError: ``sigma`` or ``truncate`` not a finite number > 0.
+
     Example:
       >>> k = gaussian_kernel_1d(1.0)
       >>> k.shape, round(float(k.sum()), 6)
       ((9,), 1.0)
     """
-    radius = int(truncate * float(sigma) + 0.5)
+    sigma = check_positive_real("sigma", sigma)
+    truncate = check_positive_real("truncate", truncate)
+    radius = int(truncate * sigma + 0.5)
     t = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 * (t / float(sigma)) ** 2)
     return w / w.sum()
@@ -342,13 +352,16 @@ def box_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
     and averages the input pixels whose centres fall in the box ``(centre - s/2, centre +
     s/2]`` (at least one pixel when upsampling), as Pillow's ``precompute_coeffs``.
 
+    Raises:
+      ValueError: a size that is not an int >= 1 (naming it).
+
     Example:
       >>> box_resize_matrix(4, 2)
       array([[0.5, 0.5, 0. , 0. ],
              [0. , 0. , 0.5, 0.5]])
     """
-    if in_size < 1 or out_size < 1:
-        raise ValueError(f"sizes must be >= 1, got in_size={in_size}, out_size={out_size}")
+    in_size = check_int_scalar("in_size", in_size, low=1)
+    out_size = check_int_scalar("out_size", out_size, low=1)
     scale = in_size / out_size
     filterscale = max(scale, 1.0)
     support = 0.5 * filterscale
@@ -369,10 +382,15 @@ def box_resize_matrix(in_size: int, out_size: int) -> np.ndarray:
 def pixelate_matrix(size: int, factor: float) -> np.ndarray:
     """``(size, size)`` matrix of BOX-downsampling to ``int(size * factor)`` and back.
 
+    Raises:
+      ValueError: ``size`` not an int >= 1, ``factor`` not in ``(0, 1]``.
+
     Example:
       >>> pixelate_matrix(4, 0.5).sum(axis=1)
       array([1., 1., 1., 1.])
     """
+    size = check_int_scalar("size", size, low=1)
+    factor = check_positive_real("factor", factor, high=1.0)
     small = max(int(size * factor), 1)
     return box_resize_matrix(small, size) @ box_resize_matrix(size, small)
 

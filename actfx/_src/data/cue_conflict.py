@@ -27,6 +27,12 @@ from typing import NamedTuple
 
 import numpy as np
 
+from actfx._src._checks import (
+    check_bool_scalar,
+    check_int_scalar,
+    check_positive_real,
+    check_real_scalar,
+)
 from actfx._src.data.dataset import ImageDataset
 
 SHAPES: tuple[str, ...] = (
@@ -151,7 +157,8 @@ def shape_mask(
       ``(size, size)`` float32 mask.
 
     Raises:
-      ValueError: unknown ``shape``, ``size < 4`` or ``scale <= 0``.
+      ValueError: unknown ``shape``, ``size < 4``, ``scale`` not a finite number > 0,
+        ``supersample < 1``, a non-finite ``center``/``angle``, a non-bool ``flip``.
 
     Example:
       >>> m = shape_mask("square", 20, scale=0.25)
@@ -160,11 +167,17 @@ def shape_mask(
     """
     if shape not in SHAPES:
         raise ValueError(f"shape must be one of {SHAPES}, got {shape!r}")
-    if not isinstance(size, (int, np.integer)) or size < 4:
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 4:
         raise ValueError(f"size must be an int >= 4, got {size!r}")
-    if not scale > 0:
-        raise ValueError(f"scale must be > 0, got {scale!r}")
-    s = int(supersample)
+    scale = check_positive_real("scale", scale)
+    s = check_int_scalar("supersample", supersample, low=1)
+    if not (isinstance(center, (tuple, list)) and len(center) == 2):
+        raise ValueError(f"center must be a (row, col) pair of fractions, got {center!r}")
+    center = (check_real_scalar("center", center[0]), check_real_scalar("center", center[1]))
+    angle = check_real_scalar("angle", angle)
+    if not (np.isfinite(center[0]) and np.isfinite(center[1]) and np.isfinite(angle)):
+        raise ValueError(f"center and angle must be finite, got center={center}, angle={angle}")
+    check_bool_scalar("flip", flip)
     # sub-pixel centres in pixel units
     g = (np.arange(size * s) + 0.5) / s
     yy, xx = np.meshgrid(g, g, indexing="ij")

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
-from actfx._src._checks import is_concrete
+from actfx._src._checks import check_int_scalar, is_concrete
 from actfx._src.data._imageio import read_image, to_unit_float
 from actfx._src.data._optional import require
 
@@ -150,14 +150,25 @@ def random_patches(
     Returns:
       float32 array ``(num, size, size)``.
 
+    Raises:
+      ValueError: ``size`` not an int >= 1, ``num`` not an int >= 0, ``rng`` not a
+        ``numpy.random.Generator``, an image that is not 2-D, or no image of at least
+        ``size x size``.
+
     Example:
       >>> import numpy as np
       >>> from actfx.data import random_patches
       >>> random_patches([np.zeros((20, 30))], 8, 5, np.random.default_rng(0)).shape
       (5, 8, 8)
     """
-    if not isinstance(size, int) or size < 1:
-        raise ValueError(f"size must be a positive int, got {size!r}")
+    size = check_int_scalar("size", size, low=1)
+    num = check_int_scalar("num", num, low=0)
+    if not isinstance(rng, np.random.Generator):
+        raise ValueError(f"rng must be a numpy.random.Generator, got {type(rng).__name__}")
+    images = [np.asarray(im) for im in images]
+    for k, im in enumerate(images):
+        if im.ndim != 2:
+            raise ValueError(f"images[{k}] must be a 2-D (H, W) image, got shape {im.shape}")
     ok = [im for im in images if im.shape[0] >= size and im.shape[1] >= size]
     if not ok:
         raise ValueError(f"no image is at least {size}x{size}")
@@ -177,6 +188,10 @@ def extract_patches(image: ArrayLike, size: int, stride: int = 1) -> Array:
     Returns:
       ``(P, size * size)`` with ``P = ((H - size) // stride + 1) * ((W - size) // stride + 1)``.
 
+    Raises:
+      ValueError: ``size``/``stride`` not ints >= 1, ``image`` not ``(H, W)`` with
+        ``H, W >= size``.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from actfx.data import extract_patches
@@ -184,6 +199,8 @@ def extract_patches(image: ArrayLike, size: int, stride: int = 1) -> Array:
       Array([[0., 1., 4., 5.],
              [1., 2., 5., 6.]], dtype=float32)
     """
+    size = check_int_scalar("size", size, low=1)
+    stride = check_int_scalar("stride", stride, low=1)
     img = jnp.asarray(image)
     if img.ndim != 2 or img.shape[0] < size or img.shape[1] < size:
         raise ValueError(f"image must be (H, W) with H, W >= size={size}, got {img.shape}")
@@ -197,6 +214,10 @@ def fold_patches(patches: ArrayLike, shape: tuple[int, int], size: int, stride: 
     """Inverse of :func:`extract_patches` by averaging: each pixel gets the mean of the
     patch values that cover it (pixels no patch covers get 0).
 
+    Raises:
+      ValueError: ``size``/``stride`` not ints >= 1, ``shape`` not an ``(H, W)`` pair of
+        ints >= ``size``, ``patches`` not of the shape :func:`extract_patches` gives.
+
     Example:
       >>> import jax.numpy as jnp
       >>> from actfx.data import extract_patches, fold_patches
@@ -204,8 +225,19 @@ def fold_patches(patches: ArrayLike, shape: tuple[int, int], size: int, stride: 
       >>> bool(jnp.allclose(fold_patches(extract_patches(img, 2), (3, 4), 2), img))
       True
     """
+    size = check_int_scalar("size", size, low=1)
+    stride = check_int_scalar("stride", stride, low=1)
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 2):
+        raise ValueError(f"shape must be an (H, W) pair, got {shape!r}")
+    h, w = (check_int_scalar("shape", d, low=size) for d in shape)
     patches = jnp.asarray(patches)
-    zeros = jnp.zeros(shape, patches.dtype)
+    n_patches = ((h - size) // stride + 1) * ((w - size) // stride + 1)
+    if patches.shape != (n_patches, size * size):
+        raise ValueError(
+            f"patches must have shape ({n_patches}, {size * size}) (extract_patches of a "
+            f"{(h, w)} image, size={size}, stride={stride}), got {patches.shape}"
+        )
+    zeros = jnp.zeros((h, w), patches.dtype)
     _, vjp = jax.vjp(lambda im: extract_patches(im, size, stride), zeros)
     total = vjp(patches)[0]
     count = vjp(jnp.ones_like(patches))[0]
@@ -218,7 +250,8 @@ def add_gaussian_noise(x: ArrayLike, sigma: float | ArrayLike, key: Array) -> Ar
     ``sigma`` may be an array broadcasting against ``x`` (e.g. one level per sample).
 
     Raises:
-      ValueError: a negative or non-finite concrete ``sigma``.
+      ValueError: a negative or non-finite concrete ``sigma``, or a ``sigma`` whose shape
+        does not broadcast to ``x``'s.
 
     Example:
       >>> import jax, jax.numpy as jnp
@@ -226,6 +259,15 @@ def add_gaussian_noise(x: ArrayLike, sigma: float | ArrayLike, key: Array) -> Ar
       [0.0, 0.0, 0.0]
     """
     x = jnp.asarray(x)
+    try:
+        grown = np.broadcast_shapes(jnp.shape(sigma), x.shape) != x.shape
+    except ValueError:
+        grown = True
+    if grown:
+        raise ValueError(
+            f"sigma of shape {jnp.shape(sigma)} must broadcast against x of shape {x.shape} "
+            f"without enlarging it"
+        )
     if is_concrete(sigma):
         s = np.asarray(sigma, np.float64)
         if s.size and (not np.isfinite(s).all() or (s < 0).any()):

@@ -119,7 +119,11 @@ def negative_log_likelihood(p: ArrayLike, y: ArrayLike, eps: float = 1e-12) -> f
       >>> round(negative_log_likelihood([0.5, 0.5], [0, 1]), 4)
       0.6931
     """
-    if not (isinstance(eps, (int, float)) and 0 < eps < 1):
+    if (
+        isinstance(eps, (bool, np.bool_))
+        or not isinstance(eps, (int, float, np.integer, np.floating))
+        or not 0 < eps < 1
+    ):
         raise ValueError(f"eps must be a float in (0, 1), got {eps!r}")
     p, y = _as_probs(p, y)
     return float(-np.mean(np.log(np.clip(p[np.arange(len(y)), y], eps, 1.0))))

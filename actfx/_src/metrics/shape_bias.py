@@ -61,7 +61,8 @@ def shape_bias_counts(
       ``texture_rate``, ``other_rate`` (NaN when every image is excluded).
 
     Raises:
-      ValueError: the three arrays are not 1-D of equal length.
+      ValueError: the three arrays are not 1-D of equal length, or hold values that are
+        not whole numbers (NaN, 0.5, strings: a decision must be a class index).
 
     Example:
       >>> c = shape_bias_counts([0, 1, 0, 3], [0, 0, 1, 3], [1, 1, 2, 3])
@@ -78,6 +79,11 @@ def shape_bias_counts(
             "pred, shape_labels and texture_labels must be 1-D of equal length, got shapes "
             f"{pred.shape}, {s.shape}, {t.shape}"
         )
+    for name, a in (("pred", pred), ("shape_labels", s), ("texture_labels", t)):
+        if a.dtype.kind not in "iuf" or (
+            a.dtype.kind == "f" and not np.all(np.isfinite(a) & (a == np.round(a)))
+        ):
+            raise ValueError(f"{name} must hold class indices (whole numbers), got {a[:8]}")
     keep = s != t
     n_shape = int(np.sum(keep & (pred == s)))
     n_texture = int(np.sum(keep & (pred == t)))
@@ -213,6 +219,9 @@ def imagenet_to_geirhos16(probs: np.ndarray) -> np.ndarray:
     (:data:`IMAGENET_INDICES_16`), as in Geirhos et al.'s ``probabilities_to_decision``;
     columns follow :data:`GEIRHOS_CATEGORIES`. Pass softmax probabilities, not logits.
 
+    Raises:
+      ValueError: ``probs`` not ``(N, 1000)``, or with NaN/infinite/negative entries.
+
     Example:
       >>> import numpy as np
       >>> p = np.zeros((1, 1000)); p[0, 404] = 1.0   # 404 = airliner
@@ -222,6 +231,8 @@ def imagenet_to_geirhos16(probs: np.ndarray) -> np.ndarray:
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape[1] != 1000:
         raise ValueError(f"probs must have shape (N, 1000), got {probs.shape}")
+    if probs.dtype.kind not in "iuf" or not np.all(np.isfinite(probs) & (probs >= 0)):
+        raise ValueError("probs must be finite probabilities >= 0 (softmax outputs, not logits)")
     return np.stack(
         [probs[:, list(IMAGENET_INDICES_16[c])].mean(axis=1) for c in GEIRHOS_CATEGORIES], axis=1
     )

@@ -8,6 +8,17 @@ from flax import nnx
 from jaxtyping import Array
 
 
+def check_nhwc(x, in_channels: int) -> Array:
+    """``x`` as an array; ``ValueError`` naming ``in_channels`` unless it is ``(N, H, W,
+    in_channels)`` (instead of a convolution's feature-dimension error deep inside)."""
+    x = jnp.asarray(x)
+    if x.ndim != 4 or x.shape[-1] != in_channels:
+        raise ValueError(
+            f"x must be (N, H, W, in_channels={in_channels}) images, got shape {x.shape}"
+        )
+    return x
+
+
 def conv3x3(
     in_channels: int, out_channels: int, *, stride: int = 1, dtype=None, rngs: nnx.Rngs
 ) -> nnx.Conv:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import jax.numpy as jnp
@@ -67,6 +68,12 @@ class MLP(nnx.Module):
 
     def __call__(self, x: ArrayLike) -> Array:
         x = jnp.asarray(x)
+        n_in = (self.layers[0] if len(self.layers) else self.head).in_features
+        if x.ndim < 2 or math.prod(x.shape[1:]) != n_in:
+            raise ValueError(
+                f"x must be (N, ...) with in_features={n_in} entries per sample after the batch "
+                f"axis, got shape {x.shape}"
+            )
         x = x.reshape(x.shape[0], -1)
         for layer, act in zip(self.layers, self.acts):
             x = act(layer(x))

@@ -16,7 +16,7 @@ from actfx._src.nn.models.activation_factory import (
     default_act,
     resolve_activation,
 )
-from actfx._src.nn.models.conv import batch_norm, conv3x3, global_avg_pool
+from actfx._src.nn.models.conv import batch_norm, check_nhwc, conv3x3, global_avg_pool
 from actfx._src.topk import check_fraction
 
 Shortcut = Literal["A", "B"]
@@ -223,7 +223,8 @@ class ResNet(nnx.Module):
         )
 
     def __call__(self, x: ArrayLike) -> Array:
-        h = self.stem_act(self.stem_bn(self.stem_conv(jnp.asarray(x))))
+        x = check_nhwc(x, self.stem_conv.in_features)
+        h = self.stem_act(self.stem_bn(self.stem_conv(x)))
         for i, stage in enumerate(self.stages):
             for block in stage:
                 h = block(h)

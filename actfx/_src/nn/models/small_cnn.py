@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import jax.numpy as jnp
 from flax import nnx
 from jaxtyping import Array, ArrayLike
 
 import actfx
 from actfx._src.nn.models.activation_factory import ActFactory, default_act, resolve_activation
-from actfx._src.nn.models.conv import batch_norm, conv3x3, global_avg_pool
+from actfx._src.nn.models.conv import batch_norm, check_nhwc, conv3x3, global_avg_pool
 from actfx._src.topk import check_fraction
 
 
@@ -95,7 +94,7 @@ class SmallCNN(nnx.Module):
         self.head = nnx.Linear(widths[-1], num_classes, dtype=dtype, rngs=rngs)
 
     def __call__(self, x: ArrayLike) -> Array:
-        x = jnp.asarray(x)
+        x = check_nhwc(x, self.convs[0].in_features)
         for i, (conv, norm, act) in enumerate(zip(self.convs, self.norms, self.acts)):
             x = act(norm(conv(x)))
             # topk_blocks is () when topk is None
