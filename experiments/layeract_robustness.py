@@ -51,7 +51,7 @@ four noises and as a relative drop (clean ~96 %) that is ~2.5 pp and ~1.0 pp.
 :func:`experiments._claims.seeds_for_power` at 80 % power: effect 1.0 pp / SD 1.0 -> 10
 seeds (HardSiLU pair), effect 2.0 / SD 2.5 -> 15 seeds (SiLU pair; at 1.0 pp it would need
 51, out of reach on CPU). ``--confirm`` runs :data:`CONFIRM_SEEDS` = 16 paired seeds (64
-trainings, ~60 min on 2 idle cores).
+trainings, estimated ~1 h on 2 idle cores).
 
     python -m experiments.layeract_robustness            # quick: 4 seeds, MNIST-5k (offline)
     python -m experiments.layeract_robustness --confirm  # 16 seeds, writes the verdict record

@@ -52,7 +52,7 @@ for the bias gain at k = 50 % with the old readout; the shape-rate difference's 
 (3 seeds). Guessing SDs of 0.05-0.08 for the new readout, :func:`experiments._claims.
 seeds_for_power` with Bonferroni over 4 at 80 % power: gain 0.1 / SD 0.05 -> 6 seeds, SD 0.08
 -> 10; shape-rate 0.06 / SD 0.045 -> 10. ``--confirm`` runs :data:`CONFIRM_SEEDS` = 10
-(~15 min on 2 idle cores); the quick default runs 5 (with 4 or fewer the Bonferroni
+(estimated ~15 min on 2 idle cores); the quick default runs 5 (with 4 or fewer the Bonferroni
 t-quantile, 5.39 at 4 seeds, leaves almost every interval open).
 
     python -m experiments.topk_shape_bias            # quick CPU config, 5 seeds
