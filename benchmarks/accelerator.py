@@ -89,7 +89,7 @@ def fwd_bwd(f: Callable, *params) -> Callable:
 
     def run(x, g, params):
         y, vjp = jax.vjp(f, x, *params)
-        return y, vjp(g)
+        return y, vjp(g.astype(y.dtype))  # y may be promoted (bfloat16 x, float32 params)
 
     jitted = jax.jit(run)
     return lambda x, g: jitted(x, g, params)
