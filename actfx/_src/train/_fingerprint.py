@@ -348,6 +348,11 @@ def _first_diffs(a: Any, b: Any, path: str, out: list[str], limit: int = 3) -> N
 
 def fingerprint_diff(saved: dict, now: dict) -> list[str]:
     """Human-readable differences between two :func:`run_fingerprint` records."""
+    if "python" not in saved:
+        return [
+            "the checkpoint was written by an older actfx, whose description of the loss and "
+            "optimizer (by name and shape) cannot be compared with this one (by value)"
+        ]
     diffs = []
     saved_cfg, now_cfg = saved.get("config", {}), now.get("config", {})
     for k in sorted(set(saved_cfg) | set(now_cfg)):
