@@ -127,4 +127,20 @@ def random_crop_flip(key: Array, images: ArrayLike, *, pad: int = 4, flip: bool 
     dy = jax.random.randint(ky, (n,), 0, 2 * pad + 1)
     dx = jax.random.randint(kx, (n,), 0, 2 * pad + 1)
     fl = jax.random.bernoulli(kf, 0.5, (n,)) if flip else jnp.zeros((n,), bool)
+    dy, dx, fl = (_sharded_like_batch(v, images) for v in (dy, dx, fl))
     return crop_flip(images, dy, dx, fl, pad=pad)
+
+
+def _sharded_like_batch(v: Array, images: ArrayLike) -> Array:
+    """``v`` (one value per example) split over the mesh axes that split ``images``' batch.
+
+    Under explicit sharding (``AxisType.Explicit`` + ``jax.set_mesh``) the per-example offsets
+    drawn from a key are replicated, and an explicit ``vmap`` over a batch-sharded image refuses
+    them; resharding them like the batch keeps every example's crop on its own device. A no-op
+    outside an explicit mesh."""
+    sharding = getattr(jax.typeof(images), "sharding", None)
+    spec = getattr(sharding, "spec", None)
+    mesh = getattr(sharding, "mesh", None)
+    if not spec or spec[0] is None or mesh is None or not mesh.explicit_axes:
+        return v
+    return jax.sharding.reshard(v, jax.sharding.PartitionSpec(spec[0]))

@@ -8,7 +8,6 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
-from jax.sharding import PartitionSpec as P
 
 from actfx._src._checks import ArgumentTypeError
 from actfx._src.data.augment import random_crop_flip
@@ -114,14 +113,9 @@ def check_loss_output(out) -> tuple[jax.Array, dict]:
 
 
 def _augment(key, x, pad: int):
-    """:func:`random_crop_flip` of ``x``; under explicit sharding (``jax.set_mesh`` with
-    ``AxisType.Explicit``) the batch is gathered for it and split again afterwards (its
-    per-example offsets are not sharded like the batch, which explicit ``vmap`` refuses)."""
-    spec = getattr(getattr(jax.typeof(x), "sharding", None), "spec", None)
-    if spec is None or all(s is None for s in spec):
-        return random_crop_flip(key, x, pad=pad)
-    out = random_crop_flip(key, jax.sharding.reshard(x, P()), pad=pad)
-    return jax.sharding.reshard(out, spec)
+    """:func:`random_crop_flip` of ``x`` (batch-sharded under explicit sharding: the
+    per-example offsets are split like the batch, so no device gathers it)."""
+    return random_crop_flip(key, x, pad=pad)
 
 
 def make_train_step(
