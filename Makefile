@@ -43,9 +43,10 @@ fmt: $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed
 	$(PY) -m benchmarks.activations
+	$(PY) -m benchmarks.accelerator --quick
 	@for b in benchmarks/*.py; do \
 	  m=$$(basename $$b .py); \
-	  case $$m in __init__|activations|common) ;; *) $(PY) -m benchmarks.$$m || exit 1;; esac; \
+	  case $$m in __init__|activations|common|timing|accelerator) ;; *) $(PY) -m benchmarks.$$m || exit 1;; esac; \
 	done
 
 $(VENV)/.installed-docs: pyproject.toml | $(PY)
