@@ -422,6 +422,22 @@ def measure(model, bench) -> dict:
     }
 
 
+def _seed_line(seed: int, pre: dict, recs: list[dict]) -> str:
+    """One progress line per finished seed (shape bias / shape rate per setting)."""
+    parts = [
+        f"{r['setting']}{'' if r['setting'] == 'dense' else '@' + format(r['k'], 'g')} "
+        f"{r['shape_bias']:.3f}/{r['shape_rate']:.3f}"
+        for r in recs
+        if r["setting"] != "revert"
+    ]
+    dense = next(r for r in recs if r["setting"] == "dense")
+    return (
+        f"seed {seed}: heads shape {pre['test_shape_accuracy']:.3f} texture "
+        f"{pre['test_texture_accuracy']:.3f}, dense clean {dense['clean_accuracy']:.3f}; "
+        "shape bias/shape rate: " + ", ".join(parts)
+    )
+
+
 def run(cfg: Config) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     data = make_data(cfg)
@@ -436,6 +452,7 @@ def run(cfg: Config) -> dict:
             sp = None if mode == "dense" else sparsifiers(mode, k, len(cfg.widths), seed)
             clf = Classifier(Features(model.backbone, sp), readout)
             records.append({"setting": mode, "k": k, "seed": seed, **measure(clf, bench)})
+        tqdm.write(_seed_line(seed, pre, [r for r in records if r["seed"] == seed]))
     stage_sides = [cfg.size // 2 ** (s + 1) for s in range(len(cfg.widths))]
     kept = {f"{k:g}": [topk_num_kept(k, (s, s)) for s in stage_sides] for k in cfg.ks}
     return {
