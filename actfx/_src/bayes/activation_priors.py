@@ -82,6 +82,8 @@ def activation_prior(
       ['layer0/act/c', 'layer0/act/lam', 'layer0/act/gamma']
     """
     check_activation(activation)
+    if isinstance(width, bool) or not isinstance(width, (int, np.integer)) or width < 1:
+        raise ValueError(f"width must be an int >= 1, got {width!r}")
     shape = (width,) if per_unit else ()
 
     def site(short: str, d: dist.Distribution) -> Array:

@@ -76,6 +76,12 @@ def to_inference_data(
                 f"site {k!r} has shape {v.shape}"
             )
         post[k] = v
+    lead = {k: v.shape[:2] for k, v in post.items()}
+    if len(set(lead.values())) > 1:
+        raise ValueError(
+            "result must hold the same (chains, draws) for every site (ArviZ would pad the "
+            f"shorter ones with NaN draws), got {lead}"
+        )
     given = [a is not None for a in (model, x, y)]
     if any(given) and not all(given):
         raise ValueError(

@@ -45,6 +45,8 @@ def check_data(
     xs = jnp.shape(x)
     if len(xs) != 2 or xs[1] != in_features:
         raise ValueError(f"x must have shape (N, {in_features}), got {xs}")
+    if xs[0] < 1:
+        raise ValueError(f"x must have at least one row, got shape {xs}")
     if not jnp.issubdtype(jnp.result_type(x), jnp.floating):
         raise ValueError(f"x must have a floating dtype, got {jnp.result_type(x)}")
     if is_concrete(x) and not np.all(np.isfinite(np.asarray(x))):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 
 import jax.numpy as jnp
@@ -94,8 +95,11 @@ class SparseMLP:
         if self.centered and self.prior == "horseshoe":
             raise ValueError("centered=True is not supported for prior='horseshoe'")
         for name in ("scale_concentration", "scale_rate", "bias_scale"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+            v = getattr(self, name)
+            if isinstance(v, bool) or not (
+                isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+            ):
+                raise ValueError(f"{name} must be a finite float > 0, got {v!r}")
 
     @property
     def num_layers(self) -> int:

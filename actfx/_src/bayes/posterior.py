@@ -32,8 +32,24 @@ def predictive_draws(
     model: SparseMLP, samples: Mapping[str, ArrayLike], x: ArrayLike, *, grouped: bool = False
 ) -> Array:
     """Predictive mean of ``y`` for every draw: shape ``(S, N)`` (Bernoulli, 1-D Normal) or
-    ``(S, N, K)``; ``grouped=True`` when ``samples`` are ``(chains, draws, ...)``."""
+    ``(S, N, K)``; ``grouped=True`` when ``samples`` are ``(chains, draws, ...)``.
+
+    Raises:
+      ValueError: ``x`` not a finite ``(N, in_features)`` float array, or ``samples``
+        missing a network site or holding non-finite draws.
+    """
+    model.check_data(x)
     params = network_params(samples, grouped=grouped)
+    missing = [
+        k
+        for k in model.weight_sites() + [w[:-2] + "/b" for w in model.weight_sites()]
+        if k not in params
+    ] + [k for k in model.activation_sites() if k not in params]
+    if missing:
+        raise ValueError(f"samples must hold the network sites, missing {missing}")
+    bad = [k for k, v in params.items() if not np.all(np.isfinite(np.asarray(v)))]
+    if bad:
+        raise ValueError(f"samples must be finite, got NaN or infinite draws at sites {bad}")
     return jax.lax.map(lambda p: model.predict_mean(p, x), params, batch_size=64)
 
 
@@ -124,11 +140,16 @@ def pruned_accuracy(
     """Accuracy of the posterior-mean predictor with pruned weights set to zero in every draw.
 
     Returns ``{"accuracy", "fraction_pruned"}`` (classification likelihoods only).
+
+    Raises:
+      ValueError: a Normal likelihood, ``x``/``y`` not valid for the model (e.g. a label 2 for
+        Bernoulli), or bad ``eps``/``threshold``/``samples`` (see :func:`prune_masks`).
     """
     if model.likelihood == "normal":
         raise ValueError(
             "pruned_accuracy needs a classification likelihood, got likelihood='normal'"
         )
+    model.check_data(x, y)  # labels in {0, 1} / [0, K), one per row of x
     masks = prune_masks(model, samples, eps=eps, threshold=threshold, grouped=grouped)
     d = network_params(samples, grouped=grouped)
     for k, keep in masks.items():

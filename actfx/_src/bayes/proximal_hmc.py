@@ -9,6 +9,7 @@ from typing import NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro.distributions as dist
 from jax import random
 from jax.flatten_util import ravel_pytree
@@ -85,6 +86,13 @@ def moreau_envelope_abs(a: Array, scale: Array, delta: Array) -> Array:
       >>> moreau_envelope_abs(jnp.array([0.05, 2.0]), 1.0, 0.1)
       Array([0.0125, 1.95  ], dtype=float32)
     """
+    for name, v in (("scale", scale), ("delta", delta)):
+        try:
+            v_np = np.asarray(v)
+        except (TypeError, jax.errors.TracerArrayConversionError):
+            continue  # traced (inside jit): checked where it is concrete
+        if not np.all(np.isfinite(v_np) & (v_np > 0)):
+            raise ValueError(f"{name} must be finite and > 0, got {v!r}")
     a = jnp.abs(a)
     return jnp.where(a * scale <= delta, a**2 / (2 * delta), a / scale - delta / (2 * scale**2))
 
