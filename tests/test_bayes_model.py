@@ -222,3 +222,21 @@ def test_mmelu_network_scale_symmetry_that_the_experiment_normalises_out():
     np.testing.assert_allclose(m.forward(q, x), m.forward(p, x), rtol=2e-5, atol=2e-5)
     q["layer0/act/gamma"] = p["layer0/act/gamma"]  # changing gamma/lam does change the function
     assert np.max(np.abs(np.asarray(m.forward(q, x) - m.forward(p, x)))) > 1e-2
+
+
+def test_ditac_prior_factorised_once_not_in_the_potential():
+    """The CPA prior's Cholesky factor is computed once (cached), so the potential that MCMC
+    evaluates at every leapfrog step contains no cholesky (it used to refactorise)."""
+    import jax
+    from numpyro.infer.util import initialize_model
+
+    from actfx._src.bayes.activation_priors import _ditac_prior_scale_tril, ditac_prior_covariance
+
+    L = _ditac_prior_scale_tril(8)
+    np.testing.assert_allclose(L @ L.T, ditac_prior_covariance(8), rtol=1e-10, atol=1e-12)
+    assert _ditac_prior_scale_tril(8) is L
+    m = SparseMLP((2, 3, 1), activation="ditac", likelihood="normal")
+    x, y = np.ones((4, 2), "float32"), np.zeros(4, "float32")
+    info = initialize_model(jax.random.key(0), m, model_args=(x, y))
+    jaxpr = str(jax.make_jaxpr(jax.grad(info.potential_fn))(info.param_info.z))
+    assert "cholesky" not in jaxpr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import jax
@@ -22,6 +23,16 @@ ACTIVATIONS = ("mmelu", "prelu", "relu", "ditac")
 # ``cov_kernel``.)
 DITAC_CELLS = 8
 DITAC_PRIOR = {"cov_kernel": "ditac", "length_scale": 5.0, "output_variance": 2.0}
+
+
+@functools.lru_cache(maxsize=8)
+def _ditac_prior_scale_tril(nc: int) -> np.ndarray:
+    """Cholesky factor of :func:`ditac_prior_covariance`, computed once per ``nc`` (float64,
+    read-only), so the model passes ``scale_tril`` and no potential evaluation factorises
+    the constant covariance again."""
+    L = np.linalg.cholesky(ditac_prior_covariance(nc))
+    L.setflags(write=False)
+    return L
 
 
 def ditac_prior_covariance(nc: int = DITAC_CELLS) -> np.ndarray:
@@ -99,10 +110,8 @@ def activation_prior(
     if activation == "prelu":
         return {"slope": site("slope", dist.Uniform(-1.0, 1.0))}
     if activation == "ditac":
-        S = jnp.asarray(ditac_prior_covariance())
-        return {
-            "theta": site("theta", dist.MultivariateNormal(jnp.zeros(len(S)), covariance_matrix=S))
-        }
+        L = jnp.asarray(_ditac_prior_scale_tril(DITAC_CELLS), jnp.float32)
+        return {"theta": site("theta", dist.MultivariateNormal(jnp.zeros(len(L)), scale_tril=L))}
     return {}
 
 
