@@ -78,3 +78,36 @@ def test_errors():
         sample_theta(jax.random.key(0), tess, 0)
     with pytest.raises(ValueError, match="tess must be"):
         prior_covariance(None)
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_extreme_length_scales_give_the_kernel_limits(kernel):
+    """length_scale=1e300 raised a bare OverflowError (l**2) and 1e-300 gave a NaN matrix
+    (0/0 on the diagonal): both now give the kernel's limits, an all-ones correlation and
+    the identity (times the variance)."""
+    tess = Tessellation(4)
+    s2 = {"ditac": (2 * tess.nc) ** 2}.get(kernel, 1.0)
+    K_big = affine_covariance(tess, length_scale=1e300, output_variance=1.0, kernel=kernel)
+    K_small = affine_covariance(tess, length_scale=1e-300, output_variance=1.0, kernel=kernel)
+    assert np.all(np.isfinite(K_big)) and np.all(np.isfinite(K_small))
+    np.testing.assert_allclose(np.diag(K_small), s2)
+    np.testing.assert_allclose(K_small - np.diag(np.diag(K_small)), 0.0, atol=0)
+    # huge l: every correlation within a block is 1 (the difw a-b cross term too)
+    if kernel == "ditac":
+        np.testing.assert_allclose(K_big, s2)
+    else:
+        np.testing.assert_allclose(K_big[0::2, 0::2], 1.0)
+    for ls in (1e300, 1e-300):
+        S = prior_covariance(tess, length_scale=ls, kernel=kernel)
+        assert np.all(np.isfinite(S))
+    # the stable form agrees with the textbook one where both are finite
+    l, D = 0.37, np.abs(tess.cell_centers[:, None] - tess.cell_centers[None, :])
+    K = affine_covariance(tess, length_scale=l, output_variance=1.0, kernel="se")
+    np.testing.assert_allclose(K[0::2, 0::2], np.exp(-(D**2) / (2 * l**2)), rtol=1e-14)
+
+
+def test_overflowing_output_variance_is_refused():
+    with pytest.raises(ValueError, match="output_variance"):
+        prior_covariance(Tessellation(4), output_variance=1e300)
+    with pytest.raises(ValueError, match="length_scale must be"):
+        prior_covariance(Tessellation(4), length_scale=True)

@@ -88,3 +88,17 @@ def test_errors():
         Tessellation(5, basis=B)
     with pytest.raises(ValueError, match="finite"):
         Tessellation(5, basis=np.full((10, 4), np.nan))
+
+
+@pytest.mark.parametrize("basis", ["qr", "svd", "sparse", "rref", "explicit"])
+def test_pickle_and_copy(basis):
+    """Tessellation could not be pickled or copied (slots + immutable __setattr__)."""
+    import copy
+    import pickle
+
+    b = Tessellation(5).B if basis == "explicit" else basis
+    t = Tessellation(5, zero_boundary=basis != "sparse", basis=b)
+    for u in (pickle.loads(pickle.dumps(t)), copy.copy(t), copy.deepcopy(t)):
+        assert u == t and hash(u) == hash(t) and u.basis == t.basis
+        np.testing.assert_array_equal(u.B, t.B)
+    assert copy.deepcopy({"t": t})["t"] is t  # immutable: copies are the object itself

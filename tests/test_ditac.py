@@ -491,3 +491,30 @@ def test_benchmark_ratios_are_the_timed_medians_over_gelu():
     assert ratios.keys() == expected.keys()
     for k, r in expected.items():
         assert ratios[k] == pytest.approx(r, rel=1e-12), k
+
+
+def test_interval_beyond_the_compute_dtype_is_refused():
+    """a=-3e38, b=3e38 gave NaN even at theta = 0 (b - a overflows float32): now a
+    ValueError naming a and b; in float64 the same interval is representable and gives
+    GELU at theta = 0."""
+    x = jnp.array([-1.0, 0.5, 1.0])
+    with pytest.raises(ValueError, match="b - a must be finite"):
+        actfx.ditac(x, jnp.zeros(9), a=-3e38, b=3e38)
+    with pytest.raises(ValueError, match="b - a must be finite"):
+        actfx.ditac(x, jnp.zeros(9), a=-1.0, b=1e39)
+    with jax.enable_x64(True):
+        x64 = jnp.asarray(x, jnp.float64)
+        y = actfx.ditac(x64, jnp.zeros(9, jnp.float64), a=-3e38, b=3e38)
+        np.testing.assert_array_equal(y, gelu_exact(x64))
+
+
+@pytest.mark.parametrize("method", ["exact", "table"])
+def test_empty_input_with_per_channel_theta(method):
+    """x of shape (2, 0) with a (0, d) per-channel theta raised ZeroDivisionError."""
+    for shape in ((2, 0), (0,)):
+        y = actfx.ditac(jnp.zeros(shape), jnp.zeros((0, 9)), method=method)
+        assert y.shape == shape and y.dtype == jnp.float32
+    g = jax.grad(lambda t: actfx.ditac(jnp.zeros((2, 0)), t, method=method).sum())(
+        jnp.zeros((0, 9))
+    )
+    assert g.shape == (0, 9)

@@ -10,9 +10,11 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import PartitionSpec as P
 from jaxtyping import Array, ArrayLike
 
 from actfx._src._checks import check_floating, check_positive, is_concrete, normalize_axes
+from actfx._src._sharding import is_explicitly_sharded, per_shard
 
 _METHODS = ("exact", "fixed_point", "unrolled")
 
@@ -203,6 +205,9 @@ def nelu(
     subnormal inputs count as 0 where the backend flushes them (XLA on CPU does). An empty
     ``x`` (any axis of size 0, batch or pool) returns an empty array of the same shape.
 
+    Multi-device: works under ``jit`` with sharded inputs, inside ``jax.shard_map`` and
+    under explicit sharding (``AxisType.Explicit``: each shard computes its own pools, the
+    pool axes gathered first if they were split).
     Gradients are finite everywhere, including ``x = 0`` (where NeLU is not
     differentiable; the gradient of the residual norm is taken as 0) and pools where every
     entry is thresholded (``z = 0``).
@@ -260,9 +265,20 @@ def nelu(
         return x
     # float16/bfloat16 are computed in float32 and cast back.
     ct = jnp.promote_types(x.dtype, jnp.float32)
-    out = _nelu(
-        x.astype(ct), jnp.asarray(lam, ct), axes, bool(two_sided), method, int(iters), float(step)
-    )
+    lam_c = jnp.asarray(lam, ct)
+    args = (axes, bool(two_sided), method, int(iters), float(step))
+    if is_explicitly_sharded(x):
+        # Pools are independent: under explicit sharding each shard runs on its own, the
+        # pool axes gathered (the sort has no sharding JAX could infer); lam goes with x.
+        out = per_shard(
+            lambda v, lv: _nelu(v, lv, *args),
+            x.astype(ct),
+            axes,
+            jnp.broadcast_to(lam_c, x.shape),
+            arg_specs=lambda local: (P(*local),),
+        )
+    else:
+        out = _nelu(x.astype(ct), lam_c, *args)
     return out.astype(x.dtype)
 
 

@@ -14,6 +14,7 @@ from jax.core import Tracer
 from jaxtyping import Array, ArrayLike
 
 from actfx._src._checks import check_floating, normalize_axes
+from actfx._src._sharding import full_like, match_vma, per_shard
 
 _BY = ("abs", "value")
 _METHODS = ("exact", "approx")
@@ -136,6 +137,7 @@ def _kth_largest(u: Array, m: Array | int, axes: tuple[int, ...], nbits: int) ->
     memory pass per digit, with no sort, gather or scatter.
     """
     prefix = jnp.zeros([1 if a in axes else s for a, s in enumerate(u.shape)], u.dtype)
+    prefix = match_vma(prefix, u)  # the loop carry varies like u under shard_map
     passes = -(-nbits // _RADIX_BITS)  # a rolled loop keeps the compiled program small
     m = jnp.asarray(m)
 
@@ -170,7 +172,7 @@ def _radix_thresholds(u: Array, m: int, axes: tuple[int, ...], nbits: int):
     n_at = jnp.sum(u == t, axis=axes, keepdims=True, dtype=jnp.int32)
     t_pos = jax.lax.cond(
         jnp.all(n_above + n_at == m),
-        lambda: jnp.zeros(t.shape, jnp.uint32),
+        lambda: full_like(t, 0, jnp.uint32),
         lambda: _tie_position(u, t, m - n_above, axes),
     )
     return t, t_pos
@@ -306,6 +308,8 @@ def _search(x: Array, m: int, axes: tuple[int, ...], by: str):
         jnp.zeros(pshape, bool),
         jnp.zeros(pshape, bool),
     )
+    # The loop carry varies like x under shard_map (constants are invariant).
+    init: Any = init[:1] + tuple(match_vma(v, n_gt0) for v in init[1:])
     state = jax.lax.while_loop(
         lambda s: (s[0] < _MAX_SEARCH_PASSES) & (jnp.sum(_live(s, m), dtype=jnp.int32) > cap),
         lambda s: _search_step(s, lambda ps: _count_ge(x, u, distinct, ps, axes, by), model, m, L),
@@ -478,13 +482,13 @@ def _thresholds(x: Array, m: int, axes: tuple[int, ...], by: str):
 
         def settled():
             if distinct:
-                return lo, jnp.zeros(lo.shape, jnp.uint32)
+                return lo, full_like(lo, 0, jnp.uint32)
             # A collapsed bracket with #{u >= lo} != m: the m-th key is lo, tied across.
             tie = c_lo != m
             n_tie = jnp.sum(tie, dtype=jnp.int32)
             t_pos = jax.lax.cond(
                 n_tie == 0,
-                lambda: jnp.zeros(lo.shape, jnp.uint32),
+                lambda: full_like(lo, 0, jnp.uint32),
                 lambda: jax.lax.cond(
                     n_tie <= cap,
                     lambda: _tie_position_gathered(x, by, lo, m - c_hi, tie, axes, cap),
@@ -631,6 +635,11 @@ def topk(
 
     The mask is a constant for autodiff: gradients flow to the kept entries only.
 
+    Multi-device: works under ``jit`` with sharded inputs, inside ``jax.shard_map`` (the
+    search's loop state varies like ``x``) and under explicit sharding
+    (``AxisType.Explicit``: the selection runs on each shard of ``x``, the pool axes
+    gathered first if they were split).
+
     Args:
       x: floating array, e.g. ``(N, H, W, C)``.
       k: fraction of each pool to keep, a Python float in (0, 1]; ``k=1`` is the identity.
@@ -672,8 +681,10 @@ def topk(
     if m >= pool:
         return x
     xs = jax.lax.stop_gradient(x)
+    # Pools are independent: under explicit sharding the selection runs per shard (its
+    # data-dependent gathers and loops have no sharding JAX could infer).
     if method == "exact":
-        mask = _search_mask_jit(xs, m, axes, by)
+        mask = per_shard(lambda v: _search_mask_jit(v, m, axes, by), xs, axes)
     else:
-        mask = _approx_mask(xs, m, axes, by)
+        mask = per_shard(lambda v: _approx_mask(v, m, axes, by), xs, axes)
     return jnp.where(mask, x, jnp.zeros((), x.dtype))

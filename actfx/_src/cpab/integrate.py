@@ -47,6 +47,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike
 
 from actfx._src._checks import check_finite, check_floating
+from actfx._src._sharding import per_shard
 from actfx._src.cpab.tessellation import Tessellation
 
 # Below this |argument| the ratio functions use their Taylor series (exact to round-off
@@ -567,6 +568,8 @@ def transform(
     the 16-bit range is ``+-inf`` there). Documented exceptions: non-finite ``x`` gives NaN
     at that point (other points unaffected); subnormal ``x`` counts as 0 where the backend
     flushes subnormals (XLA on CPU). Traced theta/time are not checked for NaN.
+    Multi-device: pointwise in ``x``; under explicit sharding (``AxisType.Explicit``) each
+    shard of ``x`` is transformed on its own (one theta; theta replicated).
 
     Args:
       x: points, any shape, floating; meant to lie in [0, 1] (cells are clamped outside).
@@ -599,6 +602,17 @@ def transform(
     out = _out_dtype(x, theta)
     x, theta, B = _prepare(x, theta, tess)
     t = _check_time(time, x.dtype)
+    if theta.ndim == 1:
+        # Pointwise: under explicit sharding each shard of x runs on its own (the cell
+        # gathers have no sharding JAX could infer).
+        return per_shard(
+            lambda v, th, bb, tt: _transform(v, th, bb, tt, tess.nc, tess.zero_boundary),
+            x,
+            (),
+            theta,
+            B,
+            t,
+        ).astype(out)
     return _transform(x, theta, B, t, tess.nc, tess.zero_boundary).astype(out)
 
 

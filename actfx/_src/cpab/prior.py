@@ -39,7 +39,10 @@ def _check(tess, length_scale, output_variance, kernel):
         raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
     for name, val in (("length_scale", length_scale), ("output_variance", output_variance)):
         if not (
-            isinstance(val, (int, float, np.floating, np.integer)) and np.isfinite(val) and val > 0
+            isinstance(val, (int, float, np.floating, np.integer))
+            and not isinstance(val, (bool, np.bool_))
+            and np.isfinite(val)
+            and val > 0
         ):
             raise ValueError(f"{name} must be a finite float > 0, got {val!r}")
 
@@ -54,21 +57,32 @@ def affine_covariance(
       (4, 4)
     """
     _check(tess, length_scale, output_variance, kernel)
-    nc, l, s = tess.nc, float(length_scale), float(output_variance)
-    if kernel == "ditac":
-        c = np.linspace(-1.0, 1.0, 2 * nc)
-        K = np.exp(-np.abs(c[:, None] - c[None, :]) / l)
-        return K * K * (s * 2 * nc) ** 2
-    c = tess.cell_centers
-    D = np.abs(c[:, None] - c[None, :])
-    K = np.zeros((2 * nc, 2 * nc))
-    if kernel == "se":
-        blk = s**2 * np.exp(-(D**2) / (2 * l**2))
-    else:  # difw
-        blk = s**2 * np.exp(-D / (2 * l**2))
-        K[:] = s**2 * np.exp(-100 * D.max() / (2 * l**2))
-    K[0::2, 0::2] = blk
-    K[1::2, 1::2] = blk
+    nc, l, s = tess.nc, np.float64(length_scale), np.float64(output_variance)
+    # Distances are divided by l one factor at a time (never l**2, which overflows for
+    # l > ~1e154 and underflows to 0 for l < ~1e-162): every extreme l gives the kernel's
+    # limit (all ones for a huge l, the identity for a tiny one) instead of an
+    # OverflowError or 0/0 = NaN.
+    with np.errstate(over="ignore", under="ignore"):
+        if kernel == "ditac":
+            c = np.linspace(-1.0, 1.0, 2 * nc)
+            K = np.exp(-np.abs(c[:, None] - c[None, :]) / l)
+            K = K * K * (s * 2 * nc) ** 2
+        else:
+            c = tess.cell_centers
+            D = np.abs(c[:, None] - c[None, :])
+            K = np.zeros((2 * nc, 2 * nc))
+            if kernel == "se":
+                blk = s**2 * np.exp(-0.5 * (D / l) ** 2)
+            else:  # difw
+                blk = s**2 * np.exp(-0.5 * (D / l) / l)
+                K[:] = s**2 * np.exp(-0.5 * (100 * D.max() / l) / l)
+            K[0::2, 0::2] = blk
+            K[1::2, 1::2] = blk
+    if not np.all(np.isfinite(K)):
+        raise ValueError(
+            f"output_variance={output_variance!r} is too large: the kernel's variance "
+            "overflows float64"
+        )
     return K
 
 

@@ -131,7 +131,8 @@ def basis_rref(nc: int, zero_boundary: bool = True) -> np.ndarray:
 class Tessellation:
     """A regular tessellation of [0, 1] into ``nc`` cells with a CPA basis.
 
-    Hashable and immutable, so it can be a static argument of ``jax.jit``.
+    Hashable and immutable, so it can be a static argument of ``jax.jit``; picklable and
+    copyable (``copy.copy``/``deepcopy`` return the object itself).
 
     Args:
       nc: number of cells, >= 2.
@@ -212,6 +213,18 @@ class Tessellation:
     def __setattr__(self, name, value):
         raise AttributeError("Tessellation is immutable")
 
+    def __reduce__(self):
+        # Rebuilt through the constructor (slots + the immutable __setattr__ defeat the
+        # default protocol): pickle, copy.copy and copy.deepcopy all work.
+        basis = self._basis_name if self._basis_name != "explicit" else np.array(self._B)
+        return (_rebuild, (self._nc, self._zero_boundary, basis))
+
+    def __copy__(self):
+        return self  # immutable
+
+    def __deepcopy__(self, memo):
+        return self  # immutable
+
     def __hash__(self) -> int:
         return hash(self._key)
 
@@ -263,3 +276,8 @@ class Tessellation:
     def cell_centers(self) -> np.ndarray:
         """Cell centres ``(c + 1/2) / nc``, shape ``(nc,)``."""
         return (np.arange(self._nc) + 0.5) / self._nc
+
+
+def _rebuild(nc: int, zero_boundary: bool, basis) -> Tessellation:
+    """Unpickle a :class:`Tessellation` (see ``Tessellation.__reduce__``)."""
+    return Tessellation(nc, zero_boundary=zero_boundary, basis=basis)
