@@ -816,13 +816,16 @@ def _check_init_values(model: SparseMLP, x: Array, y: Array, values: dict, name:
     broadcasting error deep inside NumPyro)."""
     tr = handlers.trace(handlers.seed(model, 0)).get_trace(x, y)
     latent = {k: s for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
-    unknown = sorted(set(values) - set(latent))
+    deterministic = {k for k, s in tr.items() if s["type"] == "deterministic"}
+    unknown = sorted(set(values) - set(latent) - deterministic)
     if unknown:
         raise ValueError(
             f"{name} names sites {unknown} that are not latent sample sites of the model "
             f"({sorted(latent)})"
         )
     for k, v in values.items():
+        if k in deterministic:
+            continue  # ignored by init_to_value, as before
         v = np.asarray(v)
         want = tuple(jnp.shape(latent[k]["value"]))
         if v.shape != want:
