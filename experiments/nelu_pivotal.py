@@ -81,6 +81,14 @@ runs 5 seeds of both studies (synthetic 10 000 steps, images 1000 steps; ~30 min
 quiet cores, an estimate: not yet run). The quick default runs the images study only (3
 seeds, ~5 min); ``--study synthetic`` adds the ~15 min synthetic study.
 
+Measured with the harness (quick default = images study, 3 seeds, 1000 steps, 2026-12-06;
+464 s on 2 cores shared at load 11-13; 36/36 runs converged; Bonferroni intervals):
+``images/pivotal`` supported -- R_NeLU / R_ReLU x0.208 [0.174, 0.248] (free; R 0.245 vs
+1.177) and x0.207 [0.167, 0.255] (pinv; 0.176 vs 0.850); ``images/match_free`` and
+``images/match_pinv`` not supported -- NeLU@25 / ReLU@sigma_test MSE x1.22 / 1.17 / 1.29
+(free) and x1.24 / 1.11 / 1.29 (pinv) at 15 / 25 / 50, worst x1.293 [1.260, 1.325]. The
+synthetic study and ``--confirm`` have not been run with the harness yet.
+
 Measured before the harness (round 2, quick default: 3 seeds, synthetic 2500 steps;
 mean and 95 % interval over seeds; the rules then were absolute thresholds):
 
