@@ -248,7 +248,8 @@ def test_gradient_finite_and_exact_at_the_dtype_max(x64, dtype, kind):
 
 def test_hardsilu_slope_convention_at_the_kinks(x64):
     """Reference slope of the HardSiLU gate: 1/6 on (-3, 3] -- n = +3 included, -3 not."""
-    from actfx._src.layeract import _scale, _scale_grad
+    from actfx._src.layeract_math import gate as _scale
+    from actfx._src.layeract_math import gate_grad as _scale_grad
 
     n = jnp.array([-3.0, -2.9, 0.0, 2.9, 3.0, 3.1])
     np.testing.assert_array_equal(_scale_grad(n, "hardsilu"), [0, 1 / 6, 1 / 6, 1 / 6, 1 / 6, 0])
@@ -279,3 +280,100 @@ def test_wrong_types_raise_type_errors_naming_the_argument(kwargs, match):
         else pytest.raises(ValueError, match=match)
     ):
         actfx.layeract(jnp.ones((2, 3)), **kwargs)
+
+
+# ---- issue 22: statistics shifted by a layer element, alpha scaled with the layer --------
+
+
+def _np_layeract_vjp(x, g, kind="silu", alpha=1e-5, ddof=1):
+    """float64 LayerAct of each row and its exact gradient from the closed form."""
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    m = x.shape[-1]
+    xc = x - x.mean(-1, keepdims=True)
+    var = (xc**2).sum(-1, keepdims=True) / (m - ddof)
+    r = np.where(var + alpha > 0, 1 / np.sqrt(np.where(var + alpha > 0, var + alpha, 1)), 0.0)
+    n = xc * r
+    if kind == "silu":
+        s = 1 / (1 + np.exp(-n))
+        ds = s * (1 - s)
+    else:
+        s = np.clip(n / 6 + 0.5, 0, 1)
+        ds = np.where((n > -3) & (n <= 3), 1 / 6, 0.0)
+    dn = g * x * r * ds
+    dx = g * s + dn - dn.mean(-1, keepdims=True) - n * (dn * n).sum(-1, keepdims=True) / (m - ddof)
+    return x * s, dx
+
+
+def _value_and_grad(x, g, **kw):
+    y, pull = jax.vjp(lambda v: actfx.layeract(v, implementation="xla", **kw), x)
+    return np.asarray(y, np.float64), np.asarray(pull(g)[0], np.float64)
+
+
+F32 = float(jnp.finfo(jnp.float32).eps)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-5, 0.1])
+def test_constant_layer_is_exactly_half_x(alpha):
+    """A constant layer has n = 0, so LayerAct is x/2 exactly, at every magnitude and with
+    a non-trailing layer axis. Was: float32's mean of equal values is off by an ulp, so n was
+    +-0.8..0.94 (layeract_silu(full(1e30)) = 0.31 x, layeract(full(0.1), alpha=0) = 0.0307)."""
+    vals = np.array([0.1, -3.0, 1e30, -1e36, 3e38, 1e-30, 0.0], np.float32)
+    x = jnp.asarray(np.repeat(vals[:, None], 7, axis=1))
+    for kind in ("silu", "hardsilu"):
+        np.testing.assert_array_equal(actfx.layeract(x, kind=kind, alpha=alpha), x / 2)
+        # a non-trailing layer axis: (7 layers of 3) laid out along axis 1
+        xt = jnp.broadcast_to(x[:, None, :], (7, 3, 7))
+        y = actfx.layeract(xt, kind=kind, alpha=alpha, axis=1)
+        np.testing.assert_array_equal(y, xt / 2)
+
+
+@pytest.mark.parametrize("grad", ["autodiff", "paper"])
+def test_constant_layer_gradient_matches_closed_form(grad):
+    """n = 0: dx = g/2 + (x / sqrt(alpha)) s'(0) (g - mean g), finite wherever that is
+    (up to |x| ~ 1e36 for alpha = 1e-5, where 2^e / sqrt(alpha) itself overflows)."""
+    g = jax.random.normal(jax.random.key(11), (4, 9))
+    x = jnp.asarray(np.repeat(np.array([[0.1], [1e30], [-1e36], [7.0]], np.float32), 9, 1))
+    for kind in ("silu", "hardsilu"):
+        _, dx = _value_and_grad(x, g, kind=kind, alpha=1e-5, grad=grad)
+        _, ref = _np_layeract_vjp(x, g, kind, 1e-5)
+        err = np.abs(dx - ref) / np.abs(ref).max(-1, keepdims=True)  # per layer
+        assert err.max() <= 8 * F32, (kind, err.max(-1) / F32)
+
+
+def test_tiny_relative_spread_at_large_magnitude():
+    """[1e30, 1e30 + ulp, 1e30]: the spread is one ulp; shifted by the first entry it is
+    exact. Was [2.69e29, 5.00e29, 2.69e29] (the float32 mean), not [3.60e29, 7.60e29, ...]."""
+    a = np.float32(1e30)
+    x = jnp.asarray(np.array([[a, np.nextafter(a, np.float32(np.inf)), a]], np.float32))
+    g = jax.random.normal(jax.random.key(12), x.shape)
+    y, dx = _value_and_grad(x, g)
+    ref_y, ref_dx = _np_layeract_vjp(x, g)
+    np.testing.assert_allclose(y, ref_y, rtol=4 * F32)
+    np.testing.assert_allclose(y[0, :2] / 1e29, [3.5954, 7.6037], rtol=1e-4)
+    np.testing.assert_allclose(dx, ref_dx, rtol=16 * F32, atol=16 * F32 * np.abs(ref_dx).max())
+
+
+@pytest.mark.parametrize(
+    "scale,offset,alpha",
+    [(1.0, 1e6, 1e-5), (1e-3, 1e4, 1e-5), (1e20, 0.0, 1e39), (1e-20, 0.0, 1e-40), (1.0, 0.0, 0.1)],
+)
+def test_float32_matches_float64_at_large_mean_and_extreme_alpha(scale, offset, alpha):
+    """|mean| / std up to 1e6 (was: n shifted by ulp(mean) / std, 1e5+ eps), and alpha
+    outside float32's range (was rounded to inf / 0 before the scaling: 35-51 % off)."""
+    base = np.random.default_rng(13).normal(size=(3, 40))
+    x = jnp.asarray((base * scale + offset).astype(np.float32))
+    g = jax.random.normal(jax.random.key(14), x.shape)
+    for kind in ("silu", "hardsilu"):
+        y, dx = _value_and_grad(x, g, kind=kind, alpha=alpha)
+        ref_y, ref_dx = _np_layeract_vjp(x, g, kind, alpha)
+        np.testing.assert_allclose(y, ref_y, rtol=8 * F32, atol=8 * F32 * np.abs(ref_y).max())
+        tol = 16 * F32 * np.abs(ref_dx).max()
+        np.testing.assert_allclose(dx, ref_dx, rtol=16 * F32, atol=tol)
+
+
+def test_empty_batch_under_vmap_returns_empty():
+    for impl in (None, "xla"):
+        f = lambda v, impl=impl: actfx.layeract(v, implementation=impl)
+        assert jax.vmap(f)(jnp.zeros((0, 2, 5))).shape == (0, 2, 5)
+        g = jax.grad(lambda v, f=f: jnp.sum(jax.vmap(f)(v)))(jnp.zeros((0, 2, 5)))
+        assert g.shape == (0, 2, 5)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from functools import partial
 from typing import Literal, cast
 
 import jax
@@ -11,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike
 
+from actfx._src import layeract_native
 from actfx._src._checks import (
     ArgumentTypeError,
     check_floating,
@@ -18,117 +18,12 @@ from actfx._src._checks import (
     check_real_scalar,
     normalize_axes,
 )
-from actfx._src.nelu import _pow2
+from actfx._src.layeract_math import forward, layeract_paper
 
 Kind = Literal["silu", "hardsilu"]
 _KINDS = ("silu", "hardsilu")
 _GRADS = ("autodiff", "paper")
 _IMPLEMENTATIONS = (None, "xla", "native")
-
-
-def _scale(n: Array, kind: str) -> Array:
-    """The gate ``s(n)``: sigmoid for LA-SiLU, ``clip(n/6 + 1/2, 0, 1)`` for LA-HardSiLU."""
-    if kind == "silu":
-        return jax.nn.sigmoid(n)
-    # = clip(n/6 + 1/2, 0, 1), written so that autodiff's slope is 1/6 on (-3, 3] and 0
-    # elsewhere, the reference's convention (a clip would give 1/12 at the kinks).
-    s = jnp.where(n > 3, 1.0, jnp.where(n > -3, n / 6 + 0.5, 0.0))
-    return jnp.where(jnp.isnan(n), n, s).astype(n.dtype)  # NaN stays NaN
-
-
-def _scale_grad(n: Array, kind: str) -> Array:
-    """Derivative ``s'(n)`` of :func:`_scale`."""
-    if kind == "silu":
-        s = jax.nn.sigmoid(n)
-        return s * (1 - s)
-    # The reference's slope: 1/6 on (-3, 3] (n = +3 exactly included, -3 excluded).
-    return jnp.where((n > -3) & (n <= 3), 1.0 / 6, 0.0).astype(n.dtype)
-
-
-def _layer_exponent(x: Array, axes: tuple[int, ...]):
-    """``(e, finite)``: ``max|x| = f 2^e`` with ``f`` in ``[0.5, 1)`` per layer (0 for a
-    zero or non-finite layer), and whether the layer is finite."""
-    m = jax.lax.stop_gradient(jnp.max(jnp.abs(x), axis=axes, keepdims=True))
-    finite = jnp.isfinite(m)
-    _, e = jnp.frexp(jnp.where(finite & (m > 0), m, 1.0))
-    return e, finite
-
-
-def _normalize_scaled(xs, e, finite, axes, alpha, ddof):
-    """``(n, x / std)`` from the scaled layer ``xs = x 2^-e`` (see :func:`_normalize`)."""
-    count = 1
-    for a in axes:
-        count *= xs.shape[a]
-    mu = jnp.mean(xs, axis=axes, keepdims=True)
-    xc = xs - mu
-    var = jnp.sum(xc * xc, axis=axes, keepdims=True) / (count - ddof)
-    denom = var + _pow2(jnp.asarray(alpha, xs.dtype), -2 * e) if alpha > 0 else var
-    pos = denom > 0
-    inv_std = jnp.where(pos, jax.lax.rsqrt(jnp.where(pos, denom, 1.0)), 0.0)
-    # a layer with a NaN/inf entry: NaN throughout (documented), not a partial result
-    inv_std = jnp.where(finite, inv_std, jnp.nan)
-    return xc * inv_std, xs * inv_std
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
-def _normalize(x: Array, axes: tuple[int, ...], alpha: float, ddof: int):
-    """``(n, x / std)`` with ``n = (x - mean) / std``, ``std = sqrt(var_ddof + alpha)``.
-
-    Overflow-safe: each layer is first scaled by a power of two ``2^-e`` near
-    ``1 / max|x|`` (exact, as two normal factors), so the mean and the squares cannot
-    overflow or underflow; ``n = xc' / sqrt(var' + alpha 2^-2e)`` is the same number. The
-    scale is a constant for autodiff (``n`` computed at any fixed scale is the same
-    function of ``x``). Derivatives: the tangent is ``2^-e L(t)`` with ``L`` the
-    derivative of the scaled computation, written so that reverse mode multiplies the
-    cotangent by ``2^-e`` *before* summing it over the layer (the cotangent of ``n`` is
-    ``g x s'(n)``, of the size of ``max|x|``; summed first it overflows near the dtype's
-    max, e.g. bfloat16/float32 layers at ``finfo.max``). A constant layer with
-    ``alpha = 0`` (0/0) gets ``n = 0`` and finite gradients: the limit along
-    ``alpha -> 0``."""
-    e, finite = _layer_exponent(x, axes)
-    return _normalize_scaled(_pow2(x, -e), e, finite, axes, alpha, ddof)
-
-
-@_normalize.defjvp
-def _normalize_jvp(axes, alpha, ddof, primals, tangents):
-    (x,), (t,) = primals, tangents
-    e, finite = _layer_exponent(x, axes)
-    outs, touts = jax.jvp(
-        lambda v: _normalize_scaled(v, e, finite, axes, alpha, ddof), (_pow2(x, -e),), (t,)
-    )
-    return outs, tuple(_pow2(u, -e) for u in touts)
-
-
-def _forward(x, kind, axes, alpha, ddof) -> tuple[Array, tuple[Array, Array]]:
-    n, x_std = _normalize(x, axes, alpha, ddof)
-    return x * _scale(n, kind), (n, x_std)
-
-
-@partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
-def _layeract_paper(x, kind, axes, alpha, ddof) -> Array:
-    return _forward(x, kind, axes, alpha, ddof)[0]
-
-
-def _paper_fwd(x, kind, axes, alpha, ddof):
-    out, (n, x_std) = _forward(x, kind, axes, alpha, ddof)
-    return out, (n, x_std)
-
-
-def _paper_bwd(kind, axes, alpha, ddof, res, g):
-    # The backward of the paper's reference code (a LayerNorm-style formula):
-    #   dn = g * x * s'(n) / std;  dx = g*s + dn - mean(dn) - mean(dn*n) * n
-    n, x_std = res  # x_std = x / std, formed from the scaled layer (no overflow)
-    dn = g * x_std * _scale_grad(n, kind)
-    dx = (
-        g * _scale(n, kind)
-        + dn
-        - jnp.mean(dn, axis=axes, keepdims=True)
-        - jnp.mean(dn * n, axis=axes, keepdims=True) * n
-    )
-    return (dx,)
-
-
-_layeract_paper.defvjp(_paper_fwd, _paper_bwd)
 
 
 def validate_layeract_args(
@@ -267,17 +162,15 @@ def layeract(
     xc = x.astype(compute_dtype)
     alpha = float(alpha)
     if implementation != "xla" and _use_native(implementation, compute_dtype, axes, x.ndim):
-        from actfx._src.layeract_native import layeract_rows
-
         k = x.ndim - len(axes)
         rows = xc.reshape(int(np.prod(x.shape[:k], dtype=np.int64)), count)
-        out = layeract_rows(rows, kind=kind, alpha=alpha, ddof=ddof, grad=grad)
+        out = layeract_native.layeract_rows(rows, kind=kind, alpha=alpha, ddof=ddof, grad=grad)
         return out.reshape(x.shape).astype(x.dtype)
     if grad == "paper":
         # functools.partial(jax.custom_vjp, ...) loses the wrapped function's return type
-        out = cast(Array, _layeract_paper(xc, kind, axes, alpha, ddof))
+        out = cast(Array, layeract_paper(xc, kind, axes, alpha, ddof))
     else:
-        out = _forward(xc, kind, axes, alpha, ddof)[0]
+        out = forward(xc, kind, axes, alpha, ddof)[0]
     return out.astype(x.dtype)
 
 
@@ -295,9 +188,7 @@ def _use_native(implementation, compute_dtype, axes, ndim) -> bool:
             f"and trailing layer axes; got dtype {compute_dtype} and axes {axes} of "
             f"{ndim} dimensions (use implementation=None to fall back to XLA)"
         )
-    from actfx._src.layeract_native import native_status
-
-    ok, detail = native_status()
+    ok, detail = layeract_native.native_status()
     if not ok and implementation == "native":
         raise RuntimeError(
             f"implementation='native': the LayerAct CPU kernel is unavailable: {detail}"

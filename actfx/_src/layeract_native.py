@@ -14,26 +14,32 @@ Three primitives on ``(rows, m)`` float arrays (a layer = one row):
 
 On CPU with float32 and the kernel built (:mod:`actfx._src.native_build`), ``layeract_p``
 and ``layeract_vjp_p`` lower to the kernel; otherwise, and for ``layeract_jvp_p`` always,
-they lower to the pure-JAX LayerAct of :mod:`actfx._src.layeract`, which is also the
-reference the kernel is tested against. JVP, transpose and batching rules make ``grad``,
-``jvp``, ``vmap``, ``hessian`` and ``grad`` of ``grad`` work; derivatives beyond the first
-go through the pure-JAX formulas.
+they lower to the pure-JAX LayerAct of :mod:`actfx._src.layeract_math` (the formulas of
+the XLA path of :func:`actfx.layeract`), which is also the reference the kernel is tested
+against. JVP, transpose and batching rules make ``grad``, ``jvp``, ``vmap``, ``hessian`` and
+``grad`` of ``grad`` work; derivatives beyond the first go through the pure-JAX formulas.
+Every result has its first operand's abstract type (shape, dtype, sharding, and the manual
+axes it varies over inside ``shard_map``); the two-operand primitives are bound with both
+operands varying over the same manual axes (:func:`_bind2`).
 """
 
 from __future__ import annotations
 
+import math
 from functools import cache, partial
 from typing import cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import ShapedArray
 from jax.extend.core import Primitive
 from jax.interpreters import ad, batching, mlir
 from jaxtyping import Array
 
 from actfx._src import native_build
+from actfx._src.layeract_math import rows_forward as _pure_forward
+from actfx._src.layeract_math import rows_jvp as _pure_jvp
+from actfx._src.layeract_math import rows_vjp as _pure_vjp
 
 _SOURCE = "layeract_cpu.cc"
 _FWD_TARGET = "actfx_layeract_forward"
@@ -64,29 +70,6 @@ def native_status() -> tuple[bool, str]:
     return False, native_build.reason(_SOURCE) or "not built"
 
 
-# ---- the pure-JAX definitions (reference, fallback, and higher derivatives) ------------
-
-
-def _pure_forward(x, *, kind, alpha, ddof):
-    from actfx._src.layeract import _forward
-
-    return _forward(x, kind, (1,), alpha, ddof)[0]
-
-
-def _pure_jvp(x, t, *, kind, alpha, ddof):
-    return jax.jvp(partial(_pure_forward, kind=kind, alpha=alpha, ddof=ddof), (x,), (t,))[1]
-
-
-def _pure_vjp(x, g, *, kind, alpha, ddof, paper):
-    from actfx._src.layeract import _normalize, _paper_bwd
-
-    if paper:
-        n, x_std = _normalize(x, (1,), alpha, ddof)
-        return _paper_bwd(kind, (1,), alpha, ddof, (n, x_std), g)[0]
-    _, pullback = jax.vjp(partial(_pure_forward, kind=kind, alpha=alpha, ddof=ddof), x)
-    return pullback(g)[0]
-
-
 # ---- primitives ---------------------------------------------------------------------
 
 layeract_p = Primitive("actfx_layeract")
@@ -105,7 +88,52 @@ def _impl(prim):
 
 for _p in (layeract_p, layeract_jvp_p, layeract_vjp_p):
     _p.def_impl(_impl(_p))
-    _p.def_abstract_eval(lambda x, *rest, **params: ShapedArray(x.shape, x.dtype))
+    # x's type, sharding and varying manual axes included (a bare ShapedArray(shape, dtype)
+    # dropped them: grad inside shard_map failed with "Expected cotangent type
+    # float32[...]{V:data} but got float32[...]")
+    _p.def_abstract_eval(lambda x, *rest, **params: x.update(weak_type=False))
+
+
+def _varying(a) -> frozenset:
+    """The manual mesh axes ``a`` varies over (inside ``shard_map``; empty elsewhere)."""
+    aval = jax.typeof(a)
+    vma = getattr(aval, "vma", None)  # jax < 0.9
+    if vma is None:
+        vma = getattr(getattr(aval, "mat", None), "varying", frozenset())
+    return frozenset(vma)
+
+
+def _pvary(a, names: tuple):
+    if hasattr(jax.lax, "pcast"):
+        return jax.lax.pcast(a, names, to="varying")
+    return jax.lax.pvary(a, names)  # type: ignore[attr-defined]  # jax < 0.8
+
+
+def _explicit_sharding(a):
+    """``a``'s sharding where its mesh has explicit axes (``jax.set_mesh``), else ``None``."""
+    sharding = getattr(jax.typeof(a), "sharding", None)
+    mesh = getattr(sharding, "mesh", None)
+    if mesh is None or not getattr(mesh, "_any_axis_explicit", False):
+        return None
+    return sharding
+
+
+def _bind2(prim, x, v, **params):
+    """``prim.bind(x, v)`` with ``v`` of ``x``'s type: sharded like ``x`` under explicit
+    sharding (``vmap`` broadcasts an unmapped operand unsharded), and both varying over the
+    same manual axes inside ``shard_map`` (as JAX's own binary primitives do: the one that
+    varies less is cast to vary, whose transpose is the ``psum`` reverse mode needs)."""
+    sx = _explicit_sharding(x)
+    if sx is not None and _explicit_sharding(v) != sx and hasattr(jax.sharding, "reshard"):
+        v = jax.sharding.reshard(v, sx.spec)
+    vx, vv = _varying(x), _varying(v)
+    if vx != vv:
+        union = vx | vv
+        if vx != union:
+            x = _pvary(x, tuple(sorted(union - vx, key=str)))
+        if vv != union:
+            v = _pvary(v, tuple(sorted(union - vv, key=str)))
+    return prim.bind(x, v, **params)
 
 
 def _zeros_if_symbolic(t, like):
@@ -117,7 +145,7 @@ def _layeract_jvp_rule(primals, tangents, *, kind, alpha, ddof):
     out = layeract_p.bind(x, kind=kind, alpha=alpha, ddof=ddof)
     if type(t) is ad.Zero:
         return out, jnp.zeros_like(out)
-    return out, layeract_jvp_p.bind(x, t, kind=kind, alpha=alpha, ddof=ddof)
+    return out, _bind2(layeract_jvp_p, x, t, kind=kind, alpha=alpha, ddof=ddof)
 
 
 def _linear_jvp_rule(prim, pure):
@@ -125,8 +153,8 @@ def _linear_jvp_rule(prim, pure):
 
     def rule(primals, tangents, **params):
         (x, v), (dx, dv) = primals, tangents
-        out = prim.bind(x, v, **params)
-        t = jnp.zeros_like(out) if type(dv) is ad.Zero else prim.bind(x, dv, **params)
+        out = _bind2(prim, x, v, **params)
+        t = jnp.zeros_like(out) if type(dv) is ad.Zero else _bind2(prim, x, dv, **params)
         if type(dx) is not ad.Zero:
             t = t + jax.jvp(lambda x_: pure(x_, v, **params), (x,), (dx,))[1]
         return out, t
@@ -141,14 +169,14 @@ def _linear_jvp_rule(prim, pure):
 def _jvp_transpose(ct, x, t, *, kind, alpha, ddof):
     assert not ad.is_undefined_primal(x), "the LayerAct tangent is linear in t only"
     ct = _zeros_if_symbolic(ct, x)
-    return None, layeract_vjp_p.bind(x, ct, kind=kind, alpha=alpha, ddof=ddof, paper=False)
+    return None, _bind2(layeract_vjp_p, x, ct, kind=kind, alpha=alpha, ddof=ddof, paper=False)
 
 
 def _vjp_transpose(ct, x, g, *, kind, alpha, ddof, paper):
     assert not ad.is_undefined_primal(x), "the LayerAct cotangent is linear in g only"
     ct = _zeros_if_symbolic(ct, x)
     if not paper:  # the exact pullback's transpose is the JVP
-        return None, layeract_jvp_p.bind(x, ct, kind=kind, alpha=alpha, ddof=ddof)
+        return None, _bind2(layeract_jvp_p, x, ct, kind=kind, alpha=alpha, ddof=ddof)
     pull = partial(_pure_vjp, x, kind=kind, alpha=alpha, ddof=ddof, paper=True)
     return None, jax.linear_transpose(pull, x)(ct)[0]
 
@@ -165,12 +193,14 @@ def _batch_rule(prim):
 
     def rule(args, dims, **params):
         size = next(a.shape[d] for a, d in zip(args, dims) if d is not None)
-        folded = []
-        for a, d in zip(args, dims):
-            a = jnp.broadcast_to(a, (size, *a.shape)) if d is None else jnp.moveaxis(a, d, 0)
-            folded.append(a.reshape(-1, a.shape[-1]))
-        out = prim.bind(*folded, **params)
-        return out.reshape(size, -1, out.shape[-1]), 0
+        moved = [
+            jnp.broadcast_to(a, (size, *a.shape)) if d is None else jnp.moveaxis(a, d, 0)
+            for a, d in zip(args, dims)
+        ]
+        shape = moved[0].shape  # explicit: an empty batch has no -1 to infer
+        folded = [a.reshape(math.prod(shape[:-1]), shape[-1]) for a in moved]
+        out = prim.bind(*folded, **params) if len(folded) == 1 else _bind2(prim, *folded, **params)
+        return out.reshape(shape), 0
 
     return rule
 
@@ -254,7 +284,7 @@ def _paper_rows_fwd(x, kind, alpha, ddof):
 
 
 def _paper_rows_bwd(kind, alpha, ddof, x, g):
-    return (layeract_vjp_p.bind(x, g, kind=kind, alpha=alpha, ddof=ddof, paper=True),)
+    return (_bind2(layeract_vjp_p, x, g, kind=kind, alpha=alpha, ddof=ddof, paper=True),)
 
 
 _layeract_paper_rows.defvjp(_paper_rows_fwd, _paper_rows_bwd)
