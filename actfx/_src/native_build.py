@@ -10,8 +10,15 @@ downloaded. When there is no compiler, the build fails, or ``ACTFX_NATIVE=0`` is
 Cache: ``$ACTFX_CACHE_DIR``, else ``$XDG_CACHE_HOME/actfx``, else ``~/.cache/actfx``
 (falling back to the temp directory when that is not writable). The file name hashes the
 source, compiler, flags, jaxlib version and CPU (the build uses ``-march=native``), so a
-changed source or machine builds afresh; builds write a temporary file and rename it, so
-concurrent processes (pytest-xdist) never load a half-written library.
+changed source or machine builds afresh. Each build is recorded in a JSON sidecar
+(``<key>.json``: the library's file name, size and SHA-256), written after the library and
+both renamed into place atomically, so concurrent processes (pytest-xdist) never see a
+half-written one. A cached library is loaded only if its size and hash match the record:
+a truncated, modified or unrecorded file (loaded as is, it crashed the process with
+SIGBUS/SIGSEGV) is rebuilt. The verified bytes are loaded from a private copy (unlinked
+once loaded), so a later change to the cache cannot reach a running process. Any failure
+(no compiler, a compiler that exits 0 without writing the library, a library that does not
+load) makes :func:`load` return ``None`` with the reason in :func:`reason`.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import ctypes
 import hashlib
 import importlib.metadata
 import importlib.resources
+import json
 import os
 import platform
 import shutil
@@ -84,23 +92,77 @@ def _compiler() -> str | None:
     return None
 
 
-def _compile(cxx: str, source: Path, out: Path, flags: tuple[str, ...]) -> str | None:
-    """Compile ``source`` to ``out`` (atomically); the compiler's error text or ``None``."""
-    tmp = out.with_name(f"{out.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+def _digest(data: bytes) -> dict[str, int | str]:
+    return {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a unique temporary file and a rename."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _cached(record: Path) -> tuple[Path, bytes] | str | None:
+    """The library ``record`` describes and its bytes if they match its size and hash; the
+    reason if not; ``None`` if there is no record."""
+    try:
+        meta = json.loads(record.read_text())
+        lib = record.with_name(meta["file"])
+        if lib.parent != record.parent or not lib.name.endswith(".so"):
+            return f"{record}: bad library name {meta['file']!r}"
+        data = lib.read_bytes()
+    except FileNotFoundError as e:
+        return None if e.filename == str(record) else f"{record}: {e}"
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        return f"{record}: unreadable record ({type(e).__name__}: {e})"
+    got = _digest(data)
+    if got != {"size": meta.get("size"), "sha256": meta.get("sha256")}:
+        return (
+            f"{lib} does not match its record (size {got['size']}, recorded "
+            f"{meta.get('size')}, or a different SHA-256): damaged, rebuilt"
+        )
+    return lib, data
+
+
+def _compile(cxx: str, source: Path, record: Path, flags: tuple[str, ...]):
+    """Compile ``source`` and record it under ``record``: ``(library, bytes)``, or the reason
+    it failed. The library is written under a name with its own hash, then the record
+    pointing to it: a reader sees an old complete pair or the new complete pair."""
+    tmp = record.with_name(f".{record.stem}.{os.getpid()}.{threading.get_ident()}.tmp")
     cmd = [cxx, *flags, f"-I{jax.ffi.include_dir()}", str(source), "-o", str(tmp)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        return f"{' '.join(cmd)}: {e}"
-    if proc.returncode != 0:
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"{' '.join(cmd)}: {e}"
+        if proc.returncode != 0:
+            return f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"
+        try:
+            data = tmp.read_bytes()
+        except FileNotFoundError:
+            return f"{' '.join(cmd)} exited 0 but wrote no library"
+        if not data:
+            return f"{' '.join(cmd)} exited 0 but wrote an empty library"
+        meta = _digest(data)
+        lib = record.with_name(f"{record.stem}-{str(meta['sha256'])[:16]}.so")
+        os.replace(tmp, lib)
+        _write_atomic(record, json.dumps({"file": lib.name, **meta}).encode())
+        return lib, data
+    except OSError as e:
+        return f"writing the build of {source.name} to {record.parent} failed: {e}"
+    finally:
         tmp.unlink(missing_ok=True)
-        return f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-2000:]}"
-    os.replace(tmp, out)
-    return None
 
 
-def _build(name: str) -> Path | str:
-    """Path of the compiled library for ``csrc/<name>``, or the reason it could not be built."""
+def _build(name: str) -> tuple[Path, bytes] | str:
+    """The compiled library for ``csrc/<name>`` and its verified bytes, or the reason it
+    could not be built."""
     switch = os.environ.get("ACTFX_NATIVE", "1")
     if switch.strip().lower() in ("0", "false", "no", "off"):
         return f"disabled by ACTFX_NATIVE={switch}"
@@ -127,17 +189,21 @@ def _build(name: str) -> Path | str:
     key.update(platform.machine().encode() + _cpu_fingerprint().encode())
     stem = f"{Path(name).stem}-{key.hexdigest()[:16]}"
     cache = _cache_dir()
-    outs = [cache / f"{stem}-{i}.so" for i in range(len(flag_sets))]
-    for out in outs:  # a cached build with either flag set (no retry of a failed -march)
-        if out.exists():
-            return out
+    records = [cache / f"{stem}-{i}.json" for i in range(len(flag_sets))]
+    damaged = []
+    for record in records:  # a cached build with either flag set (no retry of a failed -march)
+        found = _cached(record)
+        if isinstance(found, tuple):
+            return found
+        if found is not None:
+            damaged.append(found)
     errors = []
-    for out, flags in zip(outs, flag_sets):
-        err = _compile(cxx, source, out, flags)
-        if err is None:
-            return out
-        errors.append(err)
-    return "build failed: " + " | ".join(errors)
+    for record, flags in zip(records, flag_sets):
+        built = _compile(cxx, source, record, flags)
+        if isinstance(built, tuple):
+            return built
+        errors.append(built)
+    return "build failed: " + " | ".join(damaged + errors)
 
 
 def load(name: str, targets: dict[str, str]) -> NativeLibrary | None:
@@ -158,14 +224,24 @@ def reason(name: str) -> str | None:
 
 
 def _load(name: str, targets: dict[str, str]) -> NativeLibrary | str:
-    path = _build(name)
-    if isinstance(path, str):
-        return path
     try:
-        lib = ctypes.CDLL(str(path))
+        built = _build(name)
+        if isinstance(built, str):
+            return built
+        path, data = built
+        # dlopen a private copy of the verified bytes: the cache file may be replaced,
+        # truncated or modified later without reaching this process (a mapped library
+        # that shrinks is a SIGBUS)
+        fd, private = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".so")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            lib = ctypes.CDLL(private)
+        finally:
+            Path(private).unlink(missing_ok=True)
         for target, symbol in targets.items():
             capsule = jax.ffi.pycapsule(getattr(lib, symbol))
             jax.ffi.register_ffi_target(target, capsule, platform="cpu")
-    except (OSError, AttributeError) as e:
-        return f"loading {path} failed: {e}"
+    except Exception as e:  # any failure falls back to the pure-JAX path, with the reason
+        return f"loading the {name} kernel failed: {type(e).__name__}: {e}"
     return NativeLibrary(str(path), tuple(targets))

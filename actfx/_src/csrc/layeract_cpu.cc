@@ -18,6 +18,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cfloat>
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
@@ -115,7 +116,9 @@ inline double hsum(vd8 v) {
 // float32 range.
 struct Stats {
   float p, mean_p, mean_lo, r_p;  // mean p = mean_p + mean_lo (two floats: x p - mean_p is
-  bool finite;                    // exact near the mean, so a large mean costs no accuracy)
+                                  // exact near the mean, so a large mean costs no accuracy)
+  float xr_p, xr_r;               // x r = (x xr_p) xr_r in the backward (see layer_stats)
+  bool finite;
 };
 
 // One pass in double, shifted by the layer's first entry (the sums of d = x - x[0] and
@@ -137,7 +140,7 @@ Stats layer_stats(const float* x, int64_t m, double alpha, double dof) {
     s += d;
     q += d * d;
   }
-  if (!std::isfinite(s) || !std::isfinite(q)) return {NAN, NAN, NAN, NAN, false};
+  if (!std::isfinite(s) || !std::isfinite(q)) return {NAN, NAN, NAN, NAN, NAN, NAN, false};
   const double md = static_cast<double>(m);
   const double ss = std::max(q - s * s / md, 0.0);  // sum (x - mean)^2
   const double denom = ss / dof + alpha;
@@ -148,8 +151,23 @@ Stats layer_stats(const float* x, int64_t m, double alpha, double dof) {
   if (bound > 0) std::frexp(bound, &e);  // bound = f 2^e, f in [0.5, 1)
   const double p = std::ldexp(1.0, -std::clamp(e, -100, 125));  // normal as a float
   const float mean_p = static_cast<float>(mean * p);
-  return {static_cast<float>(p), mean_p, static_cast<float>(mean * p - mean_p),
-          static_cast<float>(r / p), true};
+  // r / p exceeds FLT_MAX only for a constant layer (ss = 0: then r = 1/sqrt(alpha), and a
+  // layer near 1e36 made it inf and n = 0 * inf = NaN); any spread of float32 data keeps
+  // it below ~2^24 sqrt(m). Capped, a constant layer's n = (x p - mean_p) r_p is 0 exactly.
+  const float r_p = static_cast<float>(std::min(r / p, static_cast<double>(FLT_MAX)));
+  float xr_p = static_cast<float>(p), xr_r = r_p;
+  if (ss == 0 && mean != 0 && r > 0) {
+    // constant layer: dn = g x r s'(0) needs x r itself, which is finite below FLT_MAX
+    // while r / p may not be; split it as (x 2^-k)(r 2^k) with both factors near sqrt(x r)
+    int ex = 0, exr = 0;
+    std::frexp(mean, &ex);
+    std::frexp(std::fabs(mean) * r, &exr);
+    const int k = std::clamp(ex - exr / 2, -126, 127);
+    xr_p = std::ldexp(1.0f, -k);
+    xr_r = static_cast<float>(std::ldexp(r, k));
+  }
+  return {static_cast<float>(p), mean_p, static_cast<float>(mean * p - mean_p), r_p, xr_p, xr_r,
+          true};
 }
 
 // n = (x - mean) r, from the scaled statistics
@@ -178,7 +196,9 @@ inline void backward_lanes(VF xv, VF gv, const Stats& st, VF& n, VF& dn, VF& gs)
   VF s, ds;
   n = normalized(xv, st);
   gate<kKind, VF, VI>(n, s, ds);
-  dn = gv * ((xv * st.p) * st.r_p) * ds;  // x r = (x p)(r / p)
+  // x r s'(n) = ((x p) s'(n)) (r / p), or with the constant layer's balanced split (Stats);
+  // in this order no factor overflows unless the product does
+  dn = gv * (((xv * st.xr_p) * ds) * st.xr_r);
   gs = gv * s;
 }
 
