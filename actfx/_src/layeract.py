@@ -75,7 +75,14 @@ def layeract(
     mean and variance); the output has ``x``'s dtype. They are overflow-safe: each layer
     is scaled by a power of two near ``1/max|x|`` before the mean and variance are formed
     (exact, and the same ``n``), so LayerAct is right up to the dtype's largest value
-    (without it float32 returned ``x/2`` above ~1.8e19).
+    (without it float32 returned ``x/2`` above ~1.8e19). They are taken of ``x`` minus one
+    of the layer's entries (as the compiled kernel does), so a constant layer has ``n = 0``
+    exactly (output ``x/2``) and a spread tiny against the layer's magnitude keeps its
+    digits; ``alpha`` is scaled with the layer as a float mantissa times an exact power of
+    two, so an ``alpha`` outside float32's range (``1e39``, ``1e-40``) is not rounded to
+    inf or 0 first. A constant layer's gradient ``g/2 + x s'(0) (g - mean g)/sqrt(alpha)``
+    overflows where ``|x| / sqrt(alpha)`` nears the dtype's max (inf/NaN there, as the
+    exact value is out of range).
 
     Limits and documented exceptions: a constant layer with ``alpha = 0`` (``0/0``, e.g. a
     dead ReLU layer) has ``n = 0``, output ``x/2`` (``s(0) = 1/2`` for both gates) and
@@ -106,9 +113,11 @@ def layeract(
         does a
         layer's passes while it is in cache, where XLA loops over the whole tensor for each
         pass (ResNet-20 train step on 2 CPU cores: 0.81x ReLU's images/s with XLA, ~0.95x
-        with the kernel). It agrees with the XLA path to float32 round-off (its statistics
-        are accumulated in float64); ``jit``, ``vmap``, ``grad``, ``jvp`` and higher
-        derivatives all work (derivatives beyond the first use XLA formulas). Like
+        with the kernel). It agrees with the XLA path to a few float32 ulps (its statistics
+        are accumulated in float64, the XLA path's shifted by a layer entry); ``jit``,
+        ``vmap``, ``grad``, ``jvp`` and higher derivatives all work, also inside
+        ``shard_map`` and under explicit sharding (derivatives beyond the first use XLA
+        formulas). Like
         ``jax.nn.dot_product_attention``'s ``implementation``, ``None`` picks per backend:
         on GPU/TPU both settings compile to the same XLA code.
 
