@@ -30,7 +30,11 @@ on a planted teacher, scoring only quantities the data can determine:
   log-likelihood -88...95 vs the teacher's ~176 at n = 200; a probe of 32 such restarts on
   seed 0: best 99, teacher 186). Prior-draw restarts reach it in 1-5 % of cases (5/128,
   7/128, 1/128 on seeds 0-2 at n = 200), hence the batch of 128. ``--starts multistart``
-  reruns round 1's starts.
+  reruns round 1's starts. Measured (``--n 200 --priors soft_laplace``, seeds 0-2, 4 chains x
+  (200 + 200), 2 shared cores at load 11-15): 4 of 4 chains near the teacher on every seed
+  (chain mean train log-lik 183-184 / 176-178 / 190 vs the teacher's 186 / 183 / 186),
+  all-chain R-hat on the identifiable quantities 1.017 / 1.015 / 1.021, min ESS 199 / 315 /
+  295, divergences <= 0.6 %; MAP 33-145 s + NUTS 143-272 s per seed at that load.
 * **Sampler.** NUTS (max tree depth 10), ``chains`` chains. R-hat / ESS are computed over
   **all** chains (none is dropped) on identifiable quantities only (``c``, ``gamma/lam``,
   the noise scale, the training log-likelihood, ``F`` at held-out points). A chain is
