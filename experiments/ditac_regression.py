@@ -322,6 +322,9 @@ def analyse(res: dict) -> dict:
 
 
 def _exp(v: float) -> str:
+    """``exp(v)`` for a headline (an interval end of one seed is +-inf)."""
+    if v == -math.inf:
+        return "0"
     return f"{math.exp(v):.2f}" if math.isfinite(v) and v < 700 else "inf"
 
 

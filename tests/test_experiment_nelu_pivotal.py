@@ -83,6 +83,16 @@ def test_an_unconverged_run_gates_exactly_the_claims_that_use_it(key, claims):
         assert verdict == expected, (cid, verdict)
 
 
+def test_one_seed_headlines_show_the_unbounded_interval():
+    st = _study(lambda s: 1.6, lambda s: s)
+    for k in ("params", "mse", "converged"):
+        st[k] = {key: v[:1] for key, v in st[k].items()}
+    claims = E.analyse(st, 0.1, images=False)["claims"]
+    for c in claims.values():
+        assert c["verdict"] == "inconclusive"
+        assert "[0, inf]" in c["headline"], c["headline"]
+
+
 def test_match_measure_and_bonferroni():
     out = E.analyse(_study(lambda s: 1.6, lambda s: s, nelu_mse_factor=1.05), 0.1, images=False)
     comps = out["claims"]["match_free"]["comparisons"]
