@@ -72,7 +72,7 @@ def render(records: list[dict]) -> str:
             verdict = f"**{c['verdict']}**" + (f" — {head}" if head else "")
             lines.append(
                 f"| {rule.get('claim', cid)} | `python -m experiments.{name} --confirm` | "
-                f"{verdict} | {rule.get('measure', '')}, δ = {rule.get('min_effect', '')} | "
+                f"{verdict} | {rule.get('measure', '')}, δ = {_num(rule.get('min_effect'))} | "
                 f"{_interval_text(c)} | {seeds} | {wall_s} |"
             )
         commit = str(rec.get("git_commit", "?"))[:12]

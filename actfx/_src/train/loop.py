@@ -318,7 +318,9 @@ def _guard(run: _Run, prog: _Progress) -> None:
     """Raise ``FloatingPointError`` if any step since the last check left non-finite values."""
     if not prog.unchecked:
         return
-    flags = np.asarray(jnp.stack([m["finite"] for _, m in prog.unchecked]))
+    # one host transfer of the per-step flags (a jnp.stack of thousands of scalars would
+    # compile a program with that many inputs)
+    flags = np.asarray(jax.device_get([m["finite"] for _, m in prog.unchecked]), dtype=bool)
     if not flags.all():
         step, m = prog.unchecked[int(np.argmin(flags))]
         saved = (
