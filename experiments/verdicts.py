@@ -1,7 +1,8 @@
 """The README's "Claims: measured verdicts" table and the docs' verdict page, generated.
 
 Every row comes from a committed record ``experiments/verdicts/<name>.json`` written by
-``python -m experiments.<name> --confirm`` (schema: :mod:`experiments._claims`); nothing in the
+``python -m experiments.<name> --confirm`` (schema: :mod:`experiments._claims`), or, until the
+powered run has been made, by the quick default (marked as such in the row); nothing in the
 table is typed by hand. ``python -m experiments.verdicts`` rewrites the block between the
 ``<!-- verdicts:start -->`` and ``<!-- verdicts:end -->`` markers of README.md and
 docs/experiments.md; ``--check`` exits 1 when either file differs from the records (a default
@@ -70,8 +71,12 @@ def render(records: list[dict]) -> str:
             rule = c.get("rule", {})
             head = c.get("headline", "")
             verdict = f"**{c['verdict']}**" + (f" — {head}" if head else "")
+            mode = rec.get("mode", "?")
+            flag = " --confirm" if mode == "confirm" else ""
+            if mode != "confirm":
+                verdict += f" _({mode} run, not the powered --confirm)_"
             lines.append(
-                f"| {rule.get('claim', cid)} | `python -m experiments.{name} --confirm` | "
+                f"| {rule.get('claim', cid)} (`{cid}`) | `python -m experiments.{name}{flag}` | "
                 f"{verdict} | {rule.get('measure', '')}, δ = {_num(rule.get('min_effect'))} | "
                 f"{_interval_text(c)} | {seeds} | {wall_s} |"
             )
