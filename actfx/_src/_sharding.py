@@ -39,7 +39,9 @@ def _explicit_sharding(v):
 def is_explicitly_sharded(v) -> bool:
     """Whether ``v`` is split over explicit mesh axes (what :func:`per_shard` acts on)."""
     s = _explicit_sharding(v)
-    return s is not None and not s.is_fully_replicated
+    # by the type, not the device count: a mesh axis of size 1 still types the array as
+    # split (and JAX's gathers/sorts refuse it the same way)
+    return s is not None and any(p is not None for p in s.spec)
 
 
 def match_vma(v, ref):
@@ -93,7 +95,7 @@ def per_shard(fn, x, pool_axes: tuple[int, ...], *args, arg_specs=None):
     gathers, sorts or loops whose sharding JAX cannot infer.
     """
     s = _explicit_sharding(x)
-    if s is None or s.is_fully_replicated:
+    if s is None or not is_explicitly_sharded(x):
         return fn(x, *args)
     spec = list(s.spec) + [None] * (x.ndim - len(s.spec))
     local = list(spec)
