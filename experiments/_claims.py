@@ -47,6 +47,11 @@ from actfx.metrics import paired_difference
 
 VERDICTS = ("supported", "not supported", "inconclusive", "inconclusive: not converged")
 SCHEMA = "actfx.claim/1"
+# the keys of every record :func:`record` writes (experiments may add more)
+RECORD_KEYS = frozenset(
+    {"schema", "name", "mode", "regime", "claims", "config", "seeds", "per_seed"}
+    | {"git_commit", "machine", "load", "wall_time_s", "date"}
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -141,8 +141,7 @@ def test_record_schema(tmp_path):
         regime="toy",
         load_start=_claims.load_average(),
     )
-    for key in ("schema", "claims", "config", "seeds", "per_seed", "git_commit", "machine"):
-        assert key in rec
+    assert set(rec) == _claims.RECORD_KEYS
     assert rec["load"]["end"] is not None and rec["wall_time_s"] == 1.5
     with pytest.raises(ValueError, match="verdict"):
         _claims.record(

@@ -229,23 +229,6 @@ def test_tables_render():
     assert "LA-SiLU - SiLU" in text and "(the paper: 30)" in text and "converged" in text
 
 
-SCHEMA_KEYS = {
-    "schema",
-    "name",
-    "mode",
-    "regime",
-    "claims",
-    "config",
-    "seeds",
-    "per_seed",
-    "git_commit",
-    "machine",
-    "load",
-    "wall_time_s",
-    "date",
-}
-
-
 @pytest.mark.slow
 def test_tiny_run_end_to_end_writes_a_claim_record(tmp_path):
     from experiments import _claims, verdicts
@@ -272,7 +255,7 @@ def test_tiny_run_end_to_end_writes_a_claim_record(tmp_path):
     )
     d = tmp_path / "layeract_robustness"
     saved = json.loads((d / "layeract_robustness.json").read_text())
-    assert SCHEMA_KEYS <= set(saved) and saved["schema"] == _claims.SCHEMA
+    assert _claims.RECORD_KEYS <= set(saved) and saved["schema"] == _claims.SCHEMA
     assert saved["name"] == "layeract_robustness" and saved["mode"] == "quick"
     assert saved["seeds"] == [0, 1] and set(saved["claims"]) == {"LA-SiLU vs SiLU"}
     c = saved["claims"]["LA-SiLU vs SiLU"]

@@ -179,23 +179,6 @@ def test_readout_data_is_texture_biased(monkeypatch):
         exp.readout_data(exp.Config(readout_shape_agreement=1.5), 10, stream=12)
 
 
-SCHEMA_KEYS = {
-    "schema",
-    "name",
-    "mode",
-    "regime",
-    "claims",
-    "config",
-    "seeds",
-    "per_seed",
-    "git_commit",
-    "machine",
-    "load",
-    "wall_time_s",
-    "date",
-}
-
-
 @pytest.mark.slow
 def test_tiny_run_end_to_end(tmp_path):
     import json
@@ -228,7 +211,7 @@ def test_tiny_run_end_to_end(tmp_path):
             )
     assert result["kept_per_stage"] == {"0.25": [16, 4]}
     rec = json.loads(json.dumps(exp.make_record(result, mode="quick")))
-    assert SCHEMA_KEYS <= set(rec) and rec["schema"] == _claims.SCHEMA
+    assert _claims.RECORD_KEYS <= set(rec) and rec["schema"] == _claims.SCHEMA
     assert set(rec["claims"]) == {"bias_vs_random", "shape_decisions"}
     for c in rec["claims"].values():
         assert c["verdict"] in _claims.VERDICTS and set(c["comparisons"]) == {"k=25%"}
