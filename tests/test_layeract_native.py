@@ -71,10 +71,17 @@ def _np_reference(x, g, kind, alpha, ddof, paper=False):
     return x * s, dx
 
 
+# Default: the scalar tail alone (2), the 16-lane loop alone (16), two loop passes and a tail
+# (33); the other sizes (each one new compile per kind x grad x path) under -m slow.
+_SLOW = pytest.mark.slow
+
+
 @needs_kernel
 @pytest.mark.parametrize("kind", ["silu", "hardsilu"])
 @pytest.mark.parametrize("grad", ["autodiff", "paper"])
-@pytest.mark.parametrize("m", [2, 3, 15, 16, 17, 31, 33, 1000])
+@pytest.mark.parametrize(
+    "m", [2, 16, 33, *(pytest.param(m, marks=_SLOW) for m in (3, 15, 17, 31, 1000))]
+)
 def test_kernel_matches_float64_reference_and_xla(kind, grad, m):
     """Every layer size around the 16-lane main loop and its scalar tail."""
     kx, kg = jax.random.split(jax.random.key(m))
@@ -89,11 +96,20 @@ def test_kernel_matches_float64_reference_and_xla(kind, grad, m):
     _close(gn, gx, float(np.abs(gx).max()), k=64)
 
 
+_AXES = [((3, 4, 5, 6), None), ((3, 4, 5, 6), (-2, -1)), ((7, 9), -1)]
+_DDOF_ALPHA = [(0, 0.0), (1, 1e-5), (2, 0.1)]
+
+
 @needs_kernel
 @pytest.mark.parametrize(
-    "shape,axis", [((3, 4, 5, 6), None), ((3, 4, 5, 6), (-2, -1)), ((7, 9), -1)]
+    "shape,axis,ddof,alpha",
+    [
+        # default: each layer layout and each (ddof, alpha) once; the full cross under slow
+        pytest.param(*sa, *da, marks=[] if i == j else [_SLOW])
+        for i, sa in enumerate(_AXES)
+        for j, da in enumerate(_DDOF_ALPHA)
+    ],
 )
-@pytest.mark.parametrize("ddof,alpha", [(0, 0.0), (1, 1e-5), (2, 0.1)])
 def test_kernel_axes_ddof_alpha(shape, axis, ddof, alpha):
     x = jax.random.normal(jax.random.key(1), shape) * 3 - 1
     g = jax.random.normal(jax.random.key(2), shape)
@@ -225,6 +241,15 @@ def test_kernel_transformations_agree_with_xla():
     )
     close(scan(nat)(x), scan(xla)(x))
     close(jax.linearize(tot(nat), x)[1](t), jax.linearize(tot(xla), x)[1](t))
+
+
+@needs_kernel
+@pytest.mark.slow
+def test_kernel_check_grads_second_order():
+    """Numerical second-order check of the kernel (~7 s of compiles); by default its first
+    and second derivatives are checked against the float64 closed form and XLA above."""
+    x = jax.random.normal(jax.random.key(8), (2, 3, 4, 5)) + 0.2
+    nat = lambda v: actfx.layeract(v, implementation="native")
     check_grads(jax.jit(nat), (x[:1, :2],), order=2, modes=("fwd", "rev"), atol=2e-2, rtol=2e-2)
 
 
@@ -289,18 +314,7 @@ def test_kernel_threads_and_row_counts():
             _close(gn, gx, float(np.abs(gx).max()), k=64)
 
 
-@needs_kernel
-@settings(max_examples=10, deadline=None)
-@given(
-    # a few shapes (each new shape compiles; the values are what is explored)
-    rows=st.sampled_from([1, 4]),
-    m=st.sampled_from([2, 17, 64]),
-    log_scale=st.floats(-30, 30),
-    shift=st.floats(-3, 3),
-    kind=st.sampled_from(["silu", "hardsilu"]),
-    seed=st.integers(0, 2**16),
-)
-def test_kernel_matches_xla_property(rows, m, log_scale, shift, kind, seed):
+def _kernel_matches_xla(rows, m, log_scale, shift, kind, seed):
     x = (jax.random.normal(jax.random.key(seed), (rows, m)) + shift) * np.float32(10.0**log_scale)
     (yn, gn), (yx, gx) = _both(x.astype(jnp.float32), kind=kind)
     _close(yn, yx, float(np.abs(yx).max()) + 1e-37, k=64)
@@ -308,10 +322,33 @@ def test_kernel_matches_xla_property(rows, m, log_scale, shift, kind, seed):
     _close(gn, gx, float(np.abs(gx).max()) + 1e-37, k=64 * cond)
 
 
+_VALUES = dict(
+    log_scale=st.floats(-30, 30),
+    shift=st.floats(-3, 3),
+    kind=st.sampled_from(["silu", "hardsilu"]),
+    seed=st.integers(0, 2**16),
+)
+
+
+@needs_kernel
+@settings(max_examples=10, deadline=None)
+@given(**_VALUES)
+def test_kernel_matches_xla_property(log_scale, shift, kind, seed):
+    """One shape (a loop pass and a tail; each new shape compiles): the values are what is
+    explored. The slow variant draws the shape too."""
+    _kernel_matches_xla(4, 17, log_scale, shift, kind, seed)
+
+
+@needs_kernel
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)
+@given(rows=st.sampled_from([1, 4]), m=st.sampled_from([2, 17, 64]), **_VALUES)
+def test_kernel_matches_xla_property_shapes(rows, m, log_scale, shift, kind, seed):
+    _kernel_matches_xla(rows, m, log_scale, shift, kind, seed)
+
+
 @needs_kernel
 def test_modules_pass_implementation_through():
-    from flax import nnx
-
     x = jax.random.normal(jax.random.key(1), (2, 4, 4, 3))
     ref = actfx.layeract(x, kind="hardsilu", implementation="xla")
     for impl in (None, "native", "xla"):
@@ -320,7 +357,15 @@ def test_modules_pass_implementation_through():
         _close(np.asarray(m(x)), np.asarray(ref), float(jnp.abs(ref).max()))
         lin = actfx.nn.linen.LayerAct(kind="hardsilu", implementation=impl)
         _close(np.asarray(lin.apply({}, x)), np.asarray(ref), float(jnp.abs(ref).max()))
-    # the ResNet train step's loss and gradients agree between the two paths
+
+
+@needs_kernel
+@pytest.mark.slow
+def test_resnet_train_step_agrees_between_the_paths():
+    """End to end (two ResNet compiles): the train step's loss and gradients agree between
+    the kernel and XLA (their value and gradient agreement is the default tests' subject)."""
+    from flax import nnx
+
     losses = {}
     for impl in ("native", "xla"):
         model = actfx.nn.models.ResNet(
@@ -485,8 +530,18 @@ def test_build_is_cached_and_keyed(tmp_path):
     assert second == first and os.path.getmtime(second) == mtime
 
 
+# (kind, grad, implementation) under shard_map / explicit sharding / vmap of grad: the
+# kernel's two backward passes by default; the XLA path under slow (test_sharding_matrix
+# runs its silu under all three modes by default).
+_KERNEL_COMBOS = [["silu", "autodiff", None], ["hardsilu", "paper", None]]
+_XLA_COMBOS = [["silu", "autodiff", "xla"], ["hardsilu", "paper", "xla"]]
+
+
 @needs_kernel
-def test_sharded_computations_stay_sharded():
+@pytest.mark.parametrize(
+    "combos", [_KERNEL_COMBOS, pytest.param(_XLA_COMBOS, marks=_SLOW)], ids=["kernel", "xla"]
+)
+def test_sharded_computations_stay_sharded(combos):
     """Under jit over 2 devices the partitioner cannot split a custom call (it would
     all-gather the batch), so the XLA path is lowered; inside shard_map, the kernel.
     Gradients inside shard_map (check_vma=True) and under explicit sharding equal the
@@ -516,45 +571,40 @@ def test_sharded_computations_stay_sharded():
                    jit=float(jnp.max(jnp.abs(g - ref))),
                    fwd=float(jnp.max(jnp.abs(y - actfx.layeract(x)))))
         emesh = jax.make_mesh((2,), ("data",), axis_types=(jax.sharding.AxisType.Explicit,))
-        for kind, grad in (("silu", "autodiff"), ("hardsilu", "paper")):
-            for impl in (None, "xla"):
-                la = lambda v: actfx.layeract(v, kind=kind, grad=grad, implementation=impl)
-                vg = lambda v, u: jax.value_and_grad(lambda a: jnp.sum((u * la(a)) ** 2))(v)
-                r_val, r_grad = vg(x, w)
-                def vg_sum(v, u, vg=vg):  # the total over the shards
-                    val, grad_ = vg(v, u)
-                    return jax.lax.psum(val, "data"), grad_
-                sm = jax.jit(jax.shard_map(vg_sum, mesh=mesh, in_specs=P("data"),
-                                           out_specs=(P(), P("data"))))
-                v_sm, g_sm = sm(xs, jax.device_put(w, NamedSharding(mesh, P("data"))))
-                with jax.set_mesh(emesh):
-                    xe = jax.device_put(x, NamedSharding(emesh, P("data")))
-                    we = jax.device_put(w, NamedSharding(emesh, P("data")))
-                    v_ex, g_ex = jax.jit(vg)(xe, we)
-                    per = jax.jit(jax.vmap(jax.grad(lambda a: jnp.sum(jnp.sin(la(a[None]))))))
-                    g_vm = per(xe)
-                g_vm_ref = jax.vmap(jax.grad(lambda a: jnp.sum(jnp.sin(la(a[None])))))(x)
-                scale = float(jnp.max(jnp.abs(r_grad)))
-                out[f"{kind}-{grad}-{impl}"] = [
-                    abs(float(v_sm) - float(r_val)) / abs(float(r_val)),
-                    float(jnp.max(jnp.abs(g_sm - r_grad))) / scale,
-                    abs(float(v_ex) - float(r_val)) / abs(float(r_val)),
-                    float(jnp.max(jnp.abs(g_ex - r_grad))) / scale,
-                    float(jnp.max(jnp.abs(g_vm - g_vm_ref))),
-                    g_ex.sharding.spec[0] == "data" and g_vm.sharding.spec[0] == "data",
-                ]
+        for kind, grad, impl in COMBOS:
+            la = lambda v: actfx.layeract(v, kind=kind, grad=grad, implementation=impl)
+            vg = lambda v, u: jax.value_and_grad(lambda a: jnp.sum((u * la(a)) ** 2))(v)
+            r_val, r_grad = vg(x, w)
+            def vg_sum(v, u, vg=vg):  # the total over the shards
+                val, grad_ = vg(v, u)
+                return jax.lax.psum(val, "data"), grad_
+            sm = jax.jit(jax.shard_map(vg_sum, mesh=mesh, in_specs=P("data"),
+                                       out_specs=(P(), P("data"))))
+            v_sm, g_sm = sm(xs, jax.device_put(w, NamedSharding(mesh, P("data"))))
+            with jax.set_mesh(emesh):
+                xe = jax.device_put(x, NamedSharding(emesh, P("data")))
+                we = jax.device_put(w, NamedSharding(emesh, P("data")))
+                v_ex, g_ex = jax.jit(vg)(xe, we)
+                per = jax.jit(jax.vmap(jax.grad(lambda a: jnp.sum(jnp.sin(la(a[None]))))))
+                g_vm = per(xe)
+            g_vm_ref = jax.vmap(jax.grad(lambda a: jnp.sum(jnp.sin(la(a[None])))))(x)
+            scale = float(jnp.max(jnp.abs(r_grad)))
+            out[f"{kind}-{grad}-{impl}"] = [
+                abs(float(v_sm) - float(r_val)) / abs(float(r_val)),
+                float(jnp.max(jnp.abs(g_sm - r_grad))) / scale,
+                abs(float(v_ex) - float(r_val)) / abs(float(r_val)),
+                float(jnp.max(jnp.abs(g_ex - r_grad))) / scale,
+                float(jnp.max(jnp.abs(g_vm - g_vm_ref))),
+                g_ex.sharding.spec[0] == "data" and g_vm.sharding.spec[0] == "data",
+            ]
         print(json.dumps(out))
-        """,
+        """.replace("COMBOS", repr(combos)),
         XLA_FLAGS="--xla_force_host_platform_device_count=2",
     )
     res = json.loads(out.strip().splitlines()[-1])
     assert (res["n"], res["spec"], res["gather"], res["kernel"]) == (2, True, False, True), res
     assert res["jit"] < 1e-5 and res["fwd"] < 1e-5, res
-    for key in (
-        "silu-autodiff-None",
-        "silu-autodiff-xla",
-        "hardsilu-paper-None",
-        "hardsilu-paper-xla",
-    ):
+    for kind, grad, impl in combos:
+        key = f"{kind}-{grad}-{impl}"
         *errs, specs = res[key]
         assert specs and max(errs) < 64 * EPS, (key, res[key])
