@@ -10,6 +10,10 @@ nbclient = pytest.importorskip("nbclient")
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 
+# A kernel start plus MCMC (~100 s of CPU): under -m slow (`make test-all`). By default the
+# notebook machinery runs on the quickstart (test_notebooks.py), every actfx.bayes function
+# the notebook calls is tested in test_bayes_*.py, and the pairing check below runs.
+@pytest.mark.slow
 def test_bayes_notebook_executes_quick_config(tmp_path, monkeypatch):
     monkeypatch.setenv("ACTFX_NOTEBOOK_QUICK", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
