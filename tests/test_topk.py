@@ -35,16 +35,36 @@ def np_topk(x, k, axis=(-3, -2), by="abs"):
     return np.transpose(out, np.argsort(rest + axes))
 
 
-@pytest.mark.parametrize("by", ["abs", "value"])
+SLOW = pytest.mark.slow
+# Each (shape, dtype, m = num_kept(k), by, axes) is one Top-K compile (seconds each): the
+# default runs one case per branch, shares the shape (2, 8, 8, 3) and k in {0.05, 0.2, 0.5}
+# across tests; the remaining combinations run under -m slow.
+SHAPE = (2, 8, 8, 3)
+
+
 @pytest.mark.parametrize(
-    "k", [0.01, 0.5, *(pytest.param(k, marks=pytest.mark.slow) for k in (0.1, 0.25, 0.9))]
+    "by,k",
+    [
+        ("abs", 0.01),
+        ("value", 0.5),
+        *(
+            pytest.param(by, k, marks=SLOW)
+            for by, k in [("abs", 0.5), ("value", 0.01)]
+            + [(by, k) for by in ("abs", "value") for k in (0.1, 0.25, 0.9)]
+        ),
+    ],
 )
 def test_matches_numpy_reference(by, k):
     x = np.random.default_rng(0).normal(size=(3, 7, 9, 4)).astype(np.float32)
     np.testing.assert_array_equal(actfx.topk(x, k, by=by), np_topk(x, k, by=by))
 
 
-@pytest.mark.parametrize("axis", [-1, (1,), (1, 2), (0, 3), (1, 2, 3)])
+@pytest.mark.parametrize(
+    "axis",
+    # an int, two non-adjacent axes with the batch axis, three axes; (1,) is the int's
+    # branch, (1, 2) the default pool (every other test)
+    [-1, (0, 3), (1, 2, 3), pytest.param((1,), marks=SLOW), pytest.param((1, 2), marks=SLOW)],
+)
 def test_other_pool_axes(axis):
     x = np.random.default_rng(1).normal(size=(2, 5, 6, 3)).astype(np.float32)
     np.testing.assert_array_equal(actfx.topk(x, 0.3, axis=axis), np_topk(x, 0.3, axis=axis))
@@ -65,25 +85,32 @@ def test_keeps_exactly_m_largest_per_pool():
     assert np.all(min_kept >= max_dropped)
 
 
-@pytest.mark.parametrize("by", ["abs", "value"])
-def test_ties_broken_by_position_exactly_m(by):
+@pytest.mark.parametrize(
+    "by,k",
+    # m = 12 inside the block of 5s (both orders), m = 32 across it into the zeros, m = 3
+    [("abs", 0.2), ("value", 0.2), ("abs", 0.5)]
+    + [
+        pytest.param(by, k, marks=SLOW)
+        for by, k in [("value", 0.5), ("abs", 0.05), ("value", 0.05)]
+    ],
+)
+def test_ties_broken_by_position_exactly_m(by, k):
     # Many equal values crossing the threshold: a >= threshold mask would keep too many.
-    x = np.zeros((2, 8, 8, 3), np.float32)
+    x = np.zeros(SHAPE, np.float32)
     x[0, :, :, 0] = 1.0  # a pool of all-equal entries
     x[0, :2, :, 1] = 5.0  # 16 entries at 5, rest 0
     x[1, :, :, 2] = np.round(np.random.default_rng(2).normal(size=(8, 8)))  # integers
-    for k in (0.05, 0.2, 0.5):
-        got = np.asarray(actfx.topk(x, k, by=by))
-        np.testing.assert_array_equal(got, np_topk(x, k, by=by))
-        # exactly m kept per pool (counted on the mask via a sentinel: all inputs nonzero)
-        got_mask = np.asarray(actfx.topk(x + 100.0, k, by=by)) != 0
-        np.testing.assert_array_equal(got_mask.sum(axis=(1, 2)), ref_num_kept(k, (8, 8)))
+    got = np.asarray(actfx.topk(x, k, by=by))
+    np.testing.assert_array_equal(got, np_topk(x, k, by=by))
+    # exactly m kept per pool (counted on the mask via a sentinel: all inputs nonzero)
+    got_mask = np.asarray(actfx.topk(x + 100.0, k, by=by)) != 0
+    np.testing.assert_array_equal(got_mask.sum(axis=(1, 2)), ref_num_kept(k, (8, 8)))
 
 
 def test_relu_zeros_pool():
     # After a ReLU, pools often have fewer positive entries than m: ties at 0.
-    x = np.asarray(jax.nn.relu(jax.random.normal(jax.random.key(3), (2, 6, 6, 5)) - 1.5))
-    for k in (0.3, 0.6):
+    x = np.asarray(jax.nn.relu(jax.random.normal(jax.random.key(3), SHAPE) - 1.5))
+    for k in (0.2, 0.5):
         np.testing.assert_array_equal(actfx.topk(x, k), np_topk(x, k))
 
 
@@ -108,9 +135,11 @@ def test_gradient_is_zero_on_dropped_entries_and_one_on_kept():
     np.testing.assert_array_equal(np.asarray(jvp), kept.astype(np.float32))
 
 
-@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16, jnp.float16])
+@pytest.mark.parametrize(
+    "dtype", [jnp.float32, jnp.bfloat16, pytest.param(jnp.float16, marks=SLOW)]
+)  # float16 keys: test_half_precision_ties_by_position
 def test_dtype_preserved(dtype):
-    x = jax.random.normal(jax.random.key(6), (2, 6, 6, 3)).astype(dtype)
+    x = jax.random.normal(jax.random.key(6), SHAPE).astype(dtype)
     out = actfx.topk(x, 0.2)
     assert out.dtype == dtype
     np.testing.assert_array_equal(
@@ -143,7 +172,28 @@ def test_approx_method_keeps_about_m_large_entries():
     np.testing.assert_array_equal(out, np_topk(np.asarray(x), 0.1))
 
 
-@settings(max_examples=8, deadline=None)  # each example compiles a new shape
+def _property_against_numpy(shape, k, by, seed, quantise):
+    x = np.random.default_rng(seed).normal(size=shape).astype(np.float32)
+    if quantise:  # lots of ties
+        x = np.round(x * 2) / 2
+    np.testing.assert_array_equal(actfx.topk(x, k, by=by), np_topk(x, k, by=by))
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    st.sampled_from([0.05, 0.2, 0.5]),
+    st.sampled_from(["abs", "value"]),
+    st.integers(0, 2**16),
+    st.booleans(),
+)
+def test_property_against_numpy(k, by, seed, quantise):
+    """The values are explored at the shared shape and fractions (compiled once); the slow
+    variant draws shapes and fractions too (each example a new compile)."""
+    _property_against_numpy(SHAPE, k, by, seed, quantise)
+
+
+@pytest.mark.slow
+@settings(max_examples=40, deadline=None)  # each example compiles a new shape
 @given(
     st.integers(1, 3),
     st.integers(1, 9),
@@ -153,11 +203,8 @@ def test_approx_method_keeps_about_m_large_entries():
     st.integers(0, 2**16),
     st.booleans(),
 )
-def test_property_against_numpy(n, h, w, k, by, seed, quantise):
-    x = np.random.default_rng(seed).normal(size=(n, h, w, 2)).astype(np.float32)
-    if quantise:  # lots of ties
-        x = np.round(x * 2) / 2
-    np.testing.assert_array_equal(actfx.topk(x, k, by=by), np_topk(x, k, by=by))
+def test_property_against_numpy_shapes(n, h, w, k, by, seed, quantise):
+    _property_against_numpy((n, h, w, 2), k, by, seed, quantise)
 
 
 @pytest.mark.parametrize(
@@ -236,17 +283,21 @@ def _hard_inputs():
     return out
 
 
-@pytest.mark.parametrize("by", ["abs", "value"])
-def test_hard_inputs_match_stable_argsort(by):
+@pytest.mark.parametrize(
+    "by,k",
+    [("abs", 1 / 256), ("abs", 0.5), ("value", 0.1)]
+    + [
+        pytest.param(by, k, marks=SLOW)
+        for by, k in [("abs", 0.1), ("value", 1 / 256), ("value", 0.5)]
+    ],
+)
+def test_hard_inputs_match_stable_argsort(by, k):
     # Pools are independent: all the hard cases side by side along C, one compile per k.
     cases = _hard_inputs()
     x = np.concatenate([cases[n] for n in sorted(cases)], axis=-1)
-    for k in (1 / 256, 0.1, 0.5):
-        got, want = np.asarray(actfx.topk(x, k, by=by)), np_topk(x, k, by=by)
-        bad = sorted(
-            {sorted(cases)[c // 6] for c in np.nonzero((got != want).any(axis=(0, 1, 2)))[0]}
-        )
-        assert not bad, f"k={k}: {bad}"
+    got, want = np.asarray(actfx.topk(x, k, by=by)), np_topk(x, k, by=by)
+    bad = sorted({sorted(cases)[c // 6] for c in np.nonzero((got != want).any(axis=(0, 1, 2)))[0]})
+    assert not bad, f"k={k}: {bad}"
 
 
 def test_nan_is_ranked_above_inf():
@@ -265,34 +316,35 @@ def test_nan_is_ranked_above_inf():
     )
 
 
-@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
-def test_half_precision_ties_by_position(dtype):
+@pytest.mark.parametrize(
+    "dtype,k",
+    [(jnp.bfloat16, 0.1), (jnp.float16, 0.5)]
+    + [pytest.param(d, k, marks=SLOW) for d, k in [(jnp.bfloat16, 0.5), (jnp.float16, 0.1)]],
+)
+def test_half_precision_ties_by_position(dtype, k):
     # Half precision has many exact ties in 1,024-entry pools; keys carry the position.
     x = jax.random.normal(jax.random.key(12), (2, 32, 32, 3)).astype(dtype)
     xf = np.asarray(x.astype(jnp.float32))
-    for k in (0.1, 0.5):
-        got = np.asarray(actfx.topk(x, k).astype(jnp.float32))
-        np.testing.assert_array_equal(got, np_topk(xf, k))
+    got = np.asarray(actfx.topk(x, k).astype(jnp.float32))
+    np.testing.assert_array_equal(got, np_topk(xf, k))
 
 
-def test_search_paths_agree_with_radix_and_fallbacks(monkeypatch):
+@pytest.mark.parametrize("k", [0.05, pytest.param(0.3, marks=SLOW)])
+def test_search_paths_agree_with_radix_and_fallbacks(monkeypatch, k):
     # The fast path, the continuation on gathered pools and the radix fallback all give
     # the stable-argsort answer (module constants are read when tracing: fresh jits).
     x = np.asarray(jax.random.normal(jax.random.key(13), (3, 16, 16, 5)))
     x = np.concatenate([x, np.round(x), np.maximum(x - 1, 0)], axis=-1).astype(np.float32)
     xs = jnp.asarray(x)
-    for k in (0.05, 0.3):
-        m = T.num_kept(k, (16, 16))
-        want = np_topk(x, k)
-        for passes, frac in [(24, 1 / 16), (1, 1.0), (0, 1 / 16), (2, 1 / 16)]:
-            monkeypatch.setattr(T, "_MAX_SEARCH_PASSES", passes)
-            monkeypatch.setattr(T, "_FIXUP_FRACTION", frac)
-            got = jax.jit(T._search_mask, static_argnums=(1, 2, 3))(xs, m, (1, 2), "abs")
-            np.testing.assert_array_equal(np.where(got, x, 0), want, err_msg=f"{passes} {frac} {k}")
-            np.testing.assert_array_equal(
-                np.asarray(got).sum(axis=(1, 2)), m
-            )  # exactly m, zeros too
-        np.testing.assert_array_equal(np.where(T._radix_mask(xs, m, (1, 2), "abs"), x, 0), want)
+    m = T.num_kept(k, (16, 16))
+    want = np_topk(x, k)
+    for passes, frac in [(24, 1 / 16), (1, 1.0), (0, 1 / 16), (2, 1 / 16)]:
+        monkeypatch.setattr(T, "_MAX_SEARCH_PASSES", passes)
+        monkeypatch.setattr(T, "_FIXUP_FRACTION", frac)
+        got = jax.jit(T._search_mask, static_argnums=(1, 2, 3))(xs, m, (1, 2), "abs")
+        np.testing.assert_array_equal(np.where(got, x, 0), want, err_msg=f"{passes} {frac} {k}")
+        np.testing.assert_array_equal(np.asarray(got).sum(axis=(1, 2)), m)  # exactly m, zeros too
+    np.testing.assert_array_equal(np.where(T._radix_mask(xs, m, (1, 2), "abs"), x, 0), want)
 
 
 def test_grad_is_the_saved_mask_under_jit_and_vmap():
