@@ -1,7 +1,8 @@
 """Hierarchical Bayesian sparse networks with trainable activations, sampled by MCMC (NumPyro).
 
 Build a model with :class:`SparseMLP`, sample it with :func:`run_mcmc` (NUTS with MAP
-initialisation by default; block Gibbs; :class:`ProximalHMC` for exact Laplace priors), then
+initialisation by default; block Gibbs; :class:`ProximalHMC` for exact Laplace priors;
+:class:`ParallelTempering` for multimodal posteriors), then
 summarise with :func:`posterior_predictive`, :func:`diagnostics_table`, the calibration metrics
 and the sparsity utilities;
 export the draws to ArviZ with :func:`to_inference_data`.
@@ -34,6 +35,7 @@ from actfx._src.bayes.posterior import (
 )
 from actfx._src.bayes.priors import PRIORS, weight_prior
 from actfx._src.bayes.proximal_hmc import ProximalHMC, ProximalHMCState, moreau_envelope_abs
+from actfx._src.bayes.tempering import ParallelTempering, TemperingState
 from actfx._src.metrics.calibration import (  # canonical home: actfx.metrics
     brier_score,
     expected_calibration_error,
@@ -49,9 +51,11 @@ __all__ = [
     "MAPDivergedError",
     "MCMCConvergenceWarning",
     "MCMCResult",
+    "ParallelTempering",
     "ProximalHMC",
     "ProximalHMCState",
     "SparseMLP",
+    "TemperingState",
     "activation_prior",
     "annealed_map",
     "apply_activation",

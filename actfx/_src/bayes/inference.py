@@ -21,12 +21,14 @@ from numpyro.diagnostics import split_gelman_rubin
 from numpyro.infer import HMC, MCMC, NUTS, SVI, Gibbs, Trace_ELBO
 from numpyro.infer.autoguide import AutoDelta
 from numpyro.infer.initialization import init_to_median, init_to_value
+from numpyro.infer.mcmc import MCMCKernel
 from numpyro.infer.util import initialize_model
 
 from actfx._src.bayes.model import SparseMLP
 from actfx._src.bayes.proximal_hmc import ProximalHMC
+from actfx._src.bayes.tempering import ParallelTempering, check_betas, geometric_betas
 
-KERNELS = ("nuts", "hmc", "gibbs", "proximal")
+KERNELS = ("nuts", "hmc", "gibbs", "proximal", "tempering")
 CHAIN_METHODS = ("parallel", "vectorized", "sequential")
 # Start of MAP restarts 1, 2, ...: init_to_median of 15 prior draws with the restart's key
 # (restart 0 is the AutoDelta guide's own init). On a 1-1-1 PReLU net it reached the global
@@ -366,7 +368,7 @@ class MCMCResult:
       wall_time: seconds of the whole run, ``map_time + sampling_time``; ESS/s divides by it.
       num_divergences: divergent transitions after warm-up, all chains.
       num_draws: post-warm-up draws, all chains.
-      kernel: MCMC kernel name.
+      kernel: MCMC kernel name (the class name for a kernel instance).
       mcmc: the ``numpyro.infer.MCMC`` object.
       map_time: seconds of the MAP initialisation (0 unless ``init="map"``).
       sampling_time: seconds of ``MCMC.run`` (compilation, warm-up and sampling).
@@ -377,6 +379,9 @@ class MCMCResult:
       init_values: the constrained start point(s): one dict, or one per chain
         (``init="map_per_chain"`` or a list); None for ``init="median"``.
       map_losses: final MAP losses (negative log joint) of the start point(s), or None.
+      swap_accept_rates: ``kernel="tempering"`` (or a :class:`ParallelTempering` instance):
+        post-warm-up swap acceptance rate of each adjacent temperature pair,
+        ``(chains, num_temperatures - 1)``; None for other kernels.
     """
 
     samples: dict[str, Array]
@@ -391,6 +396,7 @@ class MCMCResult:
     warnings: tuple[str, ...] = ()
     init_values: Any = None
     map_losses: Any = None
+    swap_accept_rates: Any = None
 
     @property
     def divergence_rate(self) -> float:
@@ -462,7 +468,7 @@ def run_mcmc(
     x: ArrayLike,
     y: ArrayLike,
     *,
-    kernel: str = "nuts",
+    kernel: str | MCMCKernel = "nuts",
     num_warmup: int = 500,
     num_samples: int = 500,
     num_chains: int = 2,
@@ -478,6 +484,10 @@ def run_mcmc(
     max_divergence_rate: float = 0.01,
     max_r_hat: float = 1.01,
     progress_bar: bool = False,
+    dense_mass: bool = False,
+    num_temperatures: int | None = None,
+    min_beta: float | None = None,
+    betas: ArrayLike | None = None,
 ) -> MCMCResult:
     """Sample the posterior of ``model`` given ``(x, y)``.
 
@@ -485,8 +495,25 @@ def run_mcmc(
     ``"gibbs"`` (block updates: a NUTS block on the activation parameters given the rest,
     then a NUTS block on everything else given the activation parameters; NumPyro's
     :class:`~numpyro.infer.Gibbs`, the general form of ``HMCGibbs``), ``"proximal"``
-    (:class:`ProximalHMC`, for ``prior="laplace"``). NUTS's ``max_tree_depth`` defaults to
-    10, as in NumPyro.
+    (:class:`ProximalHMC`, for ``prior="laplace"``), ``"tempering"``
+    (:class:`ParallelTempering`: replica exchange over the likelihood temperatures
+    ``betas``, NUTS inside every replica, only the ``beta = 1`` draws returned; by default
+    a geometric ladder of ``num_temperatures`` (default 8) from 1 down to ``min_beta``
+    (default 0.01), or the explicit ladder ``betas``, which overrides both; costs about
+    ``num_temperatures`` times a NUTS run; the swap acceptance rates come back as
+    ``swap_accept_rates``). ``kernel`` may also be any ``numpyro.infer.mcmc.MCMCKernel``
+    instance built on ``model`` (e.g. ``NUTS(model, dense_mass=True)`` or a configured
+    ``ParallelTempering``): it is used as given; the start point(s) of ``init`` reach it as
+    unconstrained ``init_params`` (one per chain; ``init="median"`` leaves the kernel's own
+    ``init_strategy``), and divergences are counted when its state has a ``diverging``
+    field. NUTS's ``max_tree_depth`` defaults to 10, as in NumPyro.
+
+    ``dense_mass=True`` adapts a dense (full) inverse mass matrix during warm-up instead of
+    a diagonal one (NumPyro's ``dense_mass``; kernels ``"nuts"``, ``"hmc"``, ``"gibbs"``
+    and ``"tempering"``; ``"proximal"`` is diagonal only). It pays when the posterior is
+    strongly correlated and there are few parameters (tens to a few hundred): the adapted
+    matrix costs :math:`O(d^2)` per leapfrog step and :math:`O(d^3)` per adaptation window,
+    and needs a warm-up long enough to estimate :math:`d(d+1)/2` covariances.
 
     ``init="map"`` starts every chain from a :func:`map_estimate` (``map_steps`` Adam steps
     of size ``map_learning_rate``, best of ``map_restarts``) through ``init_to_value``
@@ -508,11 +535,38 @@ def run_mcmc(
 
     Raises:
       ValueError: bad data (naming ``x``/``y``), unknown ``kernel``, ``init`` or
-        ``chain_method``, an argument out of range (named), or a ``"gibbs"`` run on a model
-        without activation parameters.
+        ``chain_method``, an argument out of range (named: ``num_temperatures`` not an int
+        >= 2, ``min_beta`` not in (0, 1), ``betas`` not a decreasing ladder from 1 in
+        (0, 1], ``dense_mass`` not a bool or ``True`` with ``kernel="proximal"``), or a
+        ``"gibbs"`` run on a model without activation parameters; ``num_temperatures``,
+        ``min_beta`` or ``betas`` given with another kernel than ``"tempering"``.
       MAPDivergedError: ``init="map"`` and the MAP fit diverged.
     """
     model.check_data(x, y)
+    if not isinstance(dense_mass, bool):
+        raise ValueError(f"dense_mass must be a bool, got {dense_mass!r}")
+    if dense_mass and kernel == "proximal":
+        raise ValueError("dense_mass=True is not supported by kernel='proximal' (diagonal mass)")
+    ladder = None
+    if kernel == "tempering":
+        if betas is not None:
+            ladder = check_betas(betas)
+        else:
+            ladder = geometric_betas(
+                8 if num_temperatures is None else num_temperatures,
+                0.01 if min_beta is None else min_beta,
+            )
+    else:
+        for name, v in (
+            ("num_temperatures", num_temperatures),
+            ("min_beta", min_beta),
+            ("betas", betas),
+        ):
+            if v is not None:
+                raise ValueError(
+                    f"{name} is used only by kernel='tempering', got kernel={kernel!r}"
+                )
+    kernel_name = kernel if isinstance(kernel, str) else type(kernel).__name__
     _check_run_args(
         kernel=kernel,
         ints={
@@ -542,24 +596,34 @@ def run_mcmc(
         map_learning_rate=map_learning_rate,
         seed=seed,
     )
-    k = _make_kernel(
-        kernel,
-        model,
-        start,
-        target_accept_prob=target_accept_prob,
-        max_tree_depth=max_tree_depth,
-        num_leapfrog=num_leapfrog,
-    )
+    init_params = start.init_params
+    if isinstance(kernel, MCMCKernel):
+        k = kernel
+        if init_params is None and isinstance(start.init_values, dict):
+            init_params = _per_chain_init(model, [start.init_values] * num_chains, x, y)
+        if init_params is not None and num_chains == 1:
+            init_params = jax.tree.map(lambda a: a[0], init_params)
+    else:
+        k = _make_kernel(
+            kernel,
+            model,
+            start,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            num_leapfrog=num_leapfrog,
+            dense_mass=dense_mass,
+            betas=ladder,
+        )
     mcmc, samples, div, sampling_time = _sample(
         k,
         x,
         y,
-        kernel=kernel,
+        kernel=kernel_name,
         num_warmup=num_warmup,
         num_samples=num_samples,
         num_chains=num_chains,
         chain_method=chain_method,
-        init_params=start.init_params,
+        init_params=init_params,
         seed=seed,
         progress_bar=progress_bar,
     )
@@ -569,12 +633,17 @@ def run_mcmc(
     msgs, top = _convergence_warnings(
         samples, sample_sites, div, num_draws, max_divergence_rate, max_r_hat
     )
+    swap_rates = None
+    if isinstance(k, ParallelTempering):
+        swap_rates = np.asarray(cast(Any, mcmc.last_state).mean_swap_accept_prob).reshape(
+            num_chains, k.num_temperatures - 1
+        )
     return MCMCResult(
         samples,
         start.map_time + sampling_time,
         div,
         num_draws,
-        kernel,
+        kernel_name,
         mcmc,
         map_time=start.map_time,
         sampling_time=sampling_time,
@@ -582,6 +651,7 @@ def run_mcmc(
         warnings=msgs,
         init_values=start.init_values,
         map_losses=start.map_losses,
+        swap_accept_rates=swap_rates,
     )
 
 
@@ -602,7 +672,7 @@ def _sample(
     """Run NumPyro's ``MCMC`` with kernel ``k``; return it, the draws grouped by chain, the
     number of divergent transitions and the sampling wall time."""
     mcmc_chain_method: str | Callable[..., Any] = chain_method or default_chain_method(num_chains)
-    if kernel == "gibbs" and mcmc_chain_method == "vectorized":
+    if (kernel == "gibbs" or isinstance(k, Gibbs)) and mcmc_chain_method == "vectorized":
         mcmc_chain_method = jax.vmap  # Gibbs takes one key per chain; vmap the whole chain instead
     mcmc = MCMC(
         k,
@@ -615,11 +685,10 @@ def _sample(
         progress_bar=progress_bar,
     )
     t0 = time.perf_counter()
-    div_fields = (
-        ("block_states.0.diverging", "block_states.1.diverging")
-        if kernel == "gibbs"
-        else ("diverging",)
-    )
+    if kernel == "gibbs":
+        div_fields: tuple[str, ...] = ("block_states.0.diverging", "block_states.1.diverging")
+    else:
+        div_fields = ("diverging",) if "diverging" in k.default_fields else ()
     mcmc.run(jax.random.key(seed), x, y, extra_fields=div_fields, init_params=init_params)
     samples = mcmc.get_samples(group_by_chain=True)
     jax.block_until_ready(samples)
@@ -631,7 +700,7 @@ def _sample(
 
 def _check_run_args(
     *,
-    kernel: str,
+    kernel: str | MCMCKernel,
     ints: dict[str, int],
     seed: int,
     max_tree_depth: int | tuple[int, int],
@@ -641,8 +710,10 @@ def _check_run_args(
     chain_method: str | None,
 ) -> None:
     """The argument checks of :func:`run_mcmc` (each error names the argument)."""
-    if kernel not in KERNELS:
-        raise ValueError(f"kernel must be one of {KERNELS}, got {kernel!r}")
+    if not isinstance(kernel, MCMCKernel) and kernel not in KERNELS:
+        raise ValueError(
+            f"kernel must be one of {KERNELS} or a numpyro MCMCKernel instance, got {kernel!r}"
+        )
     for name, v in ints.items():
         _check_int(name, v)
     _check_int("seed", seed, low=0)
@@ -765,6 +836,8 @@ def _make_kernel(
     target_accept_prob: float,
     max_tree_depth: int,
     num_leapfrog: int,
+    dense_mass: bool = False,
+    betas: np.ndarray | None = None,
 ) -> Any:
     """The NumPyro kernel that ``run_mcmc(kernel=...)`` names, started at ``start``."""
     nuts = lambda: NUTS(
@@ -772,9 +845,20 @@ def _make_kernel(
         init_strategy=start.strategy,
         target_accept_prob=target_accept_prob,
         max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
     )
     if kernel == "nuts":
         return nuts()
+    if kernel == "tempering":
+        return ParallelTempering(
+            model,
+            betas=betas,
+            dense_mass=dense_mass,
+            target_accept_prob=target_accept_prob,
+            max_tree_depth=max_tree_depth,
+            # numpyro's init_to_* are unannotated (see "proximal" below)
+            init_strategy=cast(Callable[..., Any], start.strategy),
+        )
     if kernel == "hmc":
         return HMC(
             model,
@@ -784,6 +868,7 @@ def _make_kernel(
             # parameter's type is inferred from its default 2 pi)
             trajectory_length=None,  # pyright: ignore[reportArgumentType]
             target_accept_prob=target_accept_prob,
+            dense_mass=dense_mass,
         )
     if kernel == "proximal":
         return ProximalHMC(
