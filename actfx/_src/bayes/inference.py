@@ -503,7 +503,9 @@ def run_mcmc(
     ``num_temperatures`` times a NUTS run; the swap acceptance rates come back as
     ``swap_accept_rates``). ``kernel`` may also be any ``numpyro.infer.mcmc.MCMCKernel``
     instance built on ``model`` (e.g. ``NUTS(model, dense_mass=True)`` or a configured
-    ``ParallelTempering``): it is used as given; the start point(s) of ``init`` reach it as
+    ``ParallelTempering``): it is used as given (``target_accept_prob``,
+    ``max_tree_depth``, ``num_leapfrog`` configure only the kernels run_mcmc builds, and
+    ``dense_mass=True`` is refused); the start point(s) of ``init`` reach it as
     unconstrained ``init_params`` (one per chain; ``init="median"`` leaves the kernel's own
     ``init_strategy``), and divergences are counted when its state has a ``diverging``
     field. NUTS's ``max_tree_depth`` defaults to 10, as in NumPyro.
@@ -547,6 +549,11 @@ def run_mcmc(
         raise ValueError(f"dense_mass must be a bool, got {dense_mass!r}")
     if dense_mass and kernel == "proximal":
         raise ValueError("dense_mass=True is not supported by kernel='proximal' (diagonal mass)")
+    if dense_mass and isinstance(kernel, MCMCKernel):
+        raise ValueError(
+            "dense_mass=True configures the kernels run_mcmc builds; for a kernel instance "
+            "set it on the instance (e.g. NUTS(model, dense_mass=True))"
+        )
     ladder = None
     if kernel == "tempering":
         if betas is not None:
