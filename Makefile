@@ -30,11 +30,15 @@ lint: $(VENV)/.installed-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright --pythonpath $(PY)
 
+# One test file per worker at a time, the expensive files first (tests/conftest.py): a file's
+# fixtures and shared compiles run once, not once per worker.
+DIST := --dist loadfile --no-loadscope-reorder
+
 test: lint
-	$(PY) -m pytest -n $(WORKERS)
+	$(PY) -m pytest -n $(WORKERS) $(DIST)
 
 test-all: lint
-	$(PY) -m pytest -n $(WORKERS) -m "slow or not slow"
+	$(PY) -m pytest -n $(WORKERS) $(DIST) -m "slow or not slow"
 
 # Fix what can be fixed: ruff's safe lint fixes, then the formatter.
 fmt: $(VENV)/.installed-dev

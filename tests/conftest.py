@@ -11,6 +11,13 @@ Hypothesis profiles (``HYPOTHESIS_PROFILE=<name> pytest ...``):
 * ``deep``: randomized, ``max_examples=300`` for properties that do not set their own.
   The deep ``@pytest.mark.slow`` properties (``make test-all``) are randomized under any
   profile and set their own large ``max_examples``.
+
+Scheduling (``make test``: ``pytest -n auto --dist loadfile --no-loadscope-reorder``): each
+test file runs whole on one xdist worker, so its module-scoped fixtures and the XLA programs
+its tests share compile once (with ``--dist load`` both workers compiled most of them:
+~15 % more CPU). The files below, the most expensive ones, are collected first (longest
+first: the last files handed out are short, so the two workers finish together); the rest
+keep their order.
 """
 
 import os
@@ -23,6 +30,39 @@ settings.register_profile("ci", derandomize=True, database=None, deadline=None)
 settings.register_profile("random", derandomize=False, database=None, deadline=None)
 settings.register_profile("deep", derandomize=False, database=None, deadline=None, max_examples=300)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+# Measured CPU seconds (-n 0, after the round-4 trimming), most expensive first; stale
+# entries only cost balance, never correctness.
+EXPENSIVE_FIRST = [
+    "tests/test_layeract_native.py",
+    "tests/test_topk.py",
+    "tests/test_cpab_transform.py",
+    "tests/test_ditac.py",
+    "tests/test_layeract.py",
+    "tests/test_docs.py",
+    "tests/test_nelu.py",
+    "tests/test_pivotal_ae.py",
+    "tests/test_nn_activations.py",
+    "tests/test_export_lowering.py",
+    "tests/test_bayes_model.py",
+    "tests/test_bayes_inference.py",
+    "tests/test_bayes_proximal_hmc.py",
+    "tests/test_models.py",
+    "tests/test_robustness_core.py",
+    "tests/test_corruptions.py",
+    "tests/test_train_reliability.py",
+    "tests/test_sharding_matrix.py",
+    "tests/test_readme_scale_out.py",
+    "tests/test_notebooks.py",
+    "actfx/_src/bayes/inference.py",
+]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Expensive files first (a stable sort: the order inside each file is kept)."""
+    rank = {path: i for i, path in enumerate(EXPENSIVE_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
 
 
 @pytest.fixture
