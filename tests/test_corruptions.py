@@ -20,6 +20,15 @@ from actfx._src.data.corruptions import (
 from actfx.data import CORRUPTION_PARAMS, CORRUPTIONS, corrupt
 
 SEVERITIES = (1, 2, 3, 4, 5)
+# Shot and speckle noise compile dear jax.random draws (shot: a Poisson sampler, seconds per
+# shape and dtype) and cast to and from the compute dtype exactly as Gaussian noise does:
+# their float64, bfloat16 and jit checks run under -m slow (their float32 values, parameters
+# and determinism by default, like every corruption's).
+HEAVY = ("shot_noise", "speckle_noise")
+
+
+def names(slow=HEAVY):
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in CORRUPTIONS]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +52,7 @@ def photos():
     return np.stack(crops).astype(np.float32) / 255.0
 
 
-def grey(shape=(8, 64, 64, 3), value=0.5):
+def grey(shape=(16, 32, 32, 3), value=0.5):  # the photos' shape: compiles are shared
     return np.full(shape, value, np.float32)
 
 
@@ -84,7 +93,8 @@ def test_impulse_noise_fraction_and_values(severity):
 @pytest.mark.parametrize("severity", SEVERITIES)
 def test_speckle_noise_std_proportional_to_intensity(severity):
     s = CORRUPTION_PARAMS["speckle_noise"][severity - 1]
-    x = np.concatenate([grey(value=0.25), grey(value=0.5)])
+    half = (8, 32, 32, 3)  # together the photos' shape
+    x = np.concatenate([grey(half, value=0.25), grey(half, value=0.5)])
     y = np.asarray(corrupt(x, "speckle_noise", severity, seed=11))
     for i, v in ((slice(0, 8), 0.25), (slice(8, 16), 0.5)):
         np.testing.assert_allclose((y[i] - v).std(), v * s, rtol=0.02)
@@ -264,19 +274,19 @@ def test_float32_values_match_reference_formula_at_fixed_seed(photos, name):
     np.testing.assert_allclose(y, np_corrupt(photos, name, 4, jax.random.key(9)), atol=2e-6, rtol=0)
 
 
-def test_float64_computed_in_float64(x64, photos):
+@pytest.mark.parametrize("name", names())
+def test_float64_computed_in_float64(x64, photos, name):
     """float64 images: same shape and dtype, and values within 1e-12 of the float64
     reference (a float32 computation would be off by ~1e-8)."""
     x = photos[:2].astype(np.float64) * 0.999 + 1e-4  # not float32-representable
-    for name in CORRUPTIONS:
-        y = corrupt(x, name, 2, seed=3)
-        assert y.dtype == jnp.float64 and y.shape == x.shape, name
-        np.testing.assert_allclose(
-            y, np_corrupt(x, name, 2, jax.random.key(3)), atol=1e-12, rtol=0, err_msg=name
-        )
+    y = corrupt(x, name, 2, seed=3)
+    assert y.dtype == jnp.float64 and y.shape == x.shape, name
+    np.testing.assert_allclose(
+        y, np_corrupt(x, name, 2, jax.random.key(3)), atol=1e-12, rtol=0, err_msg=name
+    )
 
 
-@pytest.mark.parametrize("name", list(CORRUPTIONS))
+@pytest.mark.parametrize("name", names())
 def test_bfloat16_computed_in_float32_and_rounded_once(photos, name):
     """bfloat16 images are corrupted in float32 and rounded to bfloat16 once at the end:
     exactly the float32 corruption of the same values, cast to bfloat16."""
@@ -287,13 +297,15 @@ def test_bfloat16_computed_in_float32_and_rounded_once(photos, name):
     np.testing.assert_array_equal(y.astype(np.float32), ref.astype(np.float32))
 
 
-def test_jit_matches_eager(photos):
+@pytest.mark.parametrize("name", [n for n in names() if n != "jpeg_compression"])
+def test_jit_matches_eager(photos, name):
     key = jax.random.key(0)
-    for name, fn in CORRUPTIONS.items():
-        if name == "jpeg_compression":
-            continue
-        jitted = jax.jit(lambda x, k, fn=fn: fn(x, 4, key=k))
-        np.testing.assert_allclose(jitted(photos, key), fn(photos, 4, key=key), atol=1e-6)
+    fn = CORRUPTIONS[name]
+    jitted = jax.jit(lambda x, k: fn(x, 4, key=k))
+    np.testing.assert_allclose(jitted(photos, key), fn(photos, 4, key=key), atol=1e-6)
+
+
+def test_jpeg_refuses_jit(photos):
     with pytest.raises(ValueError, match="outside jax.jit"):
         jax.jit(lambda x: CORRUPTIONS["jpeg_compression"](x, 1))(photos)
 
