@@ -106,8 +106,12 @@ def test_conv_ae_decoder_starts_as_scaled_adjoint():
     np.testing.assert_allclose(lhs, rhs, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_dense_ae_learns_to_denoise_sparse_signals():
-    """A few hundred Adam steps: the NeLU AE beats the best linear denoiser on held-out data."""
+    """A few hundred Adam steps: the NeLU AE beats the best linear denoiser on held-out data.
+    End to end (a scanned train loop, ~10 s of CPU): under -m slow; by default the pieces
+    are tested (NeLU's gradients by check_grads in test_nelu.py, the AE's gradient w.r.t.
+    lam here, its homogeneity and decoders)."""
     basis = jnp.linalg.qr(jax.random.normal(jax.random.key(9), (16, 16)))[0]
 
     def sample(key, n=128, sigma=0.1):
