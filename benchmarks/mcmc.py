@@ -30,9 +30,9 @@ across loads.
 Measured with ``--quick`` (2 chains x (100 + 100), best of 32 MAP restarts; 2 shared cores at
 load 11-13, so every time is inflated several-fold and only same-run comparisons mean
 anything): both NUTS chains (``run_mcmc`` and hand-written: identical draws) ended in
-different modes (max R-hat 18.0, min ESS 1), dense NUTS too (R-hat 20.0, ESS 1, run 69 s vs
-39 s), tempering (4 temperatures down to 0.3) agreed across chains (R-hat 1.07, min ESS 21,
-ESS/s on the wall clock 0.15 vs 0.03 for hand NUTS, compile 81 s vs 33 s).
+different modes (max R-hat 18.0, min ESS 1); dense NUTS too (R-hat 20.0, ESS 1; wall 69 s
+vs 65 s diagonal); tempering (4 temperatures down to 0.3) agreed across chains (R-hat
+1.07, min ESS 21, ESS/s on the wall clock 0.15 vs 0.03 for hand NUTS; compile 81 s vs 33 s).
 
     python -m benchmarks.mcmc [--warmup 300 --samples 300 --chains 4]
     python -m benchmarks.mcmc --quick   # 100 + 100 draws, 2 chains, 32 MAP restarts
