@@ -21,10 +21,19 @@ def np_layeract(x, kind="silu", alpha=1e-5, axis=None, ddof=1):
 
 
 AXES = [None, (1, 2), -1, (1, 2, 3), (2, 3), 2]
+SLOW = pytest.mark.slow
+KINDS = ("silu", "hardsilu")
 
 
-@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
-@pytest.mark.parametrize("axis", AXES)
+@pytest.mark.parametrize(
+    "kind,axis",
+    # default: every axis once, the two kinds alternating; the other pairs under -m slow
+    [
+        pytest.param(kind, axis, marks=[] if i % 2 == j else [SLOW])
+        for i, axis in enumerate(AXES)
+        for j, kind in enumerate(KINDS)
+    ],
+)
 def test_matches_numpy_reference_float64(x64, kind, axis):
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 5, 6, 4)) * 2 + 0.3
@@ -62,11 +71,22 @@ def test_hardsilu_saturates_like_hardsilu_of_n():
     np.testing.assert_array_equal(out[0, :-1], 0.0)
 
 
-@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
-@pytest.mark.parametrize("axis", [None, -1])
+@pytest.mark.parametrize(
+    "kind,axis",
+    # second order (silu) and first order (hardsilu) over the whole sample (the second
+    # shares the first's compiles); over the last axis under -m slow (the same gradient code
+    # with other reduction axes; values on every axis: test_matches_numpy_reference_float64)
+    [
+        ("silu", None),
+        ("hardsilu", None),
+        pytest.param("silu", -1, marks=SLOW),
+        pytest.param("hardsilu", -1, marks=SLOW),
+    ],
+)
 def test_gradients_check_grads(x64, kind, axis):
     x = jax.random.normal(jax.random.key(2), (2, 3, 5), jnp.float64)
-    f = lambda v: actfx.layeract(v, kind=kind, axis=axis, alpha=1e-3)
+    # jitted: the same derivative rules, about half the compile time of eager dispatch
+    f = jax.jit(lambda v: actfx.layeract(v, kind=kind, axis=axis, alpha=1e-3))
     check_grads(f, (x,), order=2 if kind == "silu" else 1, modes=("fwd", "rev"), eps=1e-4)
 
 
@@ -195,6 +215,9 @@ def test_alpha_zero_constant_layer_is_finite(kind, grad):
     )
 
 
+DTYPES = ("float16", "bfloat16", "float32", "float64")
+
+
 def _np_layeract(x, kind, alpha, ddof=1):
     x = np.asarray(x, np.float64)
     mu = x.mean(axis=-1, keepdims=True)
@@ -204,8 +227,16 @@ def _np_layeract(x, kind, alpha, ddof=1):
     return x * s
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize(
+    "kind,dtype",
+    # default: every dtype once, the kinds alternating (the other test pairs them the
+    # other way round); the rest under -m slow
+    [
+        pytest.param(kind, dtype, marks=[] if (i + 0) % 2 == j else [SLOW])
+        for i, dtype in enumerate(DTYPES)
+        for j, kind in enumerate(KINDS)
+    ],
+)
 def test_overflow_safe_up_to_the_dtype_max(x64, dtype, kind):
     """float32 used to return x/2 above ~1.8e19 (the variance overflowed)."""
     fi = jnp.finfo(dtype)
@@ -223,8 +254,16 @@ def test_overflow_safe_up_to_the_dtype_max(x64, dtype, kind):
         assert bool(jnp.all(jnp.isfinite(g.astype(jnp.float32))))
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
-@pytest.mark.parametrize("kind", ["silu", "hardsilu"])
+@pytest.mark.parametrize(
+    "kind,dtype",
+    # default: every dtype once, the kinds alternating (the other test pairs them the
+    # other way round); the rest under -m slow
+    [
+        pytest.param(kind, dtype, marks=[] if (i + 1) % 2 == j else [SLOW])
+        for i, dtype in enumerate(DTYPES)
+        for j, kind in enumerate(KINDS)
+    ],
+)
 def test_gradient_finite_and_exact_at_the_dtype_max(x64, dtype, kind):
     """Regression (robustness property, bfloat16): a layer ``[0, max, max, max]`` gave a
     gradient of -inf: the cotangent of ``n`` (``g x s'(n)``, of the size of ``max``) was
