@@ -22,25 +22,36 @@ def fwd_bwd(f: Callable) -> Callable:
 
 
 def median_time(
-    fn: Callable, *args, repeats: int = 20, warmup: int = 2, min_time: float = 0.0
+    fn: Callable,
+    *args,
+    repeats: int = 20,
+    warmup: int = 2,
+    min_time: float = 0.0,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> float:
     """Median seconds of ``fn(*args)`` (outputs blocked on), after ``warmup`` calls.
 
     Compilation happens in the warm-up calls and is excluded. With ``min_time`` the
-    number of repeats grows until at least that many seconds were measured.
+    number of repeats grows until at least that many seconds were measured. ``clock``:
+    wall time by default; ``time.process_time`` measures the CPU seconds of all the
+    process's threads (less sensitive to other jobs on a shared machine).
     """
     for _ in range(warmup):
         jax.block_until_ready(fn(*args))
     times: list[float] = []
     while len(times) < repeats or sum(times) < min_time:
-        t0 = time.perf_counter()
+        t0 = clock()
         jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return float(np.median(times))
 
 
 def interleaved_medians(
-    fns: dict[str, Callable], *args, rounds: int = 7, repeats: int = 5
+    fns: dict[str, Callable],
+    *args,
+    rounds: int = 7,
+    repeats: int = 5,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median seconds of each function, measured in interleaved rounds.
 
@@ -52,7 +63,7 @@ def interleaved_medians(
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(rounds):
         for name, fn in fns.items():
-            samples[name].append(median_time(fn, *args, repeats=repeats, warmup=0))
+            samples[name].append(median_time(fn, *args, repeats=repeats, warmup=0, clock=clock))
     return {k: float(np.median(v)) for k, v in samples.items()}
 
 

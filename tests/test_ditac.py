@@ -439,6 +439,76 @@ def test_module_errors():
         DiTAC(0, rngs=nnx.Rngs(0))
 
 
+@pytest.mark.parametrize("dtype", [jnp.float32, pytest.param(jnp.bfloat16, marks=pytest.mark.slow)])
+def test_per_channel_table_gradients_equal_the_plain_interpolant(dtype):
+    """The table path's custom backward (one gather of packed row pairs, one scatter of
+    packed cotangents, per-point factors from the forward) against plain-jnp autodiff of
+    the same interpolant through two gathers: per channel, with points at a and b (the
+    last interval's right end, w = 1), inside and outside [a, b]. Not on interior grid
+    nodes: there the slope is that of whichever interval a one-ulp rounding of the
+    position picks (tested with midpoints in test_table_gradients_are_those_...)."""
+    from actfx._src.ditac import _residual_table
+
+    k, a, b = 8, -0.5, 2.0
+    # theta in x's dtype: bfloat16 builds a bfloat16 table (packed through float32)
+    theta = jnp.asarray(np.stack([THETA, -0.5 * THETA, 0.3 * THETA]), dtype)
+    u = np.array([0.0, 0.15, 0.33, 0.5, 0.84, 0.97, 1.0])
+    cols = [a + (b - a) * u, a + (b - a) * u[::-1], np.array([-2, a, 0.1, 1.9, b, 3, 0.7])]
+    x = jnp.asarray(np.stack(cols, -1), dtype)  # (7, 3), channels last
+
+    def reference(x, theta):
+        ct = jnp.result_type(x.dtype, theta.dtype)
+        r = _residual_table(theta.astype(ct), TESS, k, ct).reshape(3, k)
+        xc = x.astype(ct)
+        inside = (xc >= a) & (xc <= b)
+        # no clip: its gradient at a tie is halved; at a and b the derivative is the one
+        # from inside (see test_derivative_at_a_and_b_is_the_inside_one_sided_one)
+        u = jnp.where(inside, (xc - a) / (b - a), jnp.where(xc < a, 0.0, 1.0).astype(ct))
+        pos = u * (k - 1)
+        i = jnp.clip(jnp.floor(jax.lax.stop_gradient(pos)), 0, k - 2).astype(jnp.int32)
+        w = pos - i
+        ch = jnp.arange(3)
+        v0, v1 = r[ch, i], r[ch, i + 1]
+        delta = jnp.where(inside, (b - a) * (v0 + w * (v1 - v0)), 0.0).astype(x.dtype)
+        phi = 0.5 * jax.lax.erfc(-x * np.sqrt(0.5).astype(x.dtype))
+        return gelu_exact(x) + delta * phi
+
+    f = lambda x, t: actfx.ditac(x, t, TESS, a=a, b=b, method="table", table_size=k)
+    ct, tol = np.float32, (2e-6 if dtype == jnp.float32 else 2e-2)
+    y, want_y = f(x, theta), reference(x, theta)
+    np.testing.assert_allclose(np.asarray(y, ct), np.asarray(want_y, ct), rtol=tol, atol=tol)
+    g = jnp.asarray(np.cos(np.arange(21.0)).reshape(7, 3), dtype)
+    got = jax.vjp(f, x, theta)[1](g)
+    want = jax.vjp(reference, x, theta)[1](g)
+    for gv, wv in zip(got, want):
+        assert gv.dtype == wv.dtype
+        np.testing.assert_allclose(np.asarray(gv, ct), np.asarray(wv, ct), rtol=tol, atol=tol)
+
+
+def test_module_default_table_size_follows_the_layout():
+    from flax import nnx
+
+    from actfx.nn import DiTAC
+    from actfx.nn.linen import DiTAC as LinenDiTAC
+
+    assert DiTAC(rngs=nnx.Rngs(0)).table_size == 2048  # per layer: the reference's table
+    assert DiTAC(4, rngs=nnx.Rngs(0)).table_size == 64  # per channel (benchmarks/ditac_cnn)
+    assert DiTAC(4, table_size=512, rngs=nnx.Rngs(0)).table_size == 512
+    act = DiTAC(3, rngs=nnx.Rngs(0))
+    x = jnp.linspace(-1.0, 2.5, 12).reshape(4, 3)
+    np.testing.assert_array_equal(
+        act(x), actfx.ditac(x, act.theta[...], method="table", table_size=64)
+    )
+    m = LinenDiTAC(num_features=3)
+    v = m.init(jax.random.key(0), x)
+    np.testing.assert_array_equal(
+        m.apply(v, x), actfx.ditac(x, v["params"]["theta"], method="table", table_size=64)
+    )
+    for bad in (0, 1, 2.5, True):
+        with pytest.raises(ValueError, match="table_size"):
+            DiTAC(3, table_size=bad, rngs=nnx.Rngs(0))
+
+
 # ---- benchmark (the experiments are tested in test_experiment_ditac.py) ------------------
 
 

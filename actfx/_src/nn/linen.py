@@ -45,6 +45,7 @@ from actfx._src.nn._common import (
 )
 from actfx._src.nn.ditac import (
     ditac_apply,
+    resolve_table_size,
     tessellation,
     validate_ditac_args,
     validate_ditac_priors,
@@ -309,7 +310,7 @@ class DiTAC(nn.Module):
     b: float = 2.0
     basis: str = "qr"
     method: str = "table"
-    table_size: int = 2048
+    table_size: int | None = None
     variant: str = "gelu_cpab"
     init_length_scale: float = 5.0
     init_output_variance: float = 2.0
@@ -381,7 +382,7 @@ class DiTAC(nn.Module):
             a=float(self.a),
             b=float(self.b),
             method=self.method,
-            table_size=int(self.table_size),
+            table_size=resolve_table_size(self.table_size, self.num_features),
             variant=self.variant,
         )
 
