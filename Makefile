@@ -37,8 +37,10 @@ DIST := --dist loadfile --no-loadscope-reorder
 test: lint
 	$(PY) -m pytest -n $(WORKERS) $(DIST)
 
+# The deep suite also runs with XLA's full optimisation (the default test run skips most of
+# it to compile faster; tests/conftest.py), i.e. the configuration users run.
 test-all: lint
-	$(PY) -m pytest -n $(WORKERS) $(DIST) -m "slow or not slow"
+	ACTFX_TEST_FULL_OPT=1 $(PY) -m pytest -n $(WORKERS) $(DIST) -m "slow or not slow"
 
 # Fix what can be fixed: ruff's safe lint fixes, then the formatter.
 fmt: $(VENV)/.installed-dev
