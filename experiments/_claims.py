@@ -308,6 +308,11 @@ def git_commit() -> str:
     return (sha or "unknown") + ("+dirty" if dirty else "")
 
 
+#: The commit of the code this process imported (read once, at import): a long run records
+#: the code it ran, not a commit made in the checkout while it ran.
+RUN_COMMIT = git_commit()
+
+
 def machine() -> dict:
     """What ran it: platform, processor, core count, JAX version and devices."""
     import jax
@@ -367,7 +372,7 @@ def record(
         "config": dict(config),
         "seeds": [int(s) for s in seeds],
         "per_seed": dict(per_seed),
-        "git_commit": git_commit(),
+        "git_commit": RUN_COMMIT,
         "machine": machine(),
         "load": {"start": load_start, "end": load_average()},
         "wall_time_s": float(wall_time_s),

@@ -4,6 +4,7 @@ verdict table equals the committed records."""
 
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -143,6 +144,9 @@ def test_record_schema(tmp_path):
     )
     assert set(rec) == _claims.RECORD_KEYS
     assert rec["load"]["end"] is not None and rec["wall_time_s"] == 1.5
+    # the commit of the code the process imported, read once (not at the end of the run)
+    assert rec["git_commit"] == _claims.RUN_COMMIT
+    assert re.fullmatch(r"[0-9a-f]{40}(\+dirty)?|unknown", rec["git_commit"])
     with pytest.raises(ValueError, match="verdict"):
         _claims.record(
             name="d",
