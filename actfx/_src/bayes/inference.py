@@ -284,10 +284,11 @@ def annealed_map(
     losses, lls = np.asarray(losses, dtype=np.float64), np.asarray(lls, dtype=np.float64)
     ok = np.isfinite(losses) & np.all(np.isfinite(np.asarray(z)), axis=1)
     losses = np.where(ok, losses, np.inf)
-    points = []
-    for r in range(num_restarts):
-        c = constrain_fn(model, (x, y), {}, unravel(z[r]))
-        points.append({k: v for k, v in c.items() if k in latent})
+    # One traced, vectorised map back to the constrained space (an eager constrain_fn per
+    # restart dispatched the model's ops one by one: most of a small call's time).
+    cz = jax.jit(jax.vmap(lambda zr: constrain_fn(model, (x, y), {}, unravel(zr))))(z)
+    cz = {k: v for k, v in cz.items() if k in latent}
+    points = [{k: v[r] for k, v in cz.items()} for r in range(num_restarts)]
     return points, losses, lls
 
 
