@@ -246,9 +246,9 @@ def ditac(
     backward pass), and is the fast choice. With a per-channel theta the table is rebuilt
     for every channel on every call (``C * table_size`` transforms, forward and backward):
     keep it small. In the Flax MNIST-tutorial CNN (352 channels, batch 32) an Adam train
-    step took 3.2x ReLU's with 64 points (the modules' per-channel default), 26x with 2048
-    points and 18x with ``method="exact"`` (GELU: 1.2x; wall time on 2 CPU cores shared
-    with other jobs, load ~6; in CPU time 3.8x, 31x and 22x).
+    step took 2.7-3.0x ReLU's with 64 points (the modules' per-channel default), 18x with
+    2048 points and 12x with ``method="exact"`` (GELU: 1.05-1.2x; wall time on 2 idle CPU
+    cores; in CPU time 3.6x, 23x and 18x).
 
     Multi-device: works under ``jit`` with sharded inputs, inside ``jax.shard_map`` (the
     table's gradient is summed over the shards that share it) and under explicit sharding

@@ -272,7 +272,7 @@ class DiTAC(nnx.Module):
     variance 2, weight 0.1), lookup-table method with 2048 points per layer. With one theta
     per channel the table has 64 points by default (``table_size=None``): it is rebuilt
     for every channel in every call, and 2048 points per channel made a CNN train step
-    ~20x ReLU's on CPU; 64 points bring it near 3x (``benchmarks/ditac_cnn.py``) with an
+    ~18x ReLU's on CPU; 64 points bring it to 2.7-3.0x (``benchmarks/ditac_cnn.py``) with an
     interpolation error of at most ``(b - a) max|T''| / (8 * 63**2)`` (7.9e-5 max|T''| on
     [-0.5, 2]), at or below the reference's own table error (nearest of 2048 points:
     ``(b - a) max|T'| / 4094``). Pass ``table_size=2048`` to get the per-layer table per
