@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from jax.test_util import check_grads
+from layeract_reference import np_layeract_vjp  # the float64 closed-form oracle
 
 import actfx
 import actfx.nn
@@ -52,25 +53,6 @@ def _close(a, b, scale, k=16):
     np.testing.assert_allclose(a, b, rtol=k * EPS, atol=k * EPS * scale)
 
 
-def _np_reference(x, g, kind, alpha, ddof, paper=False):
-    """float64 LayerAct and its gradient from the closed forms (independent of JAX)."""
-    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    m = x.shape[-1]
-    mu = x.mean(-1, keepdims=True)
-    r = 1 / np.sqrt(((x - mu) ** 2).sum(-1, keepdims=True) / (m - ddof) + alpha)
-    n = (x - mu) * r
-    if kind == "silu":
-        s = 1 / (1 + np.exp(-n))
-        ds = s * (1 - s)
-    else:
-        s = np.clip(n / 6 + 0.5, 0, 1)
-        ds = np.where((n > -3) & (n <= 3), 1 / 6, 0.0)
-    dn = g * x * r * ds
-    b = m if paper else m - ddof
-    dx = g * s + dn - dn.mean(-1, keepdims=True) - n * (dn * n).sum(-1, keepdims=True) / b
-    return x * s, dx
-
-
 # Default: the scalar tail alone (2), the 16-lane loop alone (16), two loop passes and a tail
 # (33); the other sizes (each one new compile per kind x grad x path) under -m slow.
 _SLOW = pytest.mark.slow
@@ -88,7 +70,7 @@ def test_kernel_matches_float64_reference_and_xla(kind, grad, m):
     x = jax.random.normal(kx, (5, m)) * 1.7 + 0.4
     g = jax.random.normal(kg, (5, m))
     (yn, gn), (yx, gx) = _both(x, g, kind=kind, grad=grad)
-    yr, gr = _np_reference(x, g, kind, 1e-5, 1, paper=grad == "paper")
+    yr, gr = np_layeract_vjp(x, g, kind, 1e-5, 1, paper=grad == "paper")
     scale = float(np.abs(yr).max())
     _close(yn, yr, scale)
     _close(gn, gr, float(np.abs(gr).max()), k=64)
@@ -169,7 +151,7 @@ def test_kernel_constant_layers_at_every_magnitude(grad):
         (yn, gn), (yx, gx) = _both(x, g, kind=kind, grad=grad)
         np.testing.assert_array_equal(yn, np.asarray(x) / 2)
         np.testing.assert_array_equal(yx, np.asarray(x) / 2)
-        _, gr = _np_reference(x, g, kind, 1e-5, 1)
+        _, gr = np_layeract_vjp(x, g, kind, 1e-5, 1)
         finite = np.abs(gr).max(-1) < 1e38  # |x| / sqrt(alpha) s'(0) overflows float32 beyond
         assert finite[:5].all() and not finite[5:].all()
         for d in (gn, gx):
@@ -194,7 +176,7 @@ def test_kernel_extreme_layers_match_xla(kind, scale, offset):
     assert np.isfinite(yn).all() and np.isfinite(gn).all()
     # float64 reference on x / scale (LayerAct with alpha = 0 is positively homogeneous)
     xs = np.asarray(x, np.float64) / scale
-    yr, gr = _np_reference(xs, g, kind, 0.0, 1)
+    yr, gr = np_layeract_vjp(xs, g, kind, 0.0, 1)
     _close(yn / scale, yr, float(np.abs(yr).max()), k=16)
     # the kernel's float64 statistics and two-float mean keep the gradient at round-off
     # even where |mean| / std is 3e7 (measured: <= 1.1 eps in value and gradient)
