@@ -24,8 +24,9 @@ from numpyro.infer.hmc_util import (
 )
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
-from numpyro.infer.util import constrain_fn, initialize_model, unconstrain_fn
-from numpyro.util import is_prng_key
+from numpyro.infer.util import constrain_fn, unconstrain_fn
+
+from actfx._src.bayes.kernel_init import split_and_initialize
 
 
 class ProximalHMCState(NamedTuple):
@@ -330,18 +331,8 @@ class ProximalHMC(MCMCKernel):
     # -- MCMCKernel API ----------------------------------------------------------------
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         model_kwargs = {} if model_kwargs is None else model_kwargs
-        vectorized = not is_prng_key(rng_key)
-        if vectorized:
-            rng_key, key_init = jnp.swapaxes(jax.vmap(random.split)(rng_key), 0, 1)
-        else:
-            rng_key, key_init = random.split(rng_key)
-        info = initialize_model(
-            key_init,
-            self._model,
-            dynamic_args=True,
-            init_strategy=self._init_strategy,
-            model_args=model_args,
-            model_kwargs=model_kwargs,
+        rng_key, vectorized, info = split_and_initialize(
+            rng_key, self._model, self._init_strategy, model_args, model_kwargs
         )
         self._potential_fn_gen = info.potential_fn
         self._postprocess_fn = info.postprocess_fn

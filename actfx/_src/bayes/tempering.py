@@ -15,9 +15,10 @@ from jaxtyping import Array
 from numpyro.infer.hmc import HMCState, hmc
 from numpyro.infer.initialization import init_to_uniform
 from numpyro.infer.mcmc import MCMCKernel
-from numpyro.infer.util import ParamInfo, initialize_model
+from numpyro.infer.util import ParamInfo
 from numpyro.primitives import Messenger
-from numpyro.util import is_prng_key
+
+from actfx._src.bayes.kernel_init import split_and_initialize
 
 INNER_KERNELS = ("nuts", "hmc")
 
@@ -305,18 +306,8 @@ class ParallelTempering(MCMCKernel):
     # -- MCMCKernel API --------------------------------------------------------------
     def init(self, rng_key, num_warmup, init_params=None, model_args=(), model_kwargs=None):
         model_kwargs = {} if model_kwargs is None else model_kwargs
-        vectorized = not is_prng_key(rng_key)
-        if vectorized:
-            rng_key, key_init = jnp.swapaxes(jax.vmap(random.split)(rng_key), 0, 1)
-        else:
-            rng_key, key_init = random.split(rng_key)
-        info = initialize_model(
-            key_init,
-            self._tempered,
-            dynamic_args=True,
-            init_strategy=self._init_strategy,
-            model_args=(*model_args, 1.0),
-            model_kwargs=model_kwargs,
+        rng_key, vectorized, info = split_and_initialize(
+            rng_key, self._tempered, self._init_strategy, (*model_args, 1.0), model_kwargs
         )
         if not any(s["type"] == "sample" and s["is_observed"] for s in info.model_trace.values()):
             raise ValueError(
