@@ -123,11 +123,6 @@ def _gelu_plus(x, delta):
     return jax.nn.gelu(x, approximate=False) + delta * phi
 
 
-def _pack_dtype(dtype):
-    """The complex dtype that packs two table values (complex64 for 16- and 32-bit)."""
-    return jnp.complex128 if jnp.dtype(dtype) == jnp.float64 else jnp.complex64
-
-
 def _ditac_table_fwd(x, table, a, b, size):
     # y = gelu(x) + delta Phi(x), delta = (b - a)((1 - w) R_i + w R_{i+1}) inside [a, b].
     # One gather per point: each row j holds (R_j, R_{j+1}) packed in one complex number
@@ -169,7 +164,7 @@ def _ditac_table_bwd(a, b, size, res, g):
     c = gc * dydr
     pt = jnp.promote_types(ct, jnp.float32)
     z = jax.lax.complex(c.astype(pt), (c * w).astype(pt))
-    dz = jnp.zeros(table.shape, _pack_dtype(ct)).at[i].add(z, mode="promise_in_bounds")
+    dz = jnp.zeros(table.shape, z.dtype).at[i].add(z, mode="promise_in_bounds")
     re, im = jnp.real(dz), jnp.imag(dz)
     dtable = (re - im + jnp.concatenate([jnp.zeros((1,), pt), im[:-1]])).astype(ct)
     # Under shard_map a table shared by the shards (invariant) gets the sum over them.
