@@ -21,7 +21,12 @@ the per-seed values of each comparison into an interval and a verdict:
 With several comparisons (``correction="bonferroni"``) each interval is at confidence
 :math:`1 - (1 - c)/m`; ``combine="any"`` calls the claim supported when at least one
 setting is supported and not supported when every setting is; ``combine="all"`` needs every
-setting supported and is refuted by any not supported one.
+setting supported and is refuted by any not supported one. A setting whose runs did not
+converge decides nothing either way: it cannot undo a supported setting under ``"any"`` (that
+interval already carries the correction for all ``m`` settings) nor a not supported one under
+``"all"``; the claim is "inconclusive: not converged" only when the converged settings leave
+the verdict open (changed in round 3, before the ``bayes_sparse --confirm`` run: until then
+one unconverged setting blocked every verdict; no other committed record changed).
 
 :func:`seeds_for_power` gives the seed count that reaches a target power for a guessed effect
 and paired SD (written into each experiment's docstring as the ``--confirm`` size), and
@@ -190,6 +195,8 @@ def combine(verdicts: Sequence[str], how: Literal["any", "all"]) -> str:
       'not supported'
       >>> combine(["not supported", "inconclusive: not converged"], "any")
       'inconclusive: not converged'
+      >>> combine(["supported", "inconclusive: not converged"], "any")
+      'supported'
     """
     vs = list(verdicts)
     if not vs:
@@ -199,19 +206,18 @@ def combine(verdicts: Sequence[str], how: Literal["any", "all"]) -> str:
         raise ValueError(f"unknown verdicts {bad}; expected one of {VERDICTS}")
     if how not in ("any", "all"):
         raise ValueError(f"how must be 'any' or 'all', got {how!r}")
-    if "inconclusive: not converged" in vs:
-        return "inconclusive: not converged"
+    open_ = "inconclusive: not converged" if "inconclusive: not converged" in vs else "inconclusive"
     if how == "any":
         if "supported" in vs:
             return "supported"
         if all(v == "not supported" for v in vs):
             return "not supported"
-        return "inconclusive"
+        return open_
     if "not supported" in vs:
         return "not supported"
     if all(v == "supported" for v in vs):
         return "supported"
-    return "inconclusive"
+    return open_
 
 
 def decide(

@@ -50,7 +50,9 @@ Verdicts, declared before running and decided by ``experiments/_claims.py`` (Stu
 interval over seeds, 95 %, Bonferroni over the priors compared, "any" prior may earn it,
 the headline names the prior that did). **Convergence gate on every verdict**: a seed
 counts only if every run it uses has all-chain R-hat <= 1.05 on the identifiable
-quantities and <= 1 % divergences; otherwise the verdict is "inconclusive: not converged".
+quantities and <= 1 % divergences; otherwise that prior's comparison is "inconclusive: not
+converged" (it then decides nothing: another prior can still earn the claim, see
+:func:`experiments._claims.combine`).
 
 * sparse: per seed, support F1 (sparse prior) - F1 (normal prior) on the same data; minimum
   effect 0.1.

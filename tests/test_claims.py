@@ -68,8 +68,14 @@ def test_bonferroni_widens_and_can_change_the_verdict():
         (["supported", "supported"], "all", "supported"),
         (["supported", "inconclusive"], "all", "inconclusive"),
         (["supported", "not supported"], "all", "not supported"),
-        (["supported", "inconclusive: not converged"], "any", "inconclusive: not converged"),
+        # an unconverged setting decides nothing: it neither undoes a supported setting under
+        # "any" nor a not supported one under "all", and leaves an open verdict unconverged
+        (["supported", "inconclusive: not converged"], "any", "supported"),
+        (["not supported", "inconclusive: not converged"], "any", "inconclusive: not converged"),
+        (["inconclusive", "inconclusive: not converged"], "any", "inconclusive: not converged"),
         (["supported", "inconclusive: not converged"], "all", "inconclusive: not converged"),
+        (["not supported", "inconclusive: not converged"], "all", "not supported"),
+        (["inconclusive: not converged"], "all", "inconclusive: not converged"),
     ],
 )
 def test_combine(vs, how, expected):
