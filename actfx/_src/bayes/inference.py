@@ -159,18 +159,20 @@ def multistart_map(
     return points, np.asarray(out_losses)
 
 
-def _split_potential(model: SparseMLP, x: Array, y: Array, key: Array):
-    """``(pe, ll, z0, unravel, postprocess)``: the unconstrained potential (negative log joint
-    with the transforms' Jacobians, what MCMC samples) and the log-likelihood of ``y``, both
-    on a flat unconstrained vector, and one structure point ``z0``."""
-    from numpyro.infer.util import constrain_fn
+def _split_potential(model: SparseMLP, x: Array, y: Array, z_like: dict):
+    """``(pe, ll, unravel)``: the unconstrained potential (negative log joint with the
+    transforms' Jacobians, what MCMC samples; NumPyro's ``potential_energy``, as
+    ``initialize_model`` builds it) and the log-likelihood of ``y``, both on a flat
+    unconstrained vector, and the map from that vector to the sites' dict shaped like
+    ``z_like`` (arrays or ``ShapeDtypeStruct``)."""
+    from numpyro.infer.util import constrain_fn, potential_energy
 
-    info = initialize_model(key, model, model_args=(x, y))
-    z0, unravel = jax.flatten_util.ravel_pytree(info.param_info.z)
-    pe_fn = info.potential_fn
+    _, unravel = jax.flatten_util.ravel_pytree(
+        jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), z_like)
+    )
 
     def pe(zf):
-        return pe_fn(unravel(zf))
+        return potential_energy(model, (x, y), {}, unravel(zf))
 
     def ll(zf):
         params = constrain_fn(model, (x, y), {}, unravel(zf))
@@ -178,7 +180,7 @@ def _split_potential(model: SparseMLP, x: Array, y: Array, key: Array):
         site = tr["y"]
         return jnp.sum(site["fn"].log_prob(site["value"]))
 
-    return pe, ll, z0, unravel, info.postprocess_fn
+    return pe, ll, unravel
 
 
 def annealed_map(
@@ -246,14 +248,20 @@ def annealed_map(
         if isinstance(v, bool) or not (isinstance(v, numbers.Real) and 0 < v <= 1):
             raise ValueError(f"{name} must be a float in (0, 1], got {v!r}")
     x, y = jnp.asarray(x), jnp.asarray(y)
-    key_prior, key_init = jax.random.split(jax.random.key(seed))
-    pe, ll, _, unravel, _ = _split_potential(model, x, y, key_init)
+    key_prior, _ = jax.random.split(jax.random.key(seed))
     latent = _latent_sample_sites(model, x, y)
-    draws = Predictive(model, num_samples=num_restarts)(key_prior, x, None)
+    # Everything below runs traced (jit, eval_shape): NumPyro's Predictive / initialize_model
+    # run eagerly dispatch and compile the model's ops one by one (~300 small XLA compiles,
+    # most of a small call's time).
+    draws = jax.jit(lambda k: Predictive(model, num_samples=num_restarts)(k, x, None))(key_prior)
     draws = {k: v for k, v in draws.items() if k in latent}
-    z_batch = jax.vmap(
-        lambda d: jax.flatten_util.ravel_pytree(unconstrain_fn(model, (x, y), {}, d))[0]
-    )(draws)
+
+    def unconstrain(d):
+        return unconstrain_fn(model, (x, y), {}, d)
+
+    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), draws)
+    pe, ll, unravel = _split_potential(model, x, y, jax.eval_shape(unconstrain, one))
+    z_batch = jax.jit(jax.vmap(lambda d: jax.flatten_util.ravel_pytree(unconstrain(d))[0]))(draws)
     n_anneal = max(1, int(anneal_fraction * num_steps))
     log_b0 = math.log(prior_weight_start)
 
@@ -288,7 +296,7 @@ def annealed_map(
     # restart dispatched the model's ops one by one: most of a small call's time).
     cz = jax.jit(jax.vmap(lambda zr: constrain_fn(model, (x, y), {}, unravel(zr))))(z)
     cz = {k: v for k, v in cz.items() if k in latent}
-    points = [{k: v[r] for k, v in cz.items()} for r in range(num_restarts)]
+    points = jax.jit(lambda c: [{k: v[r] for k, v in c.items()} for r in range(num_restarts)])(cz)
     return points, losses, lls
 
 
@@ -899,8 +907,15 @@ def _make_kernel(
 
 
 def _latent_sample_sites(model: SparseMLP, x: Array, y: Array) -> set[str]:
-    tr = handlers.trace(handlers.seed(model, 0)).get_trace(x, y)
-    return {k for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"]}
+    names: set[str] = set()
+
+    def names_of(x, y):  # traced abstractly: no op is run or compiled
+        tr = handlers.trace(handlers.seed(model, 0)).get_trace(x, y)
+        names.update(k for k, s in tr.items() if s["type"] == "sample" and not s["is_observed"])
+        return 0
+
+    jax.eval_shape(names_of, x, y)
+    return names
 
 
 def _check_init_values(model: SparseMLP, x: Array, y: Array, values: dict, name: str) -> None:
