@@ -200,11 +200,14 @@ def test_kernel_transformations_agree_with_xla():
         _close(a, b, float(np.abs(b).max()) + 1e-30, k=k)
 
     nat, xla = f("native"), f("xla")
-    close(jax.jit(nat)(x), nat(x), k=0)
-    close(jax.vmap(nat, in_axes=1, out_axes=1)(x), jax.vmap(xla, in_axes=1, out_axes=1)(x))
-    close(jax.jvp(nat, (x,), (t,))[1], jax.jvp(xla, (x,), (t,))[1])
+    close(jax.jit(nat)(x), nat(x), k=0)  # eager and jitted: the same floats
+    # Every other transformation runs jitted: eager, each composite dispatches (and
+    # compiles) its ops one by one, seconds of compiles for nothing the jitted run misses.
+    vm = lambda h: jax.jit(jax.vmap(h, in_axes=1, out_axes=1))(x)
+    close(vm(nat), vm(xla))
+    jv = lambda h: jax.jit(lambda v, w: jax.jvp(h, (v,), (w,))[1])(x, t)
+    close(jv(nat), jv(xla))
     # grad of grad, and a full Hessian (forward over reverse)
-    # (jitted: eager higher-order autodiff dispatches hundreds of small ops)
     gg = lambda h: jax.jit(
         jax.grad(lambda v: jnp.sum(jax.grad(lambda u: jnp.sum(jnp.sin(h(u))))(v) ** 2))
     )
@@ -217,12 +220,13 @@ def test_kernel_transformations_agree_with_xla():
     close(vg(nat), vg(xla))
     # remat, scan, linearize
     tot = lambda h: lambda v: jnp.sum(jnp.tanh(h(v)))
-    close(jax.grad(jax.checkpoint(tot(nat)))(x), jax.grad(tot(xla))(x))
-    scan = lambda h: jax.grad(
-        lambda v: jax.lax.scan(lambda c, xi: (c + tot(h)(xi[None]), None), 0.0, v)[0]
+    close(jax.jit(jax.grad(jax.checkpoint(tot(nat))))(x), jax.jit(jax.grad(tot(xla)))(x))
+    scan = lambda h: jax.jit(
+        jax.grad(lambda v: jax.lax.scan(lambda c, xi: (c + tot(h)(xi[None]), None), 0.0, v)[0])
     )
     close(scan(nat)(x), scan(xla)(x))
-    close(jax.linearize(tot(nat), x)[1](t), jax.linearize(tot(xla), x)[1](t))
+    lin = lambda h: jax.jit(lambda v, w: jax.linearize(tot(h), v)[1](w))(x, t)
+    close(lin(nat), lin(xla))
 
 
 @needs_kernel
