@@ -32,6 +32,27 @@ import os
 if os.environ.get("ACTFX_TEST_FULL_OPT") != "1":
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
+# One XLA compilation cache for the whole session, shared by every process of the run: the
+# xdist workers and the multi-device subprocesses inherit this environment. Both workers
+# compile many identical programs (the same small ops, the same NumPyro model pieces); with
+# the cache the second one reads the first one's executable. Measured on 4 Bayes test files
+# with -n 2, starting from an empty cache: 124.8 -> 110.2 CPU s. The cache starts empty and
+# is deleted at the end (a run measures what a clean clone pays); set
+# ACTFX_TEST_JAX_CACHE=<dir> to keep one across runs, =0 to run without. No size limit: a
+# limit turns on JAX's file lock and eviction scan (6 of the 14.6 CPU s saved above went
+# to it). Unlocked, a reader that meets a half-written entry fails zlib's length and
+# checksum test, warns and compiles (jax's _cache_read catches it): never a wrong program.
+_OWN_JAX_CACHE = None
+if os.environ.get("ACTFX_TEST_JAX_CACHE") != "0":
+    if not os.environ.get("ACTFX_TEST_JAX_CACHE"):
+        import tempfile
+
+        _OWN_JAX_CACHE = tempfile.mkdtemp(prefix="actfx-test-xla-cache-")
+        os.environ["ACTFX_TEST_JAX_CACHE"] = _OWN_JAX_CACHE
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = os.environ["ACTFX_TEST_JAX_CACHE"]
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "0"
+
 import jax
 import pytest
 from hypothesis import settings
@@ -78,6 +99,15 @@ EXPENSIVE_FIRST = [
     "tests/test_train_api.py",
     "tests/test_models.py",
 ]
+
+
+def pytest_unconfigure(config):
+    """The process that made the session's compilation cache deletes it (the controller
+    with xdist, the only process without)."""
+    if _OWN_JAX_CACHE is not None and not hasattr(config, "workerinput"):
+        import shutil
+
+        shutil.rmtree(_OWN_JAX_CACHE, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):
