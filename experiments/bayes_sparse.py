@@ -68,6 +68,19 @@ excludes 0 with 80 % power at 9 seeds (``_claims.seeds_for_power``), at 18 seeds
 0.15. ``--confirm`` runs ``CONFIRM_SEEDS = 10`` seeds (256 restarts, 300 + 300 draws) and
 writes ``experiments/verdicts/bayes_sparse.json``; it is about 10x the quick run's time.
 
+``--confirm`` (2026-12-06, 62.5 min on 2 cores shared with the NeLU confirm run): *sparse*
+inconclusive: not converged -- SoftLaplace - normal F1 -0.084 [-0.372, +0.204]
+(inconclusive; the paired SD is 0.34, not the 0.10 guessed above, and the mean is below
+0), horseshoe - normal -0.001 [-0.273, +0.271] with horseshoe converged on 2 of 10 seeds
+(R-hat 1.031-6.3, divergences up to 2 %). *calibrated* supported, earned by SoftLaplace:
++0.037 [+0.024, +0.050] (held-out 90 % coverage 0.900 +- 0.029). *activation recovered*
+supported, earned by SoftLaplace: +0.326 [+0.192, +0.459]. The R-hat gate does not see a
+seed whose chains agree on a wrong mode: SoftLaplace seed 7 passed it (R-hat 1.010) with
+all 4 chains at train log-lik 45 vs the teacher's 93 (gamma/lam 90 % CI 0.66-1.20, truth
+0.333); it counts in both supported verdicts (its activation effect is -0.01). The
+normal prior reached the teacher on 10/10 seeds, SoftLaplace on 9/10, horseshoe 8.25/10 of
+chains on average.
+
 Writes ``results/bayes_sparse/bayes_sparse.json`` and ``bayes_sparse.png`` (posterior mean
 and 90 % band of the normalised activation vs the teacher's; ``W0/lam`` posteriors vs truth).
 

@@ -91,8 +91,20 @@ synthetic study at 10 000 steps (1 seed, a convergence check, 641 s at load 11-1
 runs converged -- still improving over the second half: NeLU free@.05 23 %, @.1 9.6 %;
 ReLU free@.02 18 %, @.05 8.5 %, @.1 39 %; ReLU pinv@.05 5.7 % -- so every synthetic claim
 is "inconclusive: not converged" at 10 000 steps. ``--confirm`` therefore trains the
-synthetic models 20 000 steps (the ``--full`` setting; whether that converges them is not
-yet checked; ~55 min on 2 quiet cores, an estimate). ``--confirm`` has not been run.
+synthetic models 20 000 steps (the ``--full`` setting).
+
+``--confirm`` (5 seeds, 2026-12-06, 61 min on 2 cores shared with the Bayes confirm run;
+record ``experiments/verdicts/nelu_pivotal.json``): images 60/60 runs converged -- pivotal
+supported (R_NeLU / R_ReLU x0.206 [0.194, 0.219] free, x0.218 [0.189, 0.250] pinv), match
+not supported for both decoders (worst NeLU@25 / ReLU@50 MSE x1.296 and x1.291). Synthetic
+55/80 converged: every pinv run, but no free-decoder run at sigma_train <= 0.1 (NeLU .05
+and .1, ReLU .02 / .05 / .1; loss still falling up to 58 % over the second half) -- so the
+free-decoder comparisons are "inconclusive: not converged" (pivotal free x0.025 [0.007,
+0.089] would otherwise pass), pivotal pinv is supported (x0.077 [0.068, 0.087]) but the
+claim needs both decoders, and match_pinv is not supported (worst x1.123 [1.096, 1.152] at
+sigma_test 0.5; within 10 % at 1 of 5 sigma_test). Deciding the synthetic free decoder
+needs longer training (``--full`` on an accelerator, or more steps) or a learning-rate
+schedule; not done on CPU.
 
 Measured before the harness (round 2, quick default: 3 seeds, synthetic 2500 steps;
 mean and 95 % interval over seeds; the rules then were absolute thresholds):

@@ -3,6 +3,7 @@ RK4 reference, continuity, table-mode accuracy and its convergence rate, gradien
 per-channel thetas, jit/vmap/dtype parity, the regulariser, and error messages."""
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -41,6 +42,24 @@ def test_matches_numpy_rk4_reference(x64, a, b):
     )  # not GELU
 
 
+# Bitwise equality of one program's two GELU evaluations is XLA's choice: it holds with the
+# default CPU fusion emitters; the default test run uses the legacy ones (tests/conftest.py),
+# which differ by an ulp at a few points. There the gap must be within 2 ulp of GELU.
+BITWISE_SAME_PROGRAM = "xla_cpu_use_fusion_emitters=false" not in os.environ.get("XLA_FLAGS", "")
+
+
+def assert_no_gap(gap, x):
+    """``gap`` (DiTAC - GELU in one program) is 0: bitwise, or within 2 ulp of |GELU(x)|
+    under the legacy emitters (see BITWISE_SAME_PROGRAM)."""
+    gap = np.asarray(gap, np.float64)
+    if BITWISE_SAME_PROGRAM:
+        assert np.all(gap == 0), np.abs(gap).max()
+    else:
+        eps = float(jnp.finfo(jnp.asarray(x).dtype).eps)
+        g = np.abs(np.asarray(gelu_exact(x), np.float64))
+        np.testing.assert_array_less(np.abs(gap), 2 * eps * g + np.finfo(np.float64).tiny)
+
+
 def same_program_gelu_gap(fn, x, theta):
     """``fn(x, theta) - gelu(x)`` computed in ONE compiled program: the GELU subexpressions
     are then identical (same XLA code), so the gap is exactly 0 wherever DiTAC's
@@ -62,10 +81,10 @@ def test_gelu_outside_interval_and_at_theta_zero_exactly(x64, mode, dtype):
     y = f(x, theta)
     assert y.dtype == x.dtype
     gap = same_program_gelu_gap(f, x, theta)
-    assert np.all(np.asarray(gap)[out] == 0)
-    assert np.all(np.asarray(same_program_gelu_gap(f, x, jnp.zeros(9, dtype))) == 0)
+    assert_no_gap(np.asarray(gap)[out], x[out])
+    assert_no_gap(same_program_gelu_gap(f, x, jnp.zeros(9, dtype)), x)
     xc = x.reshape(-1, 1) * jnp.ones(3, dtype)  # per-channel thetas
-    assert np.all(np.asarray(same_program_gelu_gap(f, xc, jnp.zeros((3, 9), dtype))) == 0)
+    assert_no_gap(same_program_gelu_gap(f, xc, jnp.zeros((3, 9), dtype)), xc)
     # against a separately compiled jax.nn.gelu: equal up to the compiler's erfc rounding
     tol = 16 * float(jnp.finfo(x.dtype).eps)
     np.testing.assert_allclose(np.asarray(y)[out], np.asarray(gelu_exact(x))[out], rtol=tol, atol=0)
@@ -80,7 +99,7 @@ def test_bfloat16_dtype_and_gelu():
         f = lambda x, t: actfx.ditac(x, t, method=mode)
         y = f(x, jnp.zeros(9))
         assert y.dtype == jnp.bfloat16
-        assert np.all(np.asarray(same_program_gelu_gap(f, x, jnp.zeros(9)).astype(np.float32)) == 0)
+        assert_no_gap(same_program_gelu_gap(f, x, jnp.zeros(9)).astype(np.float32), x)
         g = gelu_exact(x).astype(np.float32)
         np.testing.assert_allclose(y.astype(np.float32), g, rtol=2.0**-7, atol=2.0**-8)  # ~1 ulp
 

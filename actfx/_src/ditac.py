@@ -225,7 +225,10 @@ def ditac(
     :math:`\delta = \tilde T(x) - x = (b - a)(T(u) - u)` (equal to the formula above in
     exact arithmetic), and :math:`\delta` is exactly 0 there. (Compared with a *separately
     compiled* ``jax.nn.gelu`` call, XLA may round ``erfc`` differently by an ulp depending
-    on shapes and fusion; within one program the two are bitwise equal.)
+    on shapes and fusion; within one program the two are bitwise equal with XLA's default
+    CPU code generation. That is XLA's choice, not a guarantee: with its legacy CPU fusion
+    emitters at -O0, ``--xla_cpu_use_fusion_emitters=false``, the per-channel table path
+    differs from the same program's GELU by an ulp at a few points.)
 
     ``method="exact"`` integrates the velocity field in closed form at every point.
     ``method="table"`` evaluates :math:`T(g) - g` once per call on ``table_size`` equally
