@@ -29,7 +29,8 @@ import os
 # MCMC tests of test_bayes_proximal_hmc 44 -> 31 s (their run time did not grow). Set in the
 # environment so that the tests' subprocesses inherit it (the multi-device ones replace
 # XLA_FLAGS, not this). ``ACTFX_TEST_FULL_OPT=1`` keeps JAX's default.
-if os.environ.get("ACTFX_TEST_FULL_OPT") != "1":
+_FULL_OPT = os.environ.get("ACTFX_TEST_FULL_OPT") == "1"
+if not _FULL_OPT:
     os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 
 # XLA's legacy CPU fusion emitters compile about twice as fast as the default MLIR ones
@@ -41,7 +42,7 @@ if os.environ.get("ACTFX_TEST_FULL_OPT") != "1":
 # (``make test-all``, XLA's default emitters) and to 2 ulp here. Appended to
 # XLA_FLAGS so the tests' subprocesses inherit it (the multi-device ones replace XLA_FLAGS).
 LEGACY_EMITTERS = "--xla_cpu_use_fusion_emitters=false"
-if os.environ.get("ACTFX_TEST_FULL_OPT") != "1":
+if not _FULL_OPT:
     _flags = os.environ.get("XLA_FLAGS", "")
     if "xla_cpu_use_fusion_emitters" not in _flags:
         os.environ["XLA_FLAGS"] = f"{_flags} {LEGACY_EMITTERS}".strip()
@@ -71,7 +72,7 @@ import jax
 import pytest
 from hypothesis import settings
 
-if os.environ.get("ACTFX_TEST_FULL_OPT") != "1":
+if not _FULL_OPT:
     jax.config.update("jax_disable_most_optimizations", True)
 
 settings.register_profile("ci", derandomize=True, database=None, deadline=None)
